@@ -1,0 +1,128 @@
+#include "transport/memory_link.hpp"
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <string>
+
+#include "transport/framing.hpp"
+
+namespace vox {
+
+namespace {
+
+/// One direction of a pair. Both endpoints hold it, so it outlives whichever dies first.
+struct channel {
+  struct entry {
+    byte_buffer payload;
+    /// Size of a payload that exceeded the limit and was therefore never copied.
+    uint64_t oversized = 0;
+  };
+
+  std::mutex mtx;
+  std::condition_variable cv;
+  std::deque<entry> queue;
+  /// The sending endpoint closed or aborted: the receiver sees EOF once the queue drains.
+  bool writer_done = false;
+  /// The receiving endpoint aborted: nothing will ever be read again.
+  bool reader_gone = false;
+};
+
+class memory_link final : public link {
+public:
+  memory_link(std::shared_ptr<channel> tx, std::shared_ptr<channel> rx, link_options options,
+              std::string name)
+    : tx_(std::move(tx)), rx_(std::move(rx)), options_(options), name_(std::move(name)) {
+    // nop
+  }
+
+  ~memory_link() override {
+    abort();
+  }
+
+  caf::expected<void> send(byte_span payload) override {
+    if (payload.size() > UINT32_MAX)
+      return make_error(errc::frame_too_large, "payload of " + std::to_string(payload.size())
+                                                 + " bytes does not fit a u32 length");
+    channel::entry item;
+    // Decide before copying, so an oversized payload costs nothing, like on a socket.
+    if (payload.size() > options_.max_frame_size)
+      item.oversized = payload.size();
+    else
+      item.payload.assign(payload.begin(), payload.end());
+    std::lock_guard<std::mutex> guard{tx_->mtx};
+    if (tx_->writer_done)
+      return make_error(errc::closed, name_ + ": send after close or abort");
+    if (tx_->reader_gone)
+      return make_error(errc::link_closed, name_ + ": the peer aborted the link");
+    tx_->queue.push_back(std::move(item));
+    tx_->cv.notify_one();
+    return {};
+  }
+
+  caf::expected<std::optional<byte_buffer>> recv() override {
+    std::unique_lock<std::mutex> guard{rx_->mtx};
+    rx_->cv.wait(guard, [this] {
+      return rx_->reader_gone || rx_failure_ || !rx_->queue.empty() || rx_->writer_done;
+    });
+    if (rx_->reader_gone)
+      return make_error(errc::closed, name_ + ": link aborted locally");
+    if (rx_failure_)
+      return rx_failure_;
+    // r[impl link.rx.eof]
+    if (rx_->queue.empty())
+      return std::optional<byte_buffer>{};
+    auto item = std::move(rx_->queue.front());
+    rx_->queue.pop_front();
+    if (item.oversized > 0) {
+      rx_failure_ = check_frame_size(item.oversized, options_.max_frame_size);
+      return rx_failure_;
+    }
+    // r[impl link.message.empty]
+    return std::optional<byte_buffer>{std::move(item.payload)};
+  }
+
+  void close() override {
+    std::lock_guard<std::mutex> guard{tx_->mtx};
+    tx_->writer_done = true;
+    tx_->cv.notify_all();
+  }
+
+  void abort() override {
+    {
+      std::lock_guard<std::mutex> guard{rx_->mtx};
+      rx_->reader_gone = true;
+      rx_->queue.clear();
+      rx_->cv.notify_all();
+    }
+    close();
+  }
+
+  std::string describe() const override {
+    return name_;
+  }
+
+private:
+  std::shared_ptr<channel> tx_;
+  std::shared_ptr<channel> rx_;
+  link_options options_;
+  std::string name_;
+  /// Set once a frame exceeded the limit; guarded by `rx_->mtx`.
+  caf::error rx_failure_;
+};
+
+} // namespace
+
+// r[impl transport.memory]
+std::pair<link_ptr, link_ptr> make_memory_link_pair(link_options options) {
+  static std::atomic<uint64_t> next_id{1};
+  auto id = std::to_string(next_id.fetch_add(1, std::memory_order_relaxed));
+  auto a_to_b = std::make_shared<channel>();
+  auto b_to_a = std::make_shared<channel>();
+  return {std::make_shared<memory_link>(a_to_b, b_to_a, options, "memory " + id + " a->b"),
+          std::make_shared<memory_link>(b_to_a, a_to_b, options, "memory " + id + " b->a")};
+}
+
+} // namespace vox

@@ -1,0 +1,22 @@
+// A link over a connected stream socket (TCP or Unix domain), framed by a u32-LE length.
+#pragma once
+
+#include <string>
+
+#include "transport/link.hpp"
+#include "transport/socket.hpp"
+
+namespace vox {
+
+/// Wraps a connected stream socket into a link (r[transport.stream]); the link owns `fd`
+/// and closes it when destroyed. `description` is what `describe` returns.
+///
+/// `send` writes the length prefix and the payload with one `sendmsg`, so no small write
+/// waits for an ACK; a peer that is gone yields `errc::link_closed` (never SIGPIPE).
+/// `recv` fails with `errc::frame_too_large` as soon as a length prefix exceeds
+/// `options.max_frame_size`, and with `errc::link_closed` when the stream ends mid-frame;
+/// both failures are final. `close` shuts down our sending direction; `abort` shuts down
+/// both, which wakes a blocked `recv` or `send` with `errc::closed`.
+link_ptr make_socket_link(unique_fd fd, std::string description, link_options options = {});
+
+} // namespace vox
