@@ -1,0 +1,171 @@
+// vox-dump: prints vox traffic as one readable line per message.
+//
+//   vox-dump FILE            FILE holds exactly one bare postcard Message
+//   vox-dump --framed FILE   FILE is a u32-LE framed stream, as read from a TCP link; a
+//                            capture from the first byte also shows the transport prologue
+//                            and the CBOR handshake
+// FILE may be "-" for standard input. Exit status 0 when everything decoded; otherwise a
+// one-line error naming the byte offset on stderr and status 1 (2 for usage errors).
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <string>
+
+#include "protocol/handshake.hpp"
+#include "protocol/message.hpp"
+#include "transport/prologue.hpp"
+
+using namespace vox;
+
+namespace {
+
+int usage() {
+  std::fputs("usage: vox-dump [--framed] FILE|-\n"
+             "  decodes one bare vox Message (or, with --framed, a u32-LE framed stream of\n"
+             "  them) and prints one line per message; SENSITIVE metadata is redacted\n",
+             stderr);
+  return 2;
+}
+
+bool read_input(const std::string& path, byte_buffer& out) {
+  if (path == "-") {
+    out.assign(std::istreambuf_iterator<char>{std::cin}, std::istreambuf_iterator<char>{});
+    return true;
+  }
+  std::ifstream in{path, std::ios::binary};
+  if (!in)
+    return false;
+  out.assign(std::istreambuf_iterator<char>{in}, std::istreambuf_iterator<char>{});
+  return true;
+}
+
+int fail(const std::string& path, const std::string& what) {
+  std::fflush(stdout); // keep the lines printed so far ahead of the error
+  std::fprintf(stderr, "vox-dump: %s: %s\n", path.c_str(), what.c_str());
+  return 1;
+}
+
+/// A prologue message, if `frame` is one (8 bytes with a VOT* magic).
+std::optional<std::string> prologue_line(byte_span frame) {
+  auto p = parse_prologue_message(frame);
+  if (!p)
+    return std::nullopt;
+  const char* name = p->magic == transport_hello_magic    ? "TransportHello"
+                     : p->magic == transport_accept_magic ? "TransportAccept"
+                     : p->magic == transport_reject_magic ? "TransportReject"
+                                                          : nullptr;
+  if (name == nullptr)
+    return std::nullopt;
+  std::string line = std::string{"prologue "} + name + " version=" + std::to_string(p->version);
+  if (p->magic == transport_reject_magic)
+    line += " reason=" + std::to_string(p->value);
+  else
+    line += std::string{" mode="} + to_string(static_cast<conduit_mode>(p->value));
+  return line;
+}
+
+std::string resume_key_text(const std::optional<byte_buffer>& key) {
+  return key ? std::to_string(key->size()) + "B" : std::string{"none"};
+}
+
+std::string handshake_line(const handshake_message& hs) {
+  std::string line = std::string{"handshake "} + handshake_message_name(hs);
+  std::visit(
+    [&](const auto& m) {
+      using T = std::decay_t<decltype(m)>;
+      if constexpr (std::is_same_v<T, hello> || std::is_same_v<T, hello_yourself>) {
+        if constexpr (std::is_same_v<T, hello>)
+          line += std::string{" parity="} + to_string(m.parity);
+        line += std::string{" settings.parity="} + to_string(m.settings.parity)
+                + " max_concurrent_requests=" + std::to_string(m.settings.max_concurrent_requests)
+                + " schemas=" + std::to_string(m.message_payload_schema.size()) + "B"
+                + " supports_retry=" + (m.supports_retry ? "true" : "false")
+                + " resume_key=" + resume_key_text(m.resume_key);
+      } else if constexpr (std::is_same_v<T, sorry>) {
+        line += " reason=\"" + m.reason + "\"";
+      }
+    },
+    hs);
+  return line;
+}
+
+int dump_framed(const std::string& path, const byte_buffer& data) {
+  size_t pos = 0, index = 0;
+  // A capture from the first byte starts with a prologue message, then CBOR handshake
+  // messages up to the last one this direction sends (LetsGo or HelloYourself).
+  bool handshake_phase = false, first = true;
+  while (pos < data.size()) {
+    if (data.size() - pos < 4)
+      return fail(path, "byte " + std::to_string(pos) + ": frame " + std::to_string(index)
+                          + ": truncated length prefix (" + std::to_string(data.size() - pos)
+                          + " of 4 bytes)");
+    uint32_t len = uint32_t(data[pos]) | uint32_t(data[pos + 1]) << 8
+                   | uint32_t(data[pos + 2]) << 16 | uint32_t(data[pos + 3]) << 24;
+    if (len > data.size() - pos - 4)
+      return fail(path, "byte " + std::to_string(pos) + ": frame " + std::to_string(index)
+                          + " declares " + std::to_string(len) + " bytes but only "
+                          + std::to_string(data.size() - pos - 4) + " remain");
+    byte_span frame{data.data() + pos + 4, len};
+    auto frame_start = pos;
+    pos += 4 + len;
+    ++index;
+    if (first) {
+      first = false;
+      if (auto line = prologue_line(frame)) {
+        std::printf("%s\n", line->c_str());
+        handshake_phase = true;
+        continue;
+      }
+    }
+    if (handshake_phase) {
+      auto hs = decode_handshake(frame);
+      if (!hs)
+        return fail(path, "byte " + std::to_string(frame_start) + ": frame " + std::to_string(index - 1)
+                            + ": " + describe(hs.error()));
+      std::printf("%s\n", handshake_line(*hs).c_str());
+      handshake_phase = !std::holds_alternative<lets_go>(*hs)
+                        && !std::holds_alternative<hello_yourself>(*hs)
+                        && !std::holds_alternative<sorry>(*hs);
+      continue;
+    }
+    auto msg = decode_message(frame, trailing::reject);
+    if (!msg)
+      return fail(path, "byte " + std::to_string(frame_start) + ": frame " + std::to_string(index - 1)
+                          + " (payload offsets below are within the frame): "
+                          + describe(msg.error()));
+    std::printf("%s\n", to_string(*msg).c_str());
+  }
+  return 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  bool framed = false;
+  std::string path;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--framed")
+      framed = true;
+    else if (arg == "-h" || arg == "--help")
+      return usage(), 0;
+    else if (path.empty() && (arg == "-" || arg.rfind("-", 0) != 0))
+      path = arg;
+    else
+      return usage();
+  }
+  if (path.empty())
+    return usage();
+  byte_buffer data;
+  if (!read_input(path, data))
+    return fail(path, std::string{"cannot read: "} + std::strerror(errno));
+  if (framed)
+    return dump_framed(path, data);
+  auto msg = decode_message(data, trailing::reject);
+  if (!msg)
+    return fail(path, describe(msg.error()));
+  std::printf("%s\n", to_string(*msg).c_str());
+  return 0;
+}

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs the Debian packages vox-caf builds with, if any is missing (needs root or sudo).
+set -euo pipefail
+packages=(g++ cmake make pkg-config libcaf-dev catch2)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "vox-caf: installing ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
