@@ -23,6 +23,11 @@ const char* to_string(errc code) {
     case errc::io_error: return "io_error";
     case errc::timeout: return "timeout";
     case errc::closed: return "closed";
+    case errc::rejected: return "rejected";
+    case errc::connection_closed: return "connection_closed";
+    case errc::session_shutdown: return "session_shutdown";
+    case errc::invalid_request: return "invalid_request";
+    case errc::protocol_violation: return "protocol_violation";
   }
   return "unknown";
 }

@@ -45,6 +45,16 @@ enum class errc : uint8_t {
   timeout,
   /// The local side closed or shut down the object used.
   closed,
+  /// The peer rejected a connection open (its metadata is in the description).
+  rejected,
+  /// The connection a call or operation was on has been closed.
+  connection_closed,
+  /// The session ended.
+  session_shutdown,
+  /// A local request that the protocol does not allow (closing the root, an unknown id).
+  invalid_request,
+  /// The peer broke a protocol rule; the session answers with ProtocolError and ends.
+  protocol_violation,
 };
 
 /// The CAF error category of vox errors.

@@ -54,16 +54,23 @@ private:
   std::thread thread_;
 };
 
-/// Aborts `lnk` if the test has not finished within a generous bound, so that a link that
+/// Runs `on_expiry` if the test has not finished within a generous bound, so that code that
 /// wrongly blocks makes the test fail instead of hang. Never fires in a passing run.
 class watchdog {
 public:
-  explicit watchdog(link_ptr lnk, std::chrono::seconds limit = std::chrono::seconds{20})
-    : thread_([this, lnk = std::move(lnk), limit] {
+  explicit watchdog(std::function<void()> on_expiry,
+                    std::chrono::seconds limit = std::chrono::seconds{20})
+    : thread_([this, on_expiry = std::move(on_expiry), limit] {
         std::unique_lock<std::mutex> guard{mtx_};
         if (!cv_.wait_for(guard, limit, [this] { return done_; }))
-          lnk->abort();
+          on_expiry();
       }) {
+    // nop
+  }
+
+  /// Aborts `lnk` on expiry: a blocked `recv` on it returns.
+  explicit watchdog(link_ptr lnk, std::chrono::seconds limit = std::chrono::seconds{20})
+    : watchdog([lnk = std::move(lnk)] { lnk->abort(); }, limit) {
     // nop
   }
 

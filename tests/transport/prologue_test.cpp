@@ -48,7 +48,7 @@ std::pair<mode_result, mode_result> run_prologue(link_ptr initiator, link_ptr ac
 }
 
 /// Receives one payload that must be there.
-byte_buffer recv_one(link& lnk) {
+byte_buffer recv_one(vox::link& lnk) {
   auto got = lnk.recv();
   REQUIRE(got);
   REQUIRE(*got);
@@ -56,7 +56,7 @@ byte_buffer recv_one(link& lnk) {
 }
 
 /// The peer's next recv sees end of stream.
-bool sees_eof(link& lnk) {
+bool sees_eof(vox::link& lnk) {
   auto got = lnk.recv();
   return got && !*got;
 }

@@ -159,9 +159,9 @@ TEST_CASE("tcp links accept a frame at the configured limit and reject one byte 
 TEST_CASE("tcp links reject an oversized length prefix without waiting for its body",
           "[transport][tcp]") {
   auto [raw, lnk] = raw_peer_and_link();
-  watchdog dog{lnk};
   // Only the header: a link that allocated or read the body first would block here until
-  // the watchdog aborts it, and then report closed instead.
+  // the watchdog ends the raw peer, and then report the stream cut short instead.
+  watchdog dog{[fd = raw.get()] { ::shutdown(fd, SHUT_RDWR); }};
   REQUIRE(write_all(raw.get(), byte_buffer{0xff, 0xff, 0xff, 0xff}));
   auto got = lnk->recv();
   REQUIRE_FALSE(got);
@@ -224,7 +224,9 @@ TEST_CASE("tcp links see a clean end of stream when the peer closes at a frame b
 
 TEST_CASE("aborting a tcp link wakes a blocked recv with closed", "[transport][tcp]") {
   auto [client, server] = tcp_pair();
-  watchdog dog{server};
+  // Guards the peer rather than `server`: if abort failed to wake the reader, aborting the
+  // peer ends the reader's stream and the test fails instead of hanging.
+  watchdog dog{client};
   std::optional<recv_result> result;
   {
     peer_thread reader{[&server = server] { server->abort(); },
@@ -240,7 +242,6 @@ TEST_CASE("aborting a tcp link wakes a blocked recv with closed", "[transport][t
   REQUIRE_FALSE(sent);
   CHECK(is(sent.error(), errc::closed));
   // The peer sees the connection end.
-  watchdog client_dog{client};
   auto eof = client->recv();
   REQUIRE(eof);
   CHECK_FALSE(*eof);
@@ -290,8 +291,11 @@ TEST_CASE("tcp_listener::shutdown wakes a blocked accept", "[transport][tcp]") {
   auto listener = tcp_listener::bind("127.0.0.1", 0);
   REQUIRE(listener);
   auto& l = **listener;
+  auto port = l.port();
   std::optional<caf::expected<link_ptr>> result;
   {
+    // Should shutdown fail to wake accept, a connection does, and the test fails.
+    watchdog dog{[port] { raw_connect(port); }};
     peer_thread acceptor{[&l] { l.shutdown(); }, [&] { result.emplace(l.accept()); }};
     l.shutdown();
     acceptor.join();
@@ -411,11 +415,14 @@ TEST_CASE("unix_listener replaces a stale socket file but not a live one or a pl
 TEST_CASE("unix_listener::shutdown wakes a blocked accept", "[transport][unix]") {
   temp_dir dir;
   REQUIRE_FALSE(dir.path().empty());
-  auto listener = unix_listener::bind((dir.path() / "vox.sock").string());
+  auto path = (dir.path() / "vox.sock").string();
+  auto listener = unix_listener::bind(path);
   REQUIRE(listener);
   auto& l = **listener;
   std::optional<caf::expected<link_ptr>> result;
   {
+    // Should shutdown fail to wake accept, a connection does, and the test fails.
+    watchdog dog{[path] { [[maybe_unused]] auto conn = unix_connect(path); }};
     peer_thread acceptor{[&l] { l.shutdown(); }, [&] { result.emplace(l.accept()); }};
     l.shutdown();
     acceptor.join();

@@ -1,0 +1,103 @@
+#include "actors/driver_actor.hpp"
+
+#include <caf/event_based_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+namespace vox {
+
+void driver_state::fail_pending(const caf::error& reason) {
+  auto calls = std::move(pending);
+  pending.clear();
+  for (auto& [id, rp] : calls)
+    rp.deliver(reason);
+}
+
+driver_state::~driver_state() {
+  fail_pending(make_error(errc::connection_closed, "connection driver exited"));
+}
+
+namespace {
+
+void send_response(driver_pointer self, request_id id, vox::metadata md, payload ret) {
+  auto& st = self->state;
+  // r[impl rpc.response.one-per-request]
+  if (st.inflight.erase(id) == 0)
+    return;
+  // A failed write means the link broke; the session learns that from its reader.
+  (void) st.cfg.conduit->send(
+    message{st.cfg.id, request_message{id, request_response{std::move(md), std::move(ret), {}}}});
+}
+
+void handle_request(driver_pointer self, request_message& rm) {
+  auto& st = self->state;
+  if (auto* call = std::get_if<request_call>(&rm.body)) {
+    if (!st.inflight.insert(rm.id).second)
+      return; // a duplicate of a call still being handled; the first one answers
+    if (!st.cfg.handler) {
+      send_response(self, rm.id, {}, unknown_method_response());
+      return;
+    }
+    incoming_call in{st.cfg.id, rm.id, call->method_id, std::move(call->metadata),
+                     std::move(call->args), std::move(call->schemas)};
+    // r[impl rpc.handler]
+    try {
+      st.cfg.handler(std::move(in), reply_sink{caf::actor_cast<driver_actor>(self), rm.id});
+    } catch (...) {
+      // The handler's sink copies are gone, so the caller gets Cancelled.
+    }
+  } else if (auto* resp = std::get_if<request_response>(&rm.body)) {
+    auto i = st.pending.find(rm.id);
+    if (i == st.pending.end())
+      return; // unsolicited or late (after cancel): dropped, as the reference does
+    i->second.deliver(
+      call_response{std::move(resp->metadata), std::move(resp->ret), std::move(resp->schemas)});
+    st.pending.erase(i);
+  } else {
+    // r[impl rpc.cancel]
+    send_response(self, rm.id, {}, cancelled_response());
+  }
+}
+
+} // namespace
+
+driver_actor::behavior_type driver_behavior(driver_pointer self, driver_config cfg) {
+  // r[impl rpc.request.id-allocation]
+  self->state.next_request_id = cfg.local_settings.parity == parity::odd ? 1 : 2;
+  self->state.cfg = std::move(cfg);
+  self->monitor(self->state.cfg.session);
+  self->set_down_handler([self](caf::down_msg&) {
+    self->state.fail_pending(make_error(errc::session_shutdown, "the session ended"));
+    self->quit();
+  });
+  return {
+    [self](vox::message& msg) {
+      if (auto* rm = std::get_if<request_message>(&msg.payload))
+        handle_request(self, *rm);
+      // Channel messages are not served yet: nothing opens a channel on this connection.
+    },
+    [self](call_atom, outgoing_call& call) -> caf::typed_response_promise<call_response> {
+      auto& st = self->state;
+      auto rp = self->make_response_promise<call_response>();
+      auto id = st.next_request_id;
+      st.next_request_id += 2;
+      st.pending.emplace(id, rp);
+      auto sent = st.cfg.conduit->send(message{
+        st.cfg.id, request_message{id, request_call{call.method_id, std::move(call.metadata),
+                                                    std::move(call.args), {}}}});
+      if (!sent) {
+        st.pending.erase(id);
+        rp.deliver(make_error(errc::io_error, "sending the call failed: " + describe(sent.error())));
+      }
+      return rp;
+    },
+    [self](reply_atom, reply_msg& r) {
+      send_response(self, r.id, std::move(r.metadata), std::move(r.ret));
+    },
+    [self](connection_closed_msg& closed) {
+      self->state.fail_pending(closed.reason);
+      self->quit();
+    },
+  };
+}
+
+} // namespace vox

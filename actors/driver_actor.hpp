@@ -1,0 +1,48 @@
+// The connection driver: one actor per connection, root or virtual.
+#pragma once
+
+#include <memory>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "actors/handles.hpp"
+#include "actors/interfaces.hpp"
+#include "transport/bare_conduit.hpp"
+
+namespace vox {
+
+/// Everything a driver needs from its session.
+struct driver_config {
+  connection_id id = 0;
+  connection_settings local_settings; ///< our parity allocates request ids
+  connection_settings peer_settings;
+  std::shared_ptr<bare_conduit> conduit; ///< the session's conduit; drivers write directly
+  session_actor session;
+  call_handler handler; ///< serves inbound calls; none answers UnknownMethod
+};
+
+struct driver_state {
+  // Not an aggregate: CAF 0.17 would otherwise construct it from the actor pointer.
+  driver_state() = default;
+
+  driver_config cfg;
+  uint64_t next_request_id = 1;
+  /// Outgoing calls waiting for their Response.
+  std::unordered_map<request_id, caf::typed_response_promise<call_response>> pending;
+  /// Inbound calls whose Response is not sent yet.
+  std::unordered_set<request_id> inflight;
+
+  /// Fails every pending call with `reason` (a dead actor's promises are not failed by
+  /// CAF 0.17 itself, so this runs on every exit path).
+  void fail_pending(const caf::error& reason);
+  ~driver_state();
+
+  static inline const char* name = "vox.driver";
+};
+
+using driver_pointer = driver_actor::stateful_pointer<driver_state>;
+
+/// The driver's behaviour; spawned by the session (monitored), never by applications.
+driver_actor::behavior_type driver_behavior(driver_pointer self, driver_config cfg);
+
+} // namespace vox

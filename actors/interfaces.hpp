@@ -1,0 +1,184 @@
+// THE message protocol between vox-caf's actors: who sends what to whom, in one place.
+//
+//   reader thread ──frame_msg / link_down_msg──▶ session ──message──▶ driver (one per connection)
+//   driver ──(writes via the session's conduit_writer)──▶ link
+//   caller guard ──caller_dropped_msg──▶ session        keepalive ──keepalive_timeout_msg──▶ session
+//   session ──pong_atom, nonce──▶ keepalive             session ──connection_closed_msg──▶ driver
+//
+// The session monitors every driver (a driver that dies takes its connection with it) and
+// every driver monitors its session (a session that ends fails every pending call).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <caf/atom.hpp>
+#include <caf/error.hpp>
+#include <caf/type_id.hpp>
+#include <caf/typed_actor.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/allowed_unsafe_message_type.hpp>
+
+#include "protocol/bytes.hpp"
+#include "protocol/message.hpp"
+
+namespace vox {
+
+struct incoming_call;
+class reply_sink;
+
+/// Serves the calls of one connection (see handles.hpp). Runs inside the connection's
+/// driver actor, so it must not block: reply now, or keep the sink and reply later.
+using call_handler = std::function<void(incoming_call, reply_sink)>;
+
+// -- atoms (CAF's own open/close/get/tick/ping/pong/ok atoms are reused) --------------------
+
+/// Asks a session to end gracefully.
+using stop_atom = caf::atom_constant<caf::atom("vox_stop")>;
+/// Starts an outgoing call on a driver.
+using call_atom = caf::atom_constant<caf::atom("vox_call")>;
+/// Delivers a handler's reply to its driver.
+using reply_atom = caf::atom_constant<caf::atom("vox_reply")>;
+
+// -- message structs --------------------------------------------------------------------
+
+/// One Message decoded from the link. Sent by the link reader thread.
+struct inbound_msg {
+  vox::message msg;
+};
+
+/// The link ended: `reason` is empty for a clean end of stream, a decode error when the
+/// peer sent a payload that is not a Message. Sent by the reader thread.
+struct link_down_msg {
+  caf::error reason;
+};
+
+/// All copies of the caller of `id` are gone. Sent by the connection's caller guard.
+struct caller_dropped_msg {
+  connection_id id = 0;
+};
+
+/// No Pong arrived for Ping `nonce` within the timeout. Sent by the keepalive actor.
+struct keepalive_timeout_msg {
+  uint64_t nonce = 0;
+};
+
+/// The connection is gone (closed by either side, or its session ended). Sent by the
+/// session to the connection's driver; the driver fails what is pending with `reason`
+/// and exits.
+struct connection_closed_msg {
+  caf::error reason;
+};
+
+/// An outgoing call: the driver allocates the request id and answers with the peer's
+/// Response, or with an error (errc::connection_closed, errc::session_shutdown, …).
+struct outgoing_call {
+  method_id_t method_id = 0;
+  vox::metadata metadata;
+  payload args;
+};
+
+/// What the peer answered to a call.
+struct call_response {
+  vox::metadata metadata;
+  payload ret;
+  std::vector<uint8_t> schemas;
+};
+
+/// A handler's answer to request `id`.
+struct reply_msg {
+  request_id id = 0;
+  vox::metadata metadata;
+  payload ret;
+};
+
+/// A request to open a virtual connection (`handler` serves the peer's calls on it).
+struct open_request {
+  connection_settings settings;
+  vox::metadata metadata;
+  call_handler handler;
+};
+
+/// A snapshot of a session's state, for monitoring and tests.
+struct session_info {
+  vox::parity parity = parity::odd;
+  bool initiator = true;
+  size_t active_connections = 0;  ///< including the root while it is open
+  size_t pending_connections = 0; ///< outbound opens not yet answered
+  bool root_closed = false;       ///< every root caller is gone
+};
+
+struct connection_handle;
+
+// -- actor interfaces ---------------------------------------------------------------------
+
+/// The keepalive monitor of one session (behaviours 60–66).
+///   (pong_atom, nonce)     from the session: a Pong arrived on the root connection
+///   (tick_atom, gen)       from itself: a Ping is due (stale generations are ignored)
+///   (timeout_atom, nonce)  from itself: the deadline for the Pong of `nonce`
+/// It asks the session to send Pings with (ping_atom, nonce) and reports a missed
+/// deadline with keepalive_timeout_msg. It exits when its session does.
+using keepalive_actor = caf::typed_actor<caf::reacts_to<caf::pong_atom, uint64_t>,
+                                         caf::reacts_to<caf::tick_atom, uint64_t>,
+                                         caf::reacts_to<caf::timeout_atom, uint64_t>>;
+
+/// The driver of one connection (root or virtual).
+///   message                       from the session: a Request/Channel message for us
+///   (call_atom, outgoing_call)    from a caller  → call_response, or an error when the
+///                                 connection closes or the session ends first
+///   (reply_atom, reply_msg)       from a reply_sink: the handler's answer
+///   connection_closed_msg         from the session: the connection is gone
+using driver_actor
+  = caf::typed_actor<caf::reacts_to<vox::message>,
+                     caf::replies_to<call_atom, outgoing_call>::with<call_response>,
+                     caf::reacts_to<reply_atom, reply_msg>,
+                     caf::reacts_to<connection_closed_msg>>;
+
+namespace detail {
+struct caller_registry;
+} // namespace detail
+
+/// Hands a new session its root connection's driver and caller registry; the session
+/// starts reading its link only after this. Sent once, first, by `spawn_session`.
+struct attach_root_msg {
+  driver_actor driver;
+  std::shared_ptr<detail::caller_registry> callers;
+};
+
+/// A session: owns the conduit, the connection table and the id allocator.
+///   attach_root_msg                      from spawn_session, first
+///   inbound_msg / link_down_msg          from the link reader thread
+///   (open_atom, open_request)            → connection_handle, or errc::rejected with the
+///                                          peer's metadata, or errc::session_shutdown
+///   (close_atom, id, metadata)           → ok_atom, or errc::invalid_request
+///   caller_dropped_msg                   from a connection's last caller guard
+///   (ping_atom, nonce)                   from the keepalive: send Ping on connection 0
+///   keepalive_timeout_msg                from the keepalive: end the session
+///   stop_atom                            end the session
+///   get_atom                             → session_info
+using session_actor = caf::typed_actor<
+  caf::reacts_to<attach_root_msg>, caf::reacts_to<inbound_msg>, caf::reacts_to<link_down_msg>,
+  caf::replies_to<caf::open_atom, open_request>::with<connection_handle>,
+  caf::replies_to<caf::close_atom, connection_id, vox::metadata>::with<caf::ok_atom>,
+  caf::reacts_to<caller_dropped_msg>, caf::reacts_to<caf::ping_atom, uint64_t>,
+  caf::reacts_to<keepalive_timeout_msg>, caf::reacts_to<stop_atom>,
+  caf::replies_to<caf::get_atom>::with<session_info>>;
+
+} // namespace vox
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vox::inbound_msg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vox::link_down_msg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vox::caller_dropped_msg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vox::keepalive_timeout_msg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vox::connection_closed_msg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vox::outgoing_call)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vox::call_response)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vox::reply_msg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vox::session_info)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vox::open_request)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vox::attach_root_msg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vox::message)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vox::connection_settings)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vox::metadata)

@@ -1,0 +1,336 @@
+#include "actors/session_actor.hpp"
+
+#include <iostream>
+
+#include <caf/send.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include "actors/driver_actor.hpp"
+#include "actors/keepalive_actor.hpp"
+
+namespace vox {
+
+void session_state::log(const std::string& line) const {
+  if (options.log)
+    options.log(line);
+  else
+    std::cerr << "vox: " << line << '\n';
+}
+
+session_state::~session_state() {
+  // Wakes the reader (its recv fails) so that joining it cannot hang.
+  if (conduit)
+    conduit->underlying().abort();
+  if (reader.joinable())
+    reader.join();
+}
+
+namespace {
+
+bool send(session_pointer self, connection_id id, message_payload p) {
+  return static_cast<bool>(self->state.conduit->send(message{id, std::move(p)}));
+}
+
+connection_handle handle_of(session_pointer self, connection_id id, const connection_slot& s) {
+  return connection_handle{id, caf::actor_cast<session_actor>(self), s.driver, s.local_settings,
+                           s.peer_settings, s.callers};
+}
+
+/// Makes `slot` active with a fresh driver (monitored: its exit removes the connection).
+void activate(session_pointer self, connection_id id, connection_slot& slot, call_handler handler) {
+  driver_config cfg{id, slot.local_settings, slot.peer_settings, self->state.conduit,
+                    caf::actor_cast<session_actor>(self), std::move(handler)};
+  slot.driver = self->spawn<caf::monitored>(driver_behavior, std::move(cfg));
+  slot.pending = false;
+  if (!slot.callers)
+    slot.callers = std::make_shared<detail::caller_registry>();
+}
+
+/// Tells a connection's driver (or its pending opener) that the connection is gone.
+void retire(connection_slot& slot, const caf::error& reason) {
+  if (slot.pending)
+    slot.open_promise.deliver(reason);
+  else
+    caf::anon_send(slot.driver, connection_closed_msg{reason});
+}
+
+void end_session(session_pointer self, caf::error reason);
+
+/// Behaviour 91: the session ends once the root is closed internally and no virtual
+/// connection (pending ones included, 90) remains.
+// r[impl rpc.caller.liveness]
+void check_root_teardown(session_pointer self) {
+  auto& st = self->state;
+  if (!st.root_closed)
+    return;
+  for (auto& [id, slot] : st.connections)
+    if (id != 0)
+      return;
+  end_session(self, caf::error{});
+}
+
+void end_session(session_pointer self, caf::error reason) {
+  auto& st = self->state;
+  if (st.ended)
+    return;
+  st.ended = true;
+  // Behaviour 30: every connection closes and every driver exits; no ConnectionClose.
+  auto shutdown = make_error(errc::session_shutdown,
+                             reason ? "session ended: " + describe(reason) : "session ended");
+  for (auto& [id, slot] : st.connections)
+    retire(slot, shutdown);
+  st.connections.clear();
+  // The peer sees end of stream after what we already sent.
+  st.conduit->underlying().close();
+  st.conduit->underlying().abort();
+  self->quit(std::move(reason));
+}
+
+void close_connection(session_pointer self, connection_id id, const caf::error& reason) {
+  auto& st = self->state;
+  auto i = st.connections.find(id);
+  if (i == st.connections.end())
+    return;
+  auto slot = std::move(i->second);
+  st.connections.erase(i);
+  retire(slot, reason);
+}
+
+// -- inbound ---------------------------------------------------------------------------
+
+// r[impl connection.open]
+void on_open(session_pointer self, connection_id id, connection_open& open) {
+  auto& st = self->state;
+  auto reject = [&](vox::metadata md) { send(self, id, connection_reject{std::move(md)}); };
+  auto peer_parity = opposite(st.handshake.our_settings.parity);
+  auto id_parity = id % 2 == 1 ? parity::odd : parity::even;
+  // Behaviours 67–69: reject (no teardown) a wrong parity, a used id, or with no acceptor.
+  if (id == 0 || id_parity != peer_parity || st.connections.count(id) > 0 || !st.options.acceptor) {
+    reject({});
+    return;
+  }
+  // r[impl connection.open.rejection]
+  auto decision = st.options.acceptor(id, open.connection_settings, open.metadata);
+  if (auto* no = std::get_if<reject_connection>(&decision)) {
+    reject(std::move(no->metadata));
+    return;
+  }
+  // r[impl rpc.virtual-connection.accept]
+  auto& yes = std::get<accept_connection>(decision);
+  auto& slot = st.connections[id];
+  slot.local_settings = yes.settings;
+  slot.peer_settings = open.connection_settings;
+  activate(self, id, slot, std::move(yes.handler));
+  send(self, id, connection_accept{yes.settings, std::move(yes.metadata)});
+  if (yes.on_open)
+    yes.on_open(handle_of(self, id, slot));
+}
+
+void on_accept(session_pointer self, connection_id id, connection_accept& accept) {
+  auto& st = self->state;
+  auto i = st.connections.find(id);
+  // Behaviours 74, 75, 77: an Accept for an active or unknown id is ignored, and the
+  // active connection stays open (the reference's closed-flag side effect is not copied).
+  if (i == st.connections.end() || !i->second.pending)
+    return;
+  auto& slot = i->second;
+  slot.peer_settings = accept.connection_settings;
+  auto promise = std::move(slot.open_promise);
+  activate(self, id, slot, std::move(slot.handler));
+  promise.deliver(handle_of(self, id, slot));
+}
+
+void on_reject(session_pointer self, connection_id id, connection_reject& rej) {
+  auto& st = self->state;
+  auto i = st.connections.find(id);
+  if (i == st.connections.end() || !i->second.pending)
+    return;
+  auto promise = std::move(i->second.open_promise);
+  st.connections.erase(i);
+  promise.deliver(caf::error{static_cast<uint8_t>(errc::rejected), vox_error_category,
+                             caf::make_message(std::string{"connection rejected: "} + to_string(rej.metadata),
+                                               std::move(rej.metadata))});
+}
+
+void dispatch(session_pointer self, message& msg) {
+  auto& st = self->state;
+  auto id = msg.connection_id;
+  std::visit(
+    [&](auto& p) {
+      using T = std::decay_t<decltype(p)>;
+      if constexpr (std::is_same_v<T, connection_open>) {
+        on_open(self, id, p);
+      } else if constexpr (std::is_same_v<T, connection_accept>) {
+        on_accept(self, id, p);
+      } else if constexpr (std::is_same_v<T, connection_reject>) {
+        on_reject(self, id, p);
+      } else if constexpr (std::is_same_v<T, connection_close>) {
+        // r[impl connection.close.semantics]
+        if (id == 0)
+          st.log("peer closed the root connection"); // behaviour 48: not a protocol error
+        close_connection(self, id, make_error(errc::connection_closed, "closed by the peer"));
+        check_root_teardown(self);
+      } else if constexpr (std::is_same_v<T, request_message> || std::is_same_v<T, channel_message>) {
+        auto i = st.connections.find(id);
+        // Behaviour 50: traffic for unknown or still-pending connections is dropped.
+        if (i != st.connections.end() && !i->second.pending)
+          self->send(i->second.driver, std::move(msg));
+      } else if constexpr (std::is_same_v<T, ping>) {
+        // r[impl session.message.connection-id]
+        send(self, id, pong{p.nonce}); // behaviour 57: same id, same nonce
+      } else if constexpr (std::is_same_v<T, pong>) {
+        if (id == 0 && st.keepalive)
+          self->send(st.keepalive, caf::pong_atom::value, p.nonce);
+      } else {
+        // r[impl session.protocol-error]
+        st.log("peer reported a protocol error: " + p.description); // behaviour 59
+      }
+    },
+    msg.payload);
+}
+
+void start(session_pointer self, attach_root_msg& attach) {
+  auto& st = self->state;
+  auto& root = st.connections[0];
+  root.local_settings = st.handshake.our_settings;
+  root.peer_settings = st.handshake.peer_settings;
+  root.driver = std::move(attach.driver);
+  root.callers = std::move(attach.callers);
+  self->monitor(root.driver);
+  if (st.options.keepalive) {
+    auto ka = *st.options.keepalive;
+    if (ka.ping_interval.count() > 0 && ka.pong_timeout.count() > 0)
+      st.keepalive = self->spawn(keepalive_behavior, caf::actor_cast<session_actor>(self), ka);
+    else
+      st.log("keepalive disabled: ping interval and pong timeout must both be non-zero");
+  }
+  // The reader decodes on its own thread and never blocks a CAF worker.
+  st.reader = std::thread{[conduit = st.conduit, hdl = caf::actor_cast<session_actor>(self)] {
+    for (;;) {
+      auto m = conduit->recv();
+      if (!m) {
+        caf::anon_send(hdl, link_down_msg{std::move(m.error())});
+        return;
+      }
+      if (!*m) {
+        caf::anon_send(hdl, link_down_msg{});
+        return;
+      }
+      caf::anon_send(hdl, inbound_msg{std::move(**m)});
+    }
+  }};
+}
+
+} // namespace
+
+session_actor::behavior_type session_behavior(session_pointer self, std::shared_ptr<bare_conduit> conduit,
+                                              handshake_result handshake, session_options options) {
+  auto& st = self->state;
+  st.conduit = std::move(conduit);
+  // r[impl session.parity]
+  st.next_connection_id = handshake.our_settings.parity == parity::odd ? 1 : 2;
+  st.handshake = std::move(handshake);
+  st.options = std::move(options);
+  self->set_down_handler([self](caf::down_msg& dm) {
+    auto& st = self->state;
+    for (auto& [id, slot] : st.connections) {
+      if (slot.pending || slot.driver.address() != dm.source)
+        continue;
+      auto cid = id;
+      st.connections.erase(cid);
+      if (cid == 0)
+        st.root_closed = true;
+      else
+        send(self, cid, connection_close{}); // a dead driver takes its connection along
+      check_root_teardown(self);
+      return;
+    }
+  });
+  return {
+    [self](attach_root_msg& m) { start(self, m); },
+    [self](inbound_msg& m) { dispatch(self, m.msg); },
+    [self](link_down_msg& m) {
+      if (m.reason && is_decode_error(m.reason)) {
+        // r[impl session.protocol-error]
+        send(self, 0, protocol_error{describe(m.reason)});
+        end_session(self, make_error(errc::protocol_violation,
+                                     "undecodable message from peer: " + describe(m.reason)));
+        return;
+      }
+      // Behaviour 26/31: a non-resumable session ends on EOF or a link error.
+      end_session(self, std::move(m.reason));
+    },
+    [self](caf::open_atom, open_request& req) -> caf::typed_response_promise<connection_handle> {
+      auto& st = self->state;
+      auto rp = self->make_response_promise<connection_handle>();
+      if (st.ended) {
+        rp.deliver(make_error(errc::session_shutdown, "session closed"));
+        return rp;
+      }
+      // r[impl rpc.virtual-connection.open]
+      auto id = st.next_connection_id;
+      st.next_connection_id += 2; // behaviour 78: ids are never reused
+      if (!send(self, id, connection_open{req.settings, std::move(req.metadata)})) {
+        rp.deliver(make_error(errc::io_error, "failed to send ConnectionOpen"));
+        return rp;
+      }
+      auto& slot = st.connections[id];
+      slot.pending = true;
+      slot.local_settings = req.settings;
+      slot.handler = std::move(req.handler);
+      slot.open_promise = rp;
+      return rp;
+    },
+    [self](caf::close_atom, connection_id id, vox::metadata& md) -> caf::result<caf::ok_atom> {
+      auto& st = self->state;
+      // r[impl connection.close]
+      if (id == 0)
+        return make_error(errc::invalid_request, "cannot close root connection");
+      if (st.connections.count(id) == 0)
+        return make_error(errc::invalid_request, "connection not found");
+      close_connection(self, id, make_error(errc::connection_closed, "closed locally"));
+      auto sent = send(self, id, connection_close{std::move(md)});
+      check_root_teardown(self);
+      if (!sent)
+        return make_error(errc::io_error, "failed to send ConnectionClose");
+      return caf::ok_atom::value;
+    },
+    [self](caller_dropped_msg& m) {
+      auto& st = self->state;
+      auto i = st.connections.find(m.id);
+      if (i == st.connections.end())
+        return;
+      // A caller made after the drop keeps the connection.
+      if (i->second.callers && !i->second.callers->guard.expired())
+        return;
+      if (m.id == 0) {
+        st.root_closed = true; // behaviour 87: no ConnectionClose for the root
+      } else {
+        close_connection(self, m.id, make_error(errc::connection_closed, "last caller dropped"));
+        send(self, m.id, connection_close{}); // behaviour 88
+      }
+      check_root_teardown(self);
+    },
+    [self](caf::ping_atom, uint64_t nonce) {
+      if (!send(self, 0, ping{nonce}))
+        end_session(self, make_error(errc::io_error, "failed to send keepalive Ping"));
+    },
+    [self](keepalive_timeout_msg& m) {
+      end_session(self, make_error(errc::timeout, "keepalive: no Pong for Ping " + std::to_string(m.nonce)
+                                                    + " within the timeout"));
+    },
+    [self](stop_atom) { end_session(self, caf::error{}); },
+    [self](caf::get_atom) {
+      auto& st = self->state;
+      session_info info;
+      info.parity = st.handshake.our_settings.parity;
+      info.initiator = st.handshake.role == session_role::initiator;
+      for (auto& [id, slot] : st.connections)
+        (slot.pending ? info.pending_connections : info.active_connections)++;
+      info.root_closed = st.root_closed;
+      return info;
+    },
+  };
+}
+
+} // namespace vox
