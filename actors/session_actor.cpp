@@ -121,9 +121,10 @@ void on_open(session_pointer self, connection_id id, connection_open& open) {
   slot.local_settings = yes.settings;
   slot.peer_settings = open.connection_settings;
   activate(self, id, slot, std::move(yes.handler));
-  send(self, id, connection_accept{yes.settings, std::move(yes.metadata)});
+  // The application sees the connection before the peer can use it.
   if (yes.on_open)
     yes.on_open(handle_of(self, id, slot));
+  send(self, id, connection_accept{yes.settings, std::move(yes.metadata)});
 }
 
 void on_accept(session_pointer self, connection_id id, connection_accept& accept) {

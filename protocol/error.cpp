@@ -48,7 +48,7 @@ std::string describe(const caf::error& err) {
     return caf::to_string(err);
   std::string out = to_string(static_cast<errc>(err.code()));
   const auto& ctx = err.context();
-  if (ctx.size() == 1 && ctx.match_element<std::string>(0)) {
+  if (!ctx.empty() && ctx.match_element<std::string>(0)) {
     out += ": ";
     out += ctx.get_as<std::string>(0);
   }

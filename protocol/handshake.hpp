@@ -15,7 +15,7 @@ namespace vox {
 /// The initiator's opening message.
 struct hello {
   /// The id half the initiator allocates from; Rust sends the same value in `settings`.
-  vox::parity parity = parity::odd;
+  vox::parity parity = vox::parity::odd;
   /// The initiator's root connection settings.
   connection_settings settings;
   /// The CBOR array of schemas describing the sender's `Message`, embedded verbatim.

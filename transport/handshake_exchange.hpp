@@ -30,9 +30,11 @@ struct handshake_options {
   bool resumable = true;
   /// Initiator only: a resume key to present (when resuming a session).
   std::optional<byte_buffer> resume_key;
-  /// The CBOR schema array describing our `Message`, sent verbatim; empty sends `[]`,
-  /// which every reference peer accepts (identity translation plan).
-  byte_buffer message_payload_schema;
+  /// The CBOR schema array describing our `Message`, sent verbatim. Defaults to the list
+  /// generated from our own declarations (the reference's blob, byte for byte); empty
+  /// sends `[]`, which every reference peer also accepts (identity translation plan).
+  // r[impl session.handshake.protocol-schema]
+  byte_buffer message_payload_schema = message_schema_cbor();
 };
 
 /// Which side of the handshake we played.

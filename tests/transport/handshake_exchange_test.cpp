@@ -367,3 +367,22 @@ TEST_CASE("a tcp peer that disconnects mid-handshake gives link_closed", "[trans
   REQUIRE_FALSE(result);
   CHECK(is(result.error(), errc::link_closed));
 }
+
+// r[verify session.handshake.protocol-schema]
+TEST_CASE("the Hello we send by default carries the generated Message schema blob", "[transport]") {
+  auto [initiator, acceptor] = vox::make_memory_link_pair();
+  std::thread peer{[lnk = initiator] { (void) vox::handshake_as_initiator(*lnk, vox::handshake_options{}); }};
+  auto frame = acceptor->recv();
+  acceptor->abort();
+  peer.join();
+  REQUIRE(frame);
+  REQUIRE(*frame);
+  auto blob = vox::test::read_vector("message-payload-schema.cbor");
+  REQUIRE(blob.size() == 6569);
+  auto hit = std::search((*frame)->begin(), (*frame)->end(), blob.begin(), blob.end());
+  CHECK(hit != (*frame)->end());
+  auto hs = vox::decode_handshake(**frame);
+  REQUIRE(hs);
+  REQUIRE(std::holds_alternative<vox::hello>(*hs));
+  CHECK(std::get<vox::hello>(*hs).message_payload_schema == blob);
+}

@@ -1,0 +1,232 @@
+// Fixtures for session tests: an actor system, session pairs over memory or TCP links,
+// and a "raw peer" that speaks Messages by hand to one session.
+#pragma once
+
+#include <chrono>
+#include <future>
+#include <optional>
+#include <thread>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/scoped_actor.hpp>
+#include <caf/send.hpp>
+
+#include "actors/handles.hpp"
+#include "actors/session_actor.hpp"
+#include "protocol/message.hpp"
+#include "transport/memory_link.hpp"
+#include "transport/tcp_link.hpp"
+
+namespace vox::test {
+
+using namespace std::chrono_literals;
+
+/// Bound for every wait in these tests: generous, never reached by a passing run.
+constexpr auto wait_bound = 5s;
+
+inline caf::actor_system_config& quiet_config(caf::actor_system_config& cfg) {
+  cfg.set("scheduler.max-threads", 2);
+  return cfg;
+}
+
+struct actor_fixture {
+  caf::actor_system_config cfg;
+  caf::actor_system sys{quiet_config(cfg)};
+  caf::scoped_actor self{sys};
+  /// Sessions stopped when the test ends: ~actor_system waits for every actor.
+  std::vector<session_actor> sessions;
+
+  ~actor_fixture() {
+    for (auto& s : sessions)
+      caf::anon_send(s, stop_atom::value);
+  }
+
+  session_handle track(session_handle h) {
+    sessions.push_back(h.actor);
+    return h;
+  }
+
+  /// Waits for `actor` to terminate; returns its exit reason, or nullopt on timeout.
+  template <class Handle>
+  std::optional<caf::error> wait_down(const Handle& actor) {
+    self->monitor(actor);
+    std::optional<caf::error> reason;
+    self->receive([&](caf::down_msg& dm) { reason = dm.reason; },
+                  caf::after(wait_bound) >> [] {});
+    return reason;
+  }
+
+  session_info info(const session_actor& s) {
+    session_info out;
+    self->request(s, wait_bound, caf::get_atom::value)
+      .receive([&](session_info& i) { out = i; }, [](caf::error&) {});
+    return out;
+  }
+
+  caf::expected<call_response> call(const caller& c, method_id_t method, payload args) {
+    return call_with(self, c, method, std::move(args));
+  }
+
+  caf::expected<connection_handle> open(const session_actor& s, connection_settings settings,
+                                        metadata md = {}, call_handler handler = {}) {
+    return open_with(self, s, settings, std::move(md), std::move(handler));
+  }
+
+  caf::error close(const session_actor& s, connection_id id, metadata md = {}) {
+    caf::error out;
+    self->request(s, wait_bound, caf::close_atom::value, id, std::move(md))
+      .receive([](caf::ok_atom) {}, [&](caf::error& e) { out = std::move(e); });
+    return out;
+  }
+
+  /// A call on `c` made with `actor` (each thread needs its own scoped_actor).
+  static caf::expected<call_response> call_with(caf::scoped_actor& actor, const caller& c,
+                                                method_id_t method, payload args) {
+    caf::expected<call_response> out = caf::error{};
+    actor->request(c.driver(), wait_bound, call_atom::value, outgoing_call{method, {}, std::move(args)})
+      .receive([&](call_response& r) { out = std::move(r); }, [&](caf::error& e) { out = std::move(e); });
+    return out;
+  }
+
+  static caf::expected<connection_handle> open_with(caf::scoped_actor& actor, const session_actor& s,
+                                                    connection_settings settings, metadata md = {},
+                                                    call_handler handler = {}) {
+    caf::expected<connection_handle> out = caf::error{};
+    actor->request(s, wait_bound, caf::open_atom::value, open_request{settings, std::move(md), std::move(handler)})
+      .receive([&](connection_handle& h) { out = std::move(h); }, [&](caf::error& e) { out = std::move(e); });
+    return out;
+  }
+
+  /// Runs `fn(scoped_actor&)` on its own thread; the future holds its result.
+  template <class F>
+  auto async(F fn) {
+    return std::async(std::launch::async, [this, fn = std::move(fn)]() mutable {
+      caf::scoped_actor actor{sys};
+      return fn(actor);
+    });
+  }
+};
+
+/// Answers every call with its own arguments wrapped as Ok (postcard `00` + args).
+inline call_handler echo_handler() {
+  return [](incoming_call in, reply_sink sink) {
+    payload ret{0x00};
+    ret.insert(ret.end(), in.args.begin(), in.args.end());
+    sink.reply(std::move(ret));
+  };
+}
+
+/// An acceptor that accepts every open with the opposite parity and an echo handler.
+inline connection_acceptor echo_acceptor(std::shared_ptr<std::vector<connection_handle>> opened = nullptr) {
+  return [opened](connection_id, const connection_settings& peer, const metadata&)
+           -> std::variant<accept_connection, reject_connection> {
+    accept_connection yes;
+    yes.settings = {opposite(peer.parity), 64};
+    yes.handler = echo_handler();
+    if (opened)
+      yes.on_open = [opened](const connection_handle& h) { opened->push_back(h); };
+    return yes;
+  };
+}
+
+/// Two sessions connected by `links` (initiator on first, acceptor on second).
+struct session_pair {
+  session_handle client;
+  session_handle server;
+};
+
+inline session_pair make_session_pair(actor_fixture& f, std::pair<link_ptr, link_ptr> links,
+                                      session_options client_opts, session_options server_opts) {
+  auto& sys = f.sys;
+  std::promise<caf::expected<session_handle>> server_result;
+  std::thread acceptor{[&] {
+    server_result.set_value(accept_session(sys, links.second, std::move(server_opts)));
+  }};
+  auto client = connect_session(sys, links.first, std::move(client_opts));
+  acceptor.join();
+  auto server = server_result.get_future().get();
+  if (!client || !server)
+    throw std::runtime_error("session establishment failed: "
+                             + describe(client ? server.error() : client.error()));
+  return {f.track(std::move(*client)), f.track(std::move(*server))};
+}
+
+/// One session whose peer is the test itself, speaking Messages over a memory link.
+struct raw_peer {
+  link_ptr link;
+  session_handle session;
+
+  void send(message msg) {
+    auto bytes = encode_message(msg);
+    (void) link->send(bytes);
+  }
+
+  void send_bytes(const byte_buffer& bytes) { (void) link->send(bytes); }
+
+  /// The next Message from the session; nullopt at end of stream or after `wait_bound`.
+  std::optional<message> recv() {
+    auto fut = std::async(std::launch::async, [this] { return link->recv(); });
+    if (fut.wait_for(wait_bound) != std::future_status::ready) {
+      link->abort(); // unblocks the pending recv; the test then fails on nullopt
+      fut.wait();
+      return std::nullopt;
+    }
+    auto frame = fut.get();
+    if (!frame || !*frame)
+      return std::nullopt;
+    auto m = decode_message(**frame);
+    if (!m)
+      return std::nullopt;
+    return std::move(*m);
+  }
+
+  /// Receives until a message whose payload is a `T`, skipping keepalive traffic.
+  template <class T>
+  std::optional<std::pair<connection_id, T>> recv_as() {
+    for (;;) {
+      auto m = recv();
+      if (!m)
+        return std::nullopt;
+      if (auto* p = std::get_if<T>(&m->payload))
+        return std::make_pair(m->connection_id, std::move(*p));
+      if (std::holds_alternative<ping>(m->payload) || std::holds_alternative<pong>(m->payload))
+        continue;
+      return std::nullopt;
+    }
+  }
+
+  /// True once the session closed its side of the link (skipping other traffic).
+  bool sees_eof() {
+    for (;;) {
+      auto fut = std::async(std::launch::async, [this] { return link->recv(); });
+      if (fut.wait_for(wait_bound) != std::future_status::ready) {
+        link->abort();
+        fut.wait();
+        return false;
+      }
+      auto frame = fut.get();
+      if (!frame)
+        return false;
+      if (!*frame)
+        return true;
+    }
+  }
+};
+
+/// A session over one end of a memory link, already past the handshake, with the test as
+/// its peer. `role` picks our parity: initiator Odd, acceptor Even.
+inline raw_peer make_raw_peer(actor_fixture& f, session_role role, session_options opts = {}) {
+  auto [ours, theirs] = make_memory_link_pair();
+  handshake_result hs;
+  hs.role = role;
+  auto p = role == session_role::initiator ? parity::odd : parity::even;
+  hs.our_settings = {p, 64};
+  hs.peer_settings = {opposite(p), 64};
+  raw_peer out;
+  out.link = theirs;
+  out.session = f.track(spawn_session(f.sys, ours, hs, std::move(opts)));
+  return out;
+}
+
+} // namespace vox::test
