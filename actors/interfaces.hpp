@@ -114,6 +114,11 @@ struct connection_handle;
 
 // -- actor interfaces ---------------------------------------------------------------------
 
+/// What the keepalive needs of its session: send a Ping, hear about a missed Pong.
+/// `session_actor` converts to it.
+using keepalive_target
+  = caf::typed_actor<caf::reacts_to<caf::ping_atom, uint64_t>, caf::reacts_to<keepalive_timeout_msg>>;
+
 /// The keepalive monitor of one session (behaviours 60–66).
 ///   (pong_atom, nonce)     from the session: a Pong arrived on the root connection
 ///   (tick_atom, gen)       from itself: a Ping is due (stale generations are ignored)

@@ -14,7 +14,7 @@ void schedule_ping(keepalive_pointer self) {
 } // namespace
 
 // r[impl session.keepalive]
-keepalive_actor::behavior_type keepalive_behavior(keepalive_pointer self, session_actor session,
+keepalive_actor::behavior_type keepalive_behavior(keepalive_pointer self, keepalive_target session,
                                                   keepalive_options options) {
   self->state.session = std::move(session);
   self->state.options = options;

@@ -151,6 +151,7 @@ void on_reject(session_pointer self, connection_id id, connection_reject& rej) {
   promise.deliver(caf::error{static_cast<uint8_t>(errc::rejected), vox_error_category,
                              caf::make_message(std::string{"connection rejected: "} + to_string(rej.metadata),
                                                std::move(rej.metadata))});
+  check_root_teardown(self);
 }
 
 void dispatch(session_pointer self, message& msg) {

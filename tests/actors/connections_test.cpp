@@ -289,5 +289,8 @@ TEST_CASE("virtual connections open, call and close over TCP", "[actors][connect
     CHECK(r->ret == payload{0x00, static_cast<uint8_t>(i)});
     CHECK_FALSE(f.close(pair.client.actor, conn->id));
   }
+  // A root round trip orders us after the peer's handling of the last ConnectionClose.
+  caller root{pair.client.root};
+  REQUIRE(f.call(root, 1, payload{}));
   CHECK(f.info(pair.server.actor).active_connections == 1);
 }
