@@ -1,0 +1,70 @@
+// The TCP session server: one acceptor session per socket, stalled handshakes cut off.
+#include <catch2/catch.hpp>
+
+#include "actors/session_server.hpp"
+#include "support/session_fixture.hpp"
+
+using namespace vox;
+using namespace vox::test;
+
+namespace {
+
+session_server::config echo_server_config() {
+  session_server::config cfg;
+  cfg.options.log = [](const std::string&) {};
+  cfg.options.root_handler = echo_handler();
+  cfg.options.acceptor = echo_acceptor();
+  cfg.options.handshake_timeout = 200ms;
+  return cfg;
+}
+
+session_options client_options() {
+  session_options o;
+  o.log = [](const std::string&) {};
+  return o;
+}
+
+} // namespace
+
+TEST_CASE("the session server serves many clients, each with its own session", "[actors][server][tcp]") {
+  actor_fixture f;
+  auto srv = session_server::start(f.sys, echo_server_config());
+  REQUIRE(srv);
+  std::vector<session_handle> clients;
+  for (int i = 0; i < 5; ++i) {
+    auto lnk = tcp_connect("127.0.0.1", (*srv)->port());
+    REQUIRE(lnk);
+    auto s = connect_session(f.sys, *lnk, client_options());
+    REQUIRE(s);
+    clients.push_back(f.track(*s));
+  }
+  for (size_t i = 0; i < clients.size(); ++i) {
+    caller root{clients[i].root};
+    auto r = f.call(root, 1, payload{static_cast<uint8_t>(i)});
+    REQUIRE(r);
+    CHECK(r->ret == payload{0, static_cast<uint8_t>(i)});
+  }
+  CHECK((*srv)->sessions_started() == 5);
+  (*srv)->stop();
+  for (auto& c : clients)
+    CHECK(f.wait_down(c.actor)); // the server's sessions ended, so the clients saw EOF
+}
+
+TEST_CASE("a client that stalls in the prologue does not delay others and is cut off", "[actors][server][tcp]") {
+  actor_fixture f;
+  auto srv = session_server::start(f.sys, echo_server_config());
+  REQUIRE(srv);
+  auto stalled = tcp_connect("127.0.0.1", (*srv)->port()); // never sends its hello
+  REQUIRE(stalled);
+  auto lnk = tcp_connect("127.0.0.1", (*srv)->port());
+  REQUIRE(lnk);
+  auto s = connect_session(f.sys, *lnk, client_options());
+  REQUIRE(s);
+  f.track(*s);
+  caller root{s->root};
+  REQUIRE(f.call(root, 1, payload{}));
+  // After the handshake timeout the server closes the stalled socket: we read EOF.
+  auto r = (*stalled)->recv();
+  REQUIRE(r);
+  CHECK_FALSE(r->has_value());
+}
