@@ -109,8 +109,9 @@ TEST_CASE("Hello, HelloYourself and LetsGo complete a handshake over a memory li
   CHECK(r->peer_settings == i->our_settings);
   CHECK(r->peer_supports_retry);
   CHECK_FALSE(i->peer_supports_retry);
-  CHECK(to_hex(i->peer_message_payload_schema) == "80");
-  CHECK(to_hex(r->peer_message_payload_schema) == "80");
+  // By default both sides send the generated Message schema list.
+  CHECK(i->peer_message_payload_schema == message_schema_cbor());
+  CHECK(r->peer_message_payload_schema == message_schema_cbor());
 }
 
 // r[verify session.handshake.resume]

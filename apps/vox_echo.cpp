@@ -1,0 +1,165 @@
+// vox-echo: a small vox server and client over TCP, built on the session actors.
+//
+//   vox-echo serve [--host H] [--port N] [--keepalive MS]   prints LISTEN_ADDR=H:P when ready
+//   vox-echo call --connect H:P [--message TEXT] [--count N]
+//
+// The service is `Echo.echo(message: String) -> String`; the client calls it on the root
+// connection and on a virtual connection it opens and closes, printing every step.
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/scoped_actor.hpp>
+
+#include "actors/session_server.hpp"
+#include "protocol/method_id.hpp"
+#include "protocol/result.hpp"
+
+using namespace vox;
+using namespace std::chrono_literals;
+
+namespace {
+
+const method_id_t echo_method = method_id("Echo", "echo");
+
+void echo(incoming_call in, reply_sink sink) {
+  if (in.method_id != echo_method) {
+    sink.reply(unknown_method_response());
+    return;
+  }
+  auto args = decode<std::tuple<std::string>>(in.args);
+  if (!args) {
+    sink.reply(payload{encode(call_result<std::string>{std::in_place_index<1>,
+                                                        invalid_payload{describe(args.error())}})});
+    return;
+  }
+  sink.reply(payload{encode(call_result<std::string>{std::in_place_index<0>, std::get<0>(*args)})});
+}
+
+connection_acceptor accept_all() {
+  return [](connection_id, const connection_settings& peer, const metadata&)
+           -> std::variant<accept_connection, reject_connection> {
+    return accept_connection{{opposite(peer.parity), 64}, {}, echo, {}};
+  };
+}
+
+std::string arg(int argc, char** argv, const char* name, std::string fallback) {
+  for (int i = 1; i + 1 < argc; ++i)
+    if (std::strcmp(argv[i], name) == 0)
+      return argv[i + 1];
+  return fallback;
+}
+
+volatile std::sig_atomic_t stop_requested = 0;
+
+int serve(caf::actor_system& sys, int argc, char** argv) {
+  session_server::config cfg;
+  cfg.host = arg(argc, argv, "--host", "127.0.0.1");
+  cfg.port = static_cast<uint16_t>(std::stoi(arg(argc, argv, "--port", "0")));
+  cfg.options.root_handler = echo;
+  cfg.options.acceptor = accept_all();
+  if (auto ms = std::stoi(arg(argc, argv, "--keepalive", "10000")); ms > 0)
+    cfg.options.keepalive = keepalive_options{std::chrono::milliseconds{ms}, std::chrono::milliseconds{3 * ms}};
+  cfg.on_session = [](const session_handle&) { std::printf("session established\n"); std::fflush(stdout); };
+  auto srv = session_server::start(sys, cfg);
+  if (!srv) {
+    std::fprintf(stderr, "vox-echo: %s\n", describe(srv.error()).c_str());
+    return 1;
+  }
+  std::printf("LISTEN_ADDR=%s:%u\n", cfg.host.c_str(), (*srv)->port());
+  std::fflush(stdout);
+  std::signal(SIGTERM, [](int) { stop_requested = 1; });
+  std::signal(SIGINT, [](int) { stop_requested = 1; });
+  // A waiting loop for a signal; nothing to synchronise with but the signal itself.
+  while (!stop_requested)
+    pause();
+  (*srv)->stop();
+  return 0;
+}
+
+bool call_echo(caf::scoped_actor& self, const caller& c, const std::string& text) {
+  auto start = std::chrono::steady_clock::now();
+  bool ok = false;
+  self->request(c.driver(), 5s, call_atom::value, outgoing_call{echo_method, {}, payload{encode(std::make_tuple(text))}})
+    .receive(
+      [&](call_response& r) {
+        auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start);
+        auto ret = decode<call_result<std::string>>(r.ret);
+        if (ret && ret->is_ok()) {
+          std::printf("  conn %llu: echo(\"%s\") -> \"%s\" (%lld us)\n", static_cast<unsigned long long>(c.id()),
+                      text.c_str(), ret->ok().c_str(), static_cast<long long>(us.count()));
+          ok = true;
+        } else {
+          std::printf("  conn %llu: echo failed\n", static_cast<unsigned long long>(c.id()));
+        }
+      },
+      [&](caf::error& e) { std::printf("  call failed: %s\n", describe(e).c_str()); });
+  return ok;
+}
+
+int call(caf::actor_system& sys, int argc, char** argv) {
+  auto addr = arg(argc, argv, "--connect", "127.0.0.1:0");
+  auto colon = addr.rfind(':');
+  auto host = addr.substr(0, colon);
+  auto port = static_cast<uint16_t>(std::stoi(addr.substr(colon + 1)));
+  auto text = arg(argc, argv, "--message", "hello, vox");
+  auto count = std::stoi(arg(argc, argv, "--count", "3"));
+  auto lnk = tcp_connect(host, port);
+  if (!lnk) {
+    std::fprintf(stderr, "vox-echo: %s\n", describe(lnk.error()).c_str());
+    return 1;
+  }
+  session_options opts;
+  opts.acceptor = accept_all();
+  auto session = connect_session(sys, *lnk, opts);
+  if (!session) {
+    std::fprintf(stderr, "vox-echo: %s\n", describe(session.error()).c_str());
+    return 1;
+  }
+  std::printf("connected to %s (we are %s, peer parity %s)\n", addr.c_str(),
+              to_string(session->handshake.our_settings.parity), to_string(session->handshake.peer_settings.parity));
+  caf::scoped_actor self{sys};
+  bool ok = true;
+  {
+    caller root{session->root};
+    for (int i = 0; i < count; ++i)
+      ok = call_echo(self, root, text + " #" + std::to_string(i + 1)) && ok;
+    self->request(session->actor, 5s, caf::open_atom::value, open_request{{parity::odd, 64}, {}, echo})
+      .receive(
+        [&](connection_handle& h) {
+          std::printf("opened virtual connection %llu\n", static_cast<unsigned long long>(h.id));
+          caller vc{h};
+          ok = call_echo(self, vc, text + " (virtual)") && ok;
+          self->request(session->actor, 5s, caf::close_atom::value, h.id, metadata{})
+            .receive([&](caf::ok_atom) { std::printf("closed virtual connection %llu\n", static_cast<unsigned long long>(h.id)); },
+                     [&](caf::error& e) { ok = false; std::printf("close failed: %s\n", describe(e).c_str()); });
+        },
+        [&](caf::error& e) {
+          ok = false;
+          std::printf("open failed: %s\n", describe(e).c_str());
+        });
+  }
+  // Dropping the root caller ends the session (no virtual connection is left).
+  self->monitor(session->actor);
+  self->receive([](caf::down_msg&) {}, caf::after(5s) >> [&] { ok = false; });
+  std::printf("%s\n", ok ? "done" : "FAILED");
+  return ok ? 0 : 1;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || (std::strcmp(argv[1], "serve") != 0 && std::strcmp(argv[1], "call") != 0)) {
+    std::fprintf(stderr, "usage: vox-echo serve [--host H] [--port N] [--keepalive MS]\n"
+                         "       vox-echo call --connect HOST:PORT [--message TEXT] [--count N]\n");
+    return 2;
+  }
+  caf::actor_system_config cfg;
+  cfg.set("scheduler.max-threads", 2);
+  caf::actor_system sys{cfg};
+  return std::strcmp(argv[1], "serve") == 0 ? serve(sys, argc, argv) : call(sys, argc, argv);
+}
