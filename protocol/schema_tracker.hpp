@@ -1,0 +1,52 @@
+// Per-connection schema bookkeeping (wire-format.md §7): what we have sent, what we received.
+#pragma once
+
+#include <cstdint>
+#include <unordered_map>
+#include <unordered_set>
+
+#include <caf/expected.hpp>
+
+#include "protocol/bytes.hpp"
+#include "protocol/schema.hpp"
+
+namespace vox::schema {
+
+/// The sending side of one connection: every type id goes out at most once, counting all
+/// methods and both directions (r[schema.exchange]).
+class send_tracker {
+public:
+  /// The CBOR SchemaPayload to attach for `p`: its schemas not sent before on this
+  /// connection (in their post-order) and its root. Marks them as sent.
+  byte_buffer prepare(const schema_payload& p);
+
+  bool sent(uint64_t type_id) const { return sent_.count(type_id) > 0; }
+
+  /// Forgets everything (a new connection, or a resumed session).
+  void reset() { sent_.clear(); }
+
+private:
+  std::unordered_set<uint64_t> sent_;
+};
+
+/// The receiving side of one connection: records the schemas the peer sent.
+class recv_tracker {
+public:
+  /// Decodes a received SchemaPayload and records its schemas; returns its root. Malformed
+  /// CBOR, a schema whose id is not its content hash, or a type id received before on this
+  /// connection is an error (the session answers it with a ProtocolError).
+  caf::expected<type_ref> record(byte_span cbor);
+
+  const schema* find(uint64_t type_id) const {
+    auto i = known_.find(type_id);
+    return i == known_.end() ? nullptr : &i->second;
+  }
+
+  size_t size() const { return known_.size(); }
+  void reset() { known_.clear(); }
+
+private:
+  std::unordered_map<uint64_t, schema> known_;
+};
+
+} // namespace vox::schema
