@@ -18,20 +18,44 @@ driver_state::~driver_state() {
 
 namespace {
 
-void send_response(driver_pointer self, request_id id, vox::metadata md, payload ret) {
+void send_response(driver_pointer self, request_id id, vox::metadata md, payload ret,
+                   const schema::schema_payload* schemas = nullptr) {
   auto& st = self->state;
   // r[impl rpc.response.one-per-request]
-  if (st.inflight.erase(id) == 0)
+  auto i = st.inflight.find(id);
+  if (i == st.inflight.end())
     return;
+  auto method = i->second;
+  st.inflight.erase(i);
+  std::vector<uint8_t> cbor;
+  // r[impl schema.exchange]
+  if (schemas != nullptr && st.response_schemas_sent.insert(method).second)
+    cbor = st.schemas_out.prepare(*schemas);
   // A failed write means the link broke; the session learns that from its reader.
-  (void) st.cfg.conduit->send(
-    message{st.cfg.id, request_message{id, request_response{std::move(md), std::move(ret), {}}}});
+  (void) st.cfg.conduit->send(message{
+    st.cfg.id, request_message{id, request_response{std::move(md), std::move(ret), std::move(cbor)}}});
+}
+
+/// Records schemas the peer attached; a malformed or repeated one ends the session.
+bool record_schemas(driver_pointer self, const std::vector<uint8_t>& cbor) {
+  if (cbor.empty())
+    return true;
+  auto root = self->state.schemas_in.record(cbor);
+  if (root)
+    return true;
+  self->send(self->state.cfg.session,
+             protocol_violation_msg{make_error(errc::protocol_violation,
+                                               "connection " + std::to_string(self->state.cfg.id)
+                                                 + ": bad schemas: " + describe(root.error()))});
+  return false;
 }
 
 void handle_request(driver_pointer self, request_message& rm) {
   auto& st = self->state;
   if (auto* call = std::get_if<request_call>(&rm.body)) {
-    if (!st.inflight.insert(rm.id).second)
+    if (!record_schemas(self, call->schemas))
+      return;
+    if (!st.inflight.emplace(rm.id, call->method_id).second)
       return; // a duplicate of a call still being handled; the first one answers
     if (!st.cfg.handler) {
       send_response(self, rm.id, {}, unknown_method_response());
@@ -46,6 +70,8 @@ void handle_request(driver_pointer self, request_message& rm) {
       // The handler's sink copies are gone, so the caller gets Cancelled.
     }
   } else if (auto* resp = std::get_if<request_response>(&rm.body)) {
+    if (!record_schemas(self, resp->schemas))
+      return;
     auto i = st.pending.find(rm.id);
     if (i == st.pending.end())
       return; // unsolicited or late (after cancel): dropped, as the reference does
@@ -81,9 +107,13 @@ driver_actor::behavior_type driver_behavior(driver_pointer self, driver_config c
       auto id = st.next_request_id;
       st.next_request_id += 2;
       st.pending.emplace(id, rp);
+      std::vector<uint8_t> cbor;
+      // r[impl schema.exchange]
+      if (call.args_schemas != nullptr && st.args_schemas_sent.insert(call.method_id).second)
+        cbor = st.schemas_out.prepare(*call.args_schemas);
       auto sent = st.cfg.conduit->send(message{
         st.cfg.id, request_message{id, request_call{call.method_id, std::move(call.metadata),
-                                                    std::move(call.args), {}}}});
+                                                    std::move(call.args), std::move(cbor)}}});
       if (!sent) {
         st.pending.erase(id);
         rp.deliver(make_error(errc::io_error, "sending the call failed: " + describe(sent.error())));
@@ -91,7 +121,7 @@ driver_actor::behavior_type driver_behavior(driver_pointer self, driver_config c
       return rp;
     },
     [self](reply_atom, reply_msg& r) {
-      send_response(self, r.id, std::move(r.metadata), std::move(r.ret));
+      send_response(self, r.id, std::move(r.metadata), std::move(r.ret), r.response_schemas);
     },
     [self](connection_closed_msg& closed) {
       self->state.fail_pending(closed.reason);

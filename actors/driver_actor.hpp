@@ -7,6 +7,7 @@
 
 #include "actors/handles.hpp"
 #include "actors/interfaces.hpp"
+#include "protocol/schema_tracker.hpp"
 #include "transport/bare_conduit.hpp"
 
 namespace vox {
@@ -29,8 +30,13 @@ struct driver_state {
   uint64_t next_request_id = 1;
   /// Outgoing calls waiting for their Response.
   std::unordered_map<request_id, caf::typed_response_promise<call_response>> pending;
-  /// Inbound calls whose Response is not sent yet.
-  std::unordered_set<request_id> inflight;
+  /// Inbound calls whose Response is not sent yet, with their method ids.
+  std::unordered_map<request_id, method_id_t> inflight;
+  /// Schema exchange on this connection (wire-format.md §7).
+  schema::send_tracker schemas_out;
+  schema::recv_tracker schemas_in;
+  std::unordered_set<method_id_t> args_schemas_sent;
+  std::unordered_set<method_id_t> response_schemas_sent;
 
   /// Fails every pending call with `reason` (a dead actor's promises are not failed by
   /// CAF 0.17 itself, so this runs on every exit path).

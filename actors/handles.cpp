@@ -53,9 +53,10 @@ reply_sink::reply_sink(driver_actor driver, request_id id) : state_(std::make_sh
   state_->id = id;
 }
 
-void reply_sink::reply(payload ret, vox::metadata md) const {
+void reply_sink::reply(payload ret, vox::metadata md, const schema::schema_payload* schemas) const {
   if (state_ && !state_->done.exchange(true))
-    caf::anon_send(state_->driver, reply_atom::value, reply_msg{state_->id, std::move(md), std::move(ret)});
+    caf::anon_send(state_->driver, reply_atom::value,
+                   reply_msg{state_->id, std::move(md), std::move(ret), schemas});
 }
 
 bool reply_sink::replied() const { return state_ && state_->done.load(); }

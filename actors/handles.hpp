@@ -84,8 +84,10 @@ public:
   reply_sink() = default;
   reply_sink(driver_actor driver, request_id id);
 
-  /// Sends the Response: `ret` is the postcard of `Result<T, VoxError<E>>`.
-  void reply(payload ret, vox::metadata md = {}) const;
+  /// Sends the Response: `ret` is the postcard of `Result<T, VoxError<E>>`; `schemas`
+  /// (static storage) describe it and go out with the method's first response.
+  void reply(payload ret, vox::metadata md = {},
+             const schema::schema_payload* schemas = nullptr) const;
 
   /// True once a reply was sent (by any copy).
   bool replied() const;

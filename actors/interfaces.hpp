@@ -23,6 +23,7 @@
 
 #include "protocol/bytes.hpp"
 #include "protocol/message.hpp"
+#include "protocol/schema.hpp"
 
 namespace vox {
 
@@ -78,6 +79,9 @@ struct outgoing_call {
   method_id_t method_id = 0;
   vox::metadata metadata;
   payload args;
+  /// The method's schemas; the args part goes out with the method's first call on this
+  /// connection (types the connection already carried are left out). Static storage.
+  const schema::schema_payload* args_schemas = nullptr;
 };
 
 /// What the peer answered to a call.
@@ -92,6 +96,14 @@ struct reply_msg {
   request_id id = 0;
   vox::metadata metadata;
   payload ret;
+  /// Schemas of the method's Result, sent with its first response on this connection.
+  const schema::schema_payload* response_schemas = nullptr;
+};
+
+/// The peer broke a protocol rule on a connection (e.g. sent a malformed or repeated
+/// schema); the session answers with ProtocolError and ends. Sent by a driver.
+struct protocol_violation_msg {
+  caf::error reason;
 };
 
 /// A request to open a virtual connection (`handler` serves the peer's calls on it).
@@ -161,6 +173,7 @@ struct attach_root_msg {
 ///   caller_dropped_msg                   from a connection's last caller guard
 ///   (ping_atom, nonce)                   from the keepalive: send Ping on connection 0
 ///   keepalive_timeout_msg                from the keepalive: end the session
+///   protocol_violation_msg               from a driver: ProtocolError, then end
 ///   stop_atom                            end the session
 ///   get_atom                             → session_info
 using session_actor = caf::typed_actor<
@@ -168,7 +181,8 @@ using session_actor = caf::typed_actor<
   caf::replies_to<caf::open_atom, open_request>::with<connection_handle>,
   caf::replies_to<caf::close_atom, connection_id, vox::metadata>::with<caf::ok_atom>,
   caf::reacts_to<caller_dropped_msg>, caf::reacts_to<caf::ping_atom, uint64_t>,
-  caf::reacts_to<keepalive_timeout_msg>, caf::reacts_to<stop_atom>,
+  caf::reacts_to<keepalive_timeout_msg>, caf::reacts_to<protocol_violation_msg>,
+  caf::reacts_to<stop_atom>,
   caf::replies_to<caf::get_atom>::with<session_info>>;
 
 } // namespace vox
@@ -181,6 +195,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vox::connection_closed_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vox::outgoing_call)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vox::call_response)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vox::reply_msg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vox::protocol_violation_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vox::session_info)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vox::open_request)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vox::attach_root_msg)

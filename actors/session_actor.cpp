@@ -86,6 +86,13 @@ void end_session(session_pointer self, caf::error reason) {
   self->quit(std::move(reason));
 }
 
+/// One path for every protocol violation: tell the peer on connection 0, then end.
+void fail_protocol(session_pointer self, const std::string& what) {
+  // r[impl session.protocol-error]
+  send(self, 0, protocol_error{what});
+  end_session(self, make_error(errc::protocol_violation, what));
+}
+
 void close_connection(session_pointer self, connection_id id, const caf::error& reason) {
   auto& st = self->state;
   auto i = st.connections.find(id);
@@ -253,10 +260,7 @@ session_actor::behavior_type session_behavior(session_pointer self, std::shared_
     [self](inbound_msg& m) { dispatch(self, m.msg); },
     [self](link_down_msg& m) {
       if (m.reason && is_decode_error(m.reason)) {
-        // r[impl session.protocol-error]
-        send(self, 0, protocol_error{describe(m.reason)});
-        end_session(self, make_error(errc::protocol_violation,
-                                     "undecodable message from peer: " + describe(m.reason)));
+        fail_protocol(self, "undecodable message from peer: " + describe(m.reason));
         return;
       }
       // Behaviour 26/31: a non-resumable session ends on EOF or a link error.
@@ -321,6 +325,7 @@ session_actor::behavior_type session_behavior(session_pointer self, std::shared_
       end_session(self, make_error(errc::timeout, "keepalive: no Pong for Ping " + std::to_string(m.nonce)
                                                     + " within the timeout"));
     },
+    [self](protocol_violation_msg& m) { fail_protocol(self, describe(m.reason)); },
     [self](stop_atom) { end_session(self, caf::error{}); },
     [self](caf::get_atom) {
       auto& st = self->state;

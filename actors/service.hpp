@@ -1,0 +1,139 @@
+// Typed services on top of the connection drivers: a dispatcher that turns a service
+// declaration (protocol/service.hpp) plus method implementations into a call_handler, and a
+// client that makes typed calls from event-based actors or blocking code.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <unordered_map>
+
+#include <caf/scoped_actor.hpp>
+
+#include "actors/handles.hpp"
+#include "protocol/service.hpp"
+
+namespace vox {
+
+/// Answers one call of method `M`. Copyable; the first answer wins (see reply_sink).
+template <class Service, class M>
+class responder {
+public:
+  explicit responder(reply_sink sink) : sink_(std::move(sink)) {}
+
+  void ok(typename M::ok_type value) const {
+    send(typename M::result_type{std::in_place_index<0>, std::move(value)});
+  }
+
+  /// Err(User(e)).
+  void err(typename M::error_type e) const {
+    send(typename M::result_type{std::in_place_index<1>,
+                                 vox_error<typename M::error_type>{std::in_place_index<0>, std::move(e)}});
+  }
+
+  /// Err(VoxError) with a runtime failure kind, e.g. `fail(vox_error<E>{invalid_payload{"…"}})`.
+  void fail(vox_error<typename M::error_type> e) const {
+    send(typename M::result_type{std::in_place_index<1>, std::move(e)});
+  }
+
+  void send(const typename M::result_type& r, vox::metadata md = {}) const {
+    sink_.reply(payload{encode(r)}, std::move(md), &Service::template schemas<M>().response);
+  }
+
+  const reply_sink& sink() const { return sink_; }
+
+private:
+  reply_sink sink_;
+};
+
+/// Builds the call_handler of a service from one function per method. A method without an
+/// implementation answers UnknownMethod, as does an unknown method id; arguments that do
+/// not decode answer InvalidPayload and the connection stays open (r[rpc.error.scope]).
+///
+///   service_dispatcher<calculator> d;
+///   d.on<add>([](int64_t a, int64_t b, responder<calculator, add> r) { r.ok(a + b); });
+template <class Service>
+class service_dispatcher {
+public:
+  /// Registers `fn(args..., responder<Service, M>)` for method `M`. It runs in the driver
+  /// actor: answer at once or keep the responder and answer later.
+  template <class M, class F>
+  service_dispatcher& on(F fn) {
+    auto id = Service::template id<M>();
+    (*table_)[id] = [fn = std::move(fn)](incoming_call& in, reply_sink sink) {
+      responder<Service, M> r{std::move(sink)};
+      auto args = decode<typename M::args_type>(in.args);
+      if (!args) {
+        // r[impl rpc.error.scope]
+        r.fail(vox_error<typename M::error_type>{std::in_place_index<2>,
+                                                 invalid_payload{describe(args.error())}});
+        return;
+      }
+      std::apply([&](auto&... xs) { fn(std::move(xs)..., r); }, *args);
+    };
+    return *this;
+  }
+
+  /// The handler to give a session (root_handler) or an accepted connection.
+  call_handler handler() const {
+    return [table = table_](incoming_call in, reply_sink sink) {
+      auto i = table->find(in.method_id);
+      if (i == table->end()) {
+        sink.reply(unknown_method_response());
+        return;
+      }
+      i->second(in, std::move(sink));
+    };
+  }
+
+private:
+  using entry = std::function<void(incoming_call&, reply_sink)>;
+  std::shared_ptr<std::unordered_map<method_id_t, entry>> table_
+    = std::make_shared<std::unordered_map<method_id_t, entry>>();
+};
+
+/// Makes typed calls of `Service` on one connection.
+template <class Service>
+class client {
+public:
+  explicit client(caller c) : caller_(std::move(c)) {}
+
+  const caller& get_caller() const { return caller_; }
+
+  /// The message to send to `driver()` for a call of `M` (schemas attached as needed).
+  template <class M>
+  static outgoing_call make_call(const typename M::args_type& args, vox::metadata md = {}) {
+    return outgoing_call{Service::template id<M>(), std::move(md), payload{encode(args)},
+                         &Service::template schemas<M>().args};
+  }
+
+  /// Decodes the `ret` of a Response to a call of `M`.
+  template <class M>
+  static caf::expected<typename M::result_type> decode_result(const call_response& r) {
+    return decode<typename M::result_type>(r.ret);
+  }
+
+  /// From an event-based actor: calls `M` and passes the decoded result (or the failure)
+  /// to `done`.
+  template <class M, class Self, class F, class Timeout = caf::duration>
+  void request(Self* self, typename M::args_type args, F done, Timeout timeout = caf::infinite) const {
+    self->request(caller_.driver(), timeout, call_atom::value, make_call<M>(args))
+      .then([done](call_response& r) mutable { done(decode_result<M>(r)); },
+            [done](caf::error& e) mutable { done(caf::expected<typename M::result_type>{std::move(e)}); });
+  }
+
+  /// From blocking code: calls `M` and waits for its result.
+  template <class M, class Timeout = caf::duration>
+  caf::expected<typename M::result_type> call(caf::scoped_actor& self, typename M::args_type args,
+                                              Timeout timeout = caf::infinite) const {
+    caf::expected<typename M::result_type> out = caf::error{};
+    self->request(caller_.driver(), timeout, call_atom::value, make_call<M>(args))
+      .receive([&](call_response& r) { out = decode_result<M>(r); },
+               [&](caf::error& e) { out = std::move(e); });
+    return out;
+  }
+
+private:
+  caller caller_;
+};
+
+} // namespace vox
