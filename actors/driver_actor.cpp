@@ -13,7 +13,10 @@ void driver_state::fail_pending(const caf::error& reason) {
 }
 
 driver_state::~driver_state() {
-  fail_pending(make_error(errc::connection_closed, "connection driver exited"));
+  auto reason = make_error(errc::connection_closed, "connection driver exited");
+  fail_pending(reason);
+  if (cfg.channels)
+    cfg.channels->close_all(reason);
 }
 
 namespace {
@@ -50,6 +53,29 @@ bool record_schemas(driver_pointer self, const std::vector<uint8_t>& cbor) {
   return false;
 }
 
+void handle_channel(driver_pointer self, channel_message& cm) {
+  auto& reg = self->state.cfg.channels;
+  auto core = reg ? reg->find(cm.id) : nullptr;
+  if (!core)
+    return; // unknown or finished channel: dropped, as the reference drops late items
+  std::visit(
+    [&](auto& body) {
+      using T = std::decay_t<decltype(body)>;
+      if constexpr (std::is_same_v<T, channel_item>) {
+        core->on_item(std::move(body.item));
+      } else if constexpr (std::is_same_v<T, channel_close>) {
+        core->on_close();
+        reg->remove(cm.id);
+      } else if constexpr (std::is_same_v<T, channel_reset>) {
+        core->on_reset();
+        reg->remove(cm.id);
+      } else {
+        core->on_grant(body.additional);
+      }
+    },
+    cm.body);
+}
+
 void handle_request(driver_pointer self, request_message& rm) {
   auto& st = self->state;
   if (auto* call = std::get_if<request_call>(&rm.body)) {
@@ -62,7 +88,8 @@ void handle_request(driver_pointer self, request_message& rm) {
       return;
     }
     incoming_call in{st.cfg.id, rm.id, call->method_id, std::move(call->metadata),
-                     std::move(call->args), std::move(call->schemas)};
+                     std::move(call->args), std::move(call->schemas), st.cfg.channels,
+                     &self->system()};
     // r[impl rpc.handler]
     try {
       st.cfg.handler(std::move(in), reply_sink{caf::actor_cast<driver_actor>(self), rm.id});
@@ -99,7 +126,8 @@ driver_actor::behavior_type driver_behavior(driver_pointer self, driver_config c
     [self](vox::message& msg) {
       if (auto* rm = std::get_if<request_message>(&msg.payload))
         handle_request(self, *rm);
-      // Channel messages are not served yet: nothing opens a channel on this connection.
+      else if (auto* cm = std::get_if<channel_message>(&msg.payload))
+        handle_channel(self, *cm);
     },
     [self](call_atom, outgoing_call& call) -> caf::typed_response_promise<call_response> {
       auto& st = self->state;
@@ -116,8 +144,14 @@ driver_actor::behavior_type driver_behavior(driver_pointer self, driver_config c
                                                     std::move(call.args), std::move(cbor)}}});
       if (!sent) {
         st.pending.erase(id);
-        rp.deliver(make_error(errc::io_error, "sending the call failed: " + describe(sent.error())));
+        auto err = make_error(errc::io_error, "sending the call failed: " + describe(sent.error()));
+        for (auto& ch : call.channels)
+          ch->on_connection_closed(err);
+        rp.deliver(std::move(err));
+        return rp;
       }
+      for (auto& ch : call.channels)
+        ch->activate();
       return rp;
     },
     [self](reply_atom, reply_msg& r) {

@@ -5,6 +5,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "actors/channel.hpp"
 #include "actors/handles.hpp"
 #include "actors/interfaces.hpp"
 #include "protocol/schema_tracker.hpp"
@@ -20,6 +21,7 @@ struct driver_config {
   std::shared_ptr<bare_conduit> conduit; ///< the session's conduit; drivers write directly
   session_actor session;
   call_handler handler; ///< serves inbound calls; none answers UnknownMethod
+  std::shared_ptr<detail::channel_registry> channels;
 };
 
 struct driver_state {

@@ -30,6 +30,10 @@ namespace vox {
 struct incoming_call;
 class reply_sink;
 
+namespace detail {
+class channel_core;
+} // namespace detail
+
 /// Serves the calls of one connection (see handles.hpp). Runs inside the connection's
 /// driver actor, so it must not block: reply now, or keep the sink and reply later.
 using call_handler = std::function<void(incoming_call, reply_sink)>;
@@ -82,6 +86,8 @@ struct outgoing_call {
   /// The method's schemas; the args part goes out with the method's first call on this
   /// connection (types the connection already carried are left out). Static storage.
   const schema::schema_payload* args_schemas = nullptr;
+  /// Channel ends bound by these arguments; the driver activates them once the Call is out.
+  std::vector<std::shared_ptr<detail::channel_core>> channels{};
 };
 
 /// What the peer answered to a call.

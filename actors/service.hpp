@@ -7,8 +7,11 @@
 #include <memory>
 #include <unordered_map>
 
+#include <caf/actor_system.hpp>
+#include <caf/blocking_actor.hpp>
 #include <caf/scoped_actor.hpp>
 
+#include "actors/channel.hpp"
 #include "actors/handles.hpp"
 #include "protocol/service.hpp"
 
@@ -61,14 +64,29 @@ public:
     auto id = Service::template id<M>();
     (*table_)[id] = [fn = std::move(fn)](incoming_call& in, reply_sink sink) {
       responder<Service, M> r{std::move(sink)};
-      auto args = decode<typename M::args_type>(in.args);
+      caf::expected<typename M::args_type> args = caf::error{};
+      {
+        // Tx/Rx arguments bind to this connection while they are decoded.
+        detail::channel_binder binder{in.channels, false, {}};
+        detail::binder_scope scope{binder};
+        args = decode<typename M::args_type>(in.args);
+      }
       if (!args) {
         // r[impl rpc.error.scope]
         r.fail(vox_error<typename M::error_type>{std::in_place_index<2>,
                                                  invalid_payload{describe(args.error())}});
         return;
       }
-      std::apply([&](auto&... xs) { fn(std::move(xs)..., r); }, *args);
+      if constexpr (M::has_channels) {
+        // Channel ends block while they wait for items or credit: such handlers run in a
+        // detached actor of their own (which the actor system waits for on shutdown) and
+        // never hold up the connection's driver.
+        in.system->spawn<caf::detached>([fn, r, args = std::move(*args)](caf::blocking_actor*) mutable {
+          std::apply([&](auto&... xs) { fn(std::move(xs)..., r); }, args);
+        });
+      } else {
+        std::apply([&](auto&... xs) { fn(std::move(xs)..., r); }, *args);
+      }
     };
     return *this;
   }
@@ -100,10 +118,18 @@ public:
   const caller& get_caller() const { return caller_; }
 
   /// The message to send to `driver()` for a call of `M` (schemas attached as needed).
+  /// Channel ends among the arguments are bound to this connection here.
+  /// Fails if a channel end among them was already used in another call.
   template <class M>
-  static outgoing_call make_call(const typename M::args_type& args, vox::metadata md = {}) {
-    return outgoing_call{Service::template id<M>(), std::move(md), payload{encode(args)},
-                         &Service::template schemas<M>().args};
+  caf::expected<outgoing_call> make_call(const typename M::args_type& args, vox::metadata md = {}) const {
+    detail::channel_binder binder{caller_.connection().channels, false, {}};
+    detail::binder_scope scope{binder};
+    outgoing_call out{Service::template id<M>(), std::move(md), payload{encode(args)},
+                      &Service::template schemas<M>().args, {}};
+    out.channels = std::move(binder.bound);
+    if (binder.failed)
+      return make_error(errc::invalid_request, "a channel end in the arguments is already bound to a call");
+    return out;
   }
 
   /// Decodes the `ret` of a Response to a call of `M`.
@@ -116,7 +142,12 @@ public:
   /// to `done`.
   template <class M, class Self, class F, class Timeout = caf::duration>
   void request(Self* self, typename M::args_type args, F done, Timeout timeout = caf::infinite) const {
-    self->request(caller_.driver(), timeout, call_atom::value, make_call<M>(args))
+    auto call = make_call<M>(args);
+    if (!call) {
+      done(caf::expected<typename M::result_type>{std::move(call.error())});
+      return;
+    }
+    self->request(caller_.driver(), timeout, call_atom::value, std::move(*call))
       .then([done](call_response& r) mutable { done(decode_result<M>(r)); },
             [done](caf::error& e) mutable { done(caf::expected<typename M::result_type>{std::move(e)}); });
   }
@@ -125,8 +156,11 @@ public:
   template <class M, class Timeout = caf::duration>
   caf::expected<typename M::result_type> call(caf::scoped_actor& self, typename M::args_type args,
                                               Timeout timeout = caf::infinite) const {
+    auto call = make_call<M>(args);
+    if (!call)
+      return std::move(call.error());
     caf::expected<typename M::result_type> out = caf::error{};
-    self->request(caller_.driver(), timeout, call_atom::value, make_call<M>(args))
+    self->request(caller_.driver(), timeout, call_atom::value, std::move(*call))
       .receive([&](call_response& r) { out = decode_result<M>(r); },
                [&](caf::error& e) { out = std::move(e); });
     return out;

@@ -33,13 +33,15 @@ bool send(session_pointer self, connection_id id, message_payload p) {
 
 connection_handle handle_of(session_pointer self, connection_id id, const connection_slot& s) {
   return connection_handle{id, caf::actor_cast<session_actor>(self), s.driver, s.local_settings,
-                           s.peer_settings, s.callers};
+                           s.peer_settings, s.callers, s.channels};
 }
 
 /// Makes `slot` active with a fresh driver (monitored: its exit removes the connection).
 void activate(session_pointer self, connection_id id, connection_slot& slot, call_handler handler) {
+  // r[impl rpc.channel.binding]
+  slot.channels = std::make_shared<detail::channel_registry>(slot.local_settings.parity, self->state.conduit, id);
   driver_config cfg{id, slot.local_settings, slot.peer_settings, self->state.conduit,
-                    caf::actor_cast<session_actor>(self), std::move(handler)};
+                    caf::actor_cast<session_actor>(self), std::move(handler), slot.channels};
   slot.driver = self->spawn<caf::monitored>(driver_behavior, std::move(cfg));
   slot.pending = false;
   if (!slot.callers)

@@ -8,6 +8,7 @@
 #include <string>
 #include <thread>
 
+#include "actors/channel.hpp"
 #include "actors/handles.hpp"
 #include "actors/interfaces.hpp"
 #include "transport/bare_conduit.hpp"
@@ -51,6 +52,7 @@ struct connection_slot {
   call_handler handler; ///< pending only: serves the connection once accepted
   caf::typed_response_promise<connection_handle> open_promise; ///< pending only
   std::shared_ptr<detail::caller_registry> callers;
+  std::shared_ptr<detail::channel_registry> channels;
 };
 
 struct session_state {

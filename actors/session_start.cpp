@@ -19,15 +19,16 @@ session_handle spawn_session(caf::actor_system& sys, link_ptr link, handshake_re
   auto session = sys.spawn(session_behavior, conduit, handshake, std::move(options));
   // The root driver exists before the session reads anything, so the handle returned here
   // is complete; attach_root_msg is the first message the session processes.
+  auto channels = std::make_shared<detail::channel_registry>(handshake.our_settings.parity, conduit, 0);
   driver_config cfg{0, handshake.our_settings, handshake.peer_settings, conduit, session,
-                    std::move(root_handler)};
+                    std::move(root_handler), channels};
   auto root_driver = sys.spawn(driver_behavior, std::move(cfg));
   auto callers = std::make_shared<detail::caller_registry>();
   caf::anon_send(session, attach_root_msg{root_driver, callers});
   session_handle out;
   out.actor = session;
   out.root = connection_handle{0, session, root_driver, handshake.our_settings, handshake.peer_settings,
-                               std::move(callers)};
+                               std::move(callers), std::move(channels)};
   out.handshake = std::move(handshake);
   return out;
 }

@@ -60,6 +60,13 @@ struct tuple_types<std::pair<A, B>> {
   using type = std::tuple<A, B>;
 };
 
+/// A channel end (Tx<T>/Rx<T>): it names its direction and element type.
+template <class T>
+concept channel_end = requires {
+  { T::direction } -> std::convertible_to<const char*>;
+  typename T::element_type;
+};
+
 /// The alternative of generic enum `T` that type parameter `P` is bound to.
 template <class T, size_t P>
 constexpr size_t param_alternative() {
@@ -150,6 +157,8 @@ std::string extractor::key() {
     return "generic:map";
   else if constexpr (vox::detail::is_tuple<T>::value)
     return "tuple:" + std::to_string(std::tuple_size_v<T>);
+  else if constexpr (detail::channel_end<T>)
+    return std::string{"generic:"} + T::direction;
   else if constexpr (described<T> && !described_transparent<T>)
     return "decl:" + std::string{vox_describe(static_cast<const T*>(nullptr)).name};
   else
@@ -160,6 +169,8 @@ template <class T>
 std::vector<type_ref> extractor::args_of() {
   if constexpr (vox::detail::is_vector<T>::value || vox::detail::is_optional<T>::value)
     return {add<typename T::value_type>()};
+  else if constexpr (detail::channel_end<T>)
+    return {add<typename T::element_type>()};
   else if constexpr (vox::detail::is_map<T>::value)
     return {add<typename T::key_type>(), add<typename T::mapped_type>()};
   else if constexpr (vox::detail::is_tuple<T>::value)
@@ -242,6 +253,12 @@ type_ref extractor::add() {
       auto tag = vox::detail::is_vector<T>::value ? schema_kind::tag::list : schema_kind::tag::option;
       return type_ref::concrete(emit(k, {"T"}, make_kind(tag, {type_ref::var("T")})),
                                 std::move(args));
+    } else if constexpr (detail::channel_end<T>) {
+      // r[impl rpc.channel.payload-encoding]
+      auto args = args_of<T>();
+      auto kind = make_kind(schema_kind::tag::channel, {type_ref::var("T")});
+      kind.direction = T::direction;
+      return type_ref::concrete(emit(k, {"T"}, std::move(kind)), std::move(args));
     } else if constexpr (vox::detail::is_map<T>::value) {
       auto args = args_of<T>();
       return type_ref::concrete(

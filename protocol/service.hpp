@@ -45,6 +45,8 @@ struct method<Name, Ret(Args...), Err> {
   using result_type = call_result<ok_type, Err>;
   /// The schema root of the arguments: the n-tuple of the argument types, or `unit` for none.
   using args_schema_root = std::conditional_t<sizeof...(Args) == 0, unit, args_type>;
+  /// True if an argument is a channel end (its handler may block on it).
+  static constexpr bool has_channels = (schema::detail::channel_end<Args> || ...);
 };
 
 /// The schemas a method attaches to its first call and its first response on a connection.

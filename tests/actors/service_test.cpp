@@ -99,7 +99,7 @@ TEST_CASE("schemas go with the first call and response of each method on each co
   client<testbed> c{caller{peer.session.root}};
   auto call_once = [&](auto method_tag, typename decltype(method_tag)::type::args_type args) {
     using M = typename decltype(method_tag)::type;
-    caf::anon_send(c.get_caller().driver(), call_atom::value, client<testbed>::make_call<M>(args));
+    caf::anon_send(c.get_caller().driver(), call_atom::value, *c.make_call<M>(args));
     auto req = peer.recv_as<request_message>();
     REQUIRE(req);
     auto call = std::get<request_call>(req->second.body);

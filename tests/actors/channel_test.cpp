@@ -1,0 +1,237 @@
+// Channels with credit (testbed-service.md §1, §3): ids, binding, flow control, Close/Reset.
+#include <catch2/catch.hpp>
+
+#include "actors/channel.hpp"
+#include "actors/service.hpp"
+#include "support/session_fixture.hpp"
+
+using namespace vox;
+using namespace vox::test;
+
+namespace {
+
+using sum = method<"sum", int64_t(rx<int32_t>)>;
+using generate = method<"generate", void(uint32_t, tx<int32_t>)>;
+using transform = method<"transform", void(rx<std::string>, tx<std::string>)>;
+using streams = service<"Testbed", sum, generate, transform>;
+
+call_handler streams_handler() {
+  service_dispatcher<streams> d;
+  d.on<sum>([](rx<int32_t> in, responder<streams, sum> r) {
+    int64_t total = 0;
+    for (;;) {
+      auto item = in.recv();
+      if (!item || !*item)
+        break; // Close, Reset or a dead connection: answer with what arrived
+      total += **item;
+    }
+    r.ok(total);
+  });
+  d.on<generate>([](uint32_t count, tx<int32_t> out, responder<streams, generate> r) {
+    for (uint32_t i = 0; i < count; ++i)
+      if (!out.send(static_cast<int32_t>(i)))
+        break;
+    out.close(); // Close goes on the wire before the Response
+    r.ok({});
+  });
+  d.on<transform>([](rx<std::string> in, tx<std::string> out, responder<streams, transform> r) {
+    for (;;) {
+      auto item = in.recv();
+      if (!item || !*item)
+        break;
+      (void) out.send(**item);
+    }
+    out.close();
+    r.ok({});
+  });
+  return d.handler();
+}
+
+session_options logless() {
+  session_options o;
+  o.log = [](const std::string&) {};
+  return o;
+}
+
+struct streams_pair {
+  actor_fixture f;
+  session_pair pair;
+  streams_pair() {
+    auto server = logless();
+    server.root_handler = streams_handler();
+    pair = make_session_pair(f, make_memory_link_pair(), logless(), server);
+  }
+};
+
+} // namespace
+
+TEST_CASE("Tx and Rx have the reference's schema ids and method ids", "[actors][channels]") {
+  CHECK(schema::schema_payload_of<tx<int32_t>>().root.type_id == 0xc886545a493d06ebull);
+  CHECK(schema::schema_payload_of<rx<int32_t>>().root.type_id == 0x967a48ac345e2f5eull);
+  CHECK(streams::id<sum>() == 0x51f9cfd8e86577c9ull);
+  CHECK(streams::id<generate>() == 0x239e5b99b1f8207aull);
+  CHECK(streams::id<transform>() == 0xcb469cff8d798feb);
+}
+
+// r[verify rpc.channel.item]
+// r[verify rpc.channel.close]
+TEST_CASE("items sent on a caller's channel reach the handler until Close", "[actors][channels]") {
+  streams_pair s;
+  client<streams> c{caller{s.pair.client.root}};
+  auto [out, in] = channel<int32_t>();
+  auto result = s.f.async([&, in = in](caf::scoped_actor& a) { return c.call<sum>(a, {in}, wait_bound); });
+  for (int32_t i = 1; i <= 5; ++i)
+    REQUIRE(out.send(i));
+  out.close();
+  auto r = result.get();
+  INFO((r ? std::string{"ok"} : describe(r.error())));
+  REQUIRE(r);
+  CHECK(r->ok() == 15);
+}
+
+// r[verify rpc.flow-control.credit.grant]
+TEST_CASE("100 items with 16 initial credit arrive in order, in both directions", "[actors][channels]") {
+  streams_pair s;
+  client<streams> c{caller{s.pair.client.root}};
+  {
+    auto [out, in] = channel<int32_t>();
+    auto result = s.f.async([&, in = in](caf::scoped_actor& a) { return c.call<sum>(a, {in}, wait_bound); });
+    for (int32_t i = 0; i < 100; ++i)
+      REQUIRE(out.send_for(i, wait_bound)); // blocks whenever the 16 credits are spent
+    out.close();
+    auto r = result.get();
+    REQUIRE(r);
+    CHECK(r->ok() == 4950);
+  }
+  {
+    auto [out, in] = channel<int32_t>();
+    auto result = s.f.async([&, out = out](caf::scoped_actor& a) { return c.call<generate>(a, {100, out}, wait_bound); });
+    std::vector<int32_t> got;
+    for (;;) {
+      auto item = in.recv_for(wait_bound);
+      REQUIRE(item);
+      if (!*item)
+        break;
+      got.push_back(**item);
+    }
+    std::vector<int32_t> want(100);
+    std::iota(want.begin(), want.end(), 0);
+    CHECK(got == want);
+    REQUIRE(result.get());
+  }
+}
+
+TEST_CASE("a transform streams both ways at once", "[actors][channels]") {
+  streams_pair s;
+  client<streams> c{caller{s.pair.client.root}};
+  auto [in_tx, in_rx] = channel<std::string>();
+  auto [out_tx, out_rx] = channel<std::string>();
+  auto result = s.f.async([&, a1 = in_rx, a2 = out_tx](caf::scoped_actor& a) {
+    return c.call<transform>(a, {a1, a2}, wait_bound);
+  });
+  std::vector<std::string> got;
+  for (auto w : {"alpha", "beta", "gamma"}) {
+    REQUIRE(in_tx.send(w));
+    auto echo = out_rx.recv_for(wait_bound);
+    REQUIRE(echo);
+    REQUIRE(*echo);
+    got.push_back(**echo);
+  }
+  in_tx.close();
+  auto end = out_rx.recv_for(wait_bound);
+  REQUIRE(end);
+  CHECK_FALSE(*end);
+  CHECK(got == std::vector<std::string>{"alpha", "beta", "gamma"});
+  REQUIRE(result.get());
+}
+
+// r[verify rpc.flow-control.credit.exhaustion]
+TEST_CASE("a sender blocks at zero credit and resumes when credit is granted", "[actors][channels]") {
+  actor_fixture f;
+  auto peer = make_raw_peer(f, session_role::initiator, logless());
+  client<streams> c{caller{peer.session.root}};
+  auto [out, in] = channel<int32_t>();
+  caf::anon_send(c.get_caller().driver(), call_atom::value, *c.make_call<sum>({in}));
+  auto call = peer.recv_as<request_message>();
+  REQUIRE(call);
+  auto args = std::get<request_call>(call->second.body).args;
+  CHECK(args == payload{0x01}); // the channel id, odd: our first channel
+  for (int32_t i = 0; i < 16; ++i)
+    REQUIRE(out.send(i));
+  auto blocked = out.send_for(16, std::chrono::milliseconds{50});
+  REQUIRE_FALSE(blocked);
+  CHECK(is(blocked.error(), errc::timeout));
+  for (int32_t i = 0; i < 16; ++i) {
+    auto item = peer.recv_as<channel_message>();
+    REQUIRE(item);
+    CHECK(item->second.id == 1);
+    CHECK(std::get<channel_item>(item->second.body).item == payload{encode(i)});
+  }
+  peer.send(message{0, channel_message{1, channel_grant_credit{1}}});
+  REQUIRE(out.send_for(16, wait_bound));
+  auto item = peer.recv_as<channel_message>();
+  REQUIRE(item);
+  CHECK(std::get<channel_item>(item->second.body).item == payload{encode(int32_t{16})});
+}
+
+TEST_CASE("the handler's generate sends items, then Close, then the Response", "[actors][channels]") {
+  actor_fixture f;
+  auto opts = logless();
+  opts.root_handler = streams_handler();
+  auto peer = make_raw_peer(f, session_role::acceptor, opts);
+  // Caller is the raw peer (Odd): channel id 1 for the handler's Tx.
+  peer.send(message{0, request_message{1, request_call{streams::id<generate>(), {}, payload{0x03, 0x01}, {}}}});
+  std::vector<std::string> kinds;
+  for (int i = 0; i < 5; ++i) {
+    auto m = peer.recv();
+    REQUIRE(m);
+    if (auto* cm = std::get_if<channel_message>(&m->payload))
+      kinds.push_back(std::holds_alternative<channel_item>(cm->body) ? "item" : "close");
+    else if (std::holds_alternative<request_message>(m->payload))
+      kinds.push_back("response");
+  }
+  CHECK(kinds == std::vector<std::string>{"item", "item", "item", "close", "response"});
+}
+
+// r[verify rpc.channel.reset]
+TEST_CASE("a Reset from the peer stops the channel at both ends", "[actors][channels]") {
+  actor_fixture f;
+  auto peer = make_raw_peer(f, session_role::initiator, logless());
+  client<streams> c{caller{peer.session.root}};
+  auto [out, in] = channel<int32_t>();
+  caf::anon_send(c.get_caller().driver(), call_atom::value, *c.make_call<sum>({in}));
+  REQUIRE(peer.recv_as<request_message>());
+  peer.send(message{0, channel_message{1, channel_reset{}}});
+  // The reset arrives asynchronously: the next sends fail once it has.
+  caf::expected<void> sent;
+  for (int i = 0; i < 1000 && sent; ++i)
+    sent = out.send_for(1, wait_bound);
+  REQUIRE_FALSE(sent);
+  CHECK(is(sent.error(), errc::closed));
+}
+
+TEST_CASE("channel ends fail when their connection closes", "[actors][channels]") {
+  actor_fixture f;
+  auto peer = make_raw_peer(f, session_role::initiator, logless());
+  client<streams> c{caller{peer.session.root}};
+  auto [out, in] = channel<int32_t>();
+  caf::anon_send(c.get_caller().driver(), call_atom::value, *c.make_call<generate>({5, out}));
+  REQUIRE(peer.recv_as<request_message>());
+  peer.link->close(); // the session ends, and with it the root connection
+  auto r = in.recv_for(wait_bound);
+  REQUIRE_FALSE(r);
+  CHECK((is(r.error(), errc::session_shutdown) || is(r.error(), errc::connection_closed)));
+}
+
+TEST_CASE("a channel end can be used in one call only", "[actors][channels]") {
+  actor_fixture f;
+  auto peer = make_raw_peer(f, session_role::initiator, logless());
+  client<streams> c{caller{peer.session.root}};
+  auto [out, in] = channel<int32_t>();
+  auto first = c.make_call<sum>({in});
+  REQUIRE(first);
+  CHECK(first->args == payload{0x01});
+  auto second = c.make_call<sum>({in});
+  REQUIRE_FALSE(second);
+  CHECK(is(second.error(), errc::invalid_request));
+}
