@@ -8,8 +8,16 @@ namespace vox {
 void driver_state::fail_pending(const caf::error& reason) {
   auto calls = std::move(pending);
   pending.clear();
+  tags.clear();
   for (auto& [id, rp] : calls)
     rp.deliver(reason);
+  auto waiting = std::move(queued);
+  queued.clear();
+  for (auto& [call, rp] : waiting) {
+    for (auto& ch : call.channels)
+      ch->on_connection_closed(reason);
+    rp.deliver(reason);
+  }
 }
 
 driver_state::~driver_state() {
@@ -21,6 +29,8 @@ driver_state::~driver_state() {
 
 namespace {
 
+void send_queued(driver_pointer self);
+
 void send_response(driver_pointer self, request_id id, vox::metadata md, payload ret,
                    const schema::schema_payload* schemas = nullptr) {
   auto& st = self->state;
@@ -28,7 +38,7 @@ void send_response(driver_pointer self, request_id id, vox::metadata md, payload
   auto i = st.inflight.find(id);
   if (i == st.inflight.end())
     return;
-  auto method = i->second;
+  auto method = i->second.method_id;
   st.inflight.erase(i);
   std::vector<uint8_t> cbor;
   // r[impl schema.exchange]
@@ -81,8 +91,19 @@ void handle_request(driver_pointer self, request_message& rm) {
   if (auto* call = std::get_if<request_call>(&rm.body)) {
     if (!record_schemas(self, call->schemas))
       return;
-    if (!st.inflight.emplace(rm.id, call->method_id).second)
+    if (st.inflight.count(rm.id) > 0)
       return; // a duplicate of a call still being handled; the first one answers
+    // r[impl rpc.flow-control.max-concurrent-requests]
+    auto limit = st.cfg.local_settings.max_concurrent_requests;
+    if (limit > 0 && st.inflight.size() >= limit) {
+      self->send(st.cfg.session,
+                 protocol_violation_msg{make_error(
+                   errc::protocol_violation, "connection " + std::to_string(st.cfg.id) + ": more than "
+                                               + std::to_string(limit) + " concurrent requests")});
+      return;
+    }
+    auto flag = std::make_shared<std::atomic<bool>>(false);
+    st.inflight.emplace(rm.id, driver_state::inflight_call{call->method_id, flag});
     if (!st.cfg.handler) {
       send_response(self, rm.id, {}, unknown_method_response());
       return;
@@ -92,7 +113,7 @@ void handle_request(driver_pointer self, request_message& rm) {
                      &self->system()};
     // r[impl rpc.handler]
     try {
-      st.cfg.handler(std::move(in), reply_sink{caf::actor_cast<driver_actor>(self), rm.id});
+      st.cfg.handler(std::move(in), reply_sink{caf::actor_cast<driver_actor>(self), rm.id, flag});
     } catch (...) {
       // The handler's sink copies are gone, so the caller gets Cancelled.
     }
@@ -105,9 +126,55 @@ void handle_request(driver_pointer self, request_message& rm) {
     i->second.deliver(
       call_response{std::move(resp->metadata), std::move(resp->ret), std::move(resp->schemas)});
     st.pending.erase(i);
+    std::erase_if(st.tags, [&](const auto& kv) { return kv.second == rm.id; });
+    send_queued(self);
   } else {
     // r[impl rpc.cancel]
+    if (auto i = st.inflight.find(rm.id); i != st.inflight.end())
+      i->second.cancelled->store(true);
     send_response(self, rm.id, {}, cancelled_response());
+  }
+}
+
+bool at_peer_limit(const driver_state& st) {
+  auto limit = st.cfg.peer_settings.max_concurrent_requests;
+  return limit > 0 && st.pending.size() >= limit;
+}
+
+void start_call(driver_pointer self, outgoing_call call, caf::typed_response_promise<call_response> rp) {
+  auto& st = self->state;
+  auto id = st.next_request_id;
+  st.next_request_id += 2;
+  st.pending.emplace(id, rp);
+  if (call.cancel_tag != 0)
+    st.tags.emplace(call.cancel_tag, id);
+  std::vector<uint8_t> cbor;
+  // r[impl schema.exchange]
+  if (call.args_schemas != nullptr && st.args_schemas_sent.insert(call.method_id).second)
+    cbor = st.schemas_out.prepare(*call.args_schemas);
+  auto sent = st.cfg.conduit->send(message{
+    st.cfg.id, request_message{id, request_call{call.method_id, std::move(call.metadata),
+                                                std::move(call.args), std::move(cbor)}}});
+  if (!sent) {
+    st.pending.erase(id);
+    st.tags.erase(call.cancel_tag);
+    auto err = make_error(errc::io_error, "sending the call failed: " + describe(sent.error()));
+    for (auto& ch : call.channels)
+      ch->on_connection_closed(err);
+    rp.deliver(std::move(err));
+    return;
+  }
+  for (auto& ch : call.channels)
+    ch->activate();
+}
+
+/// Starts queued calls while the peer's limit allows.
+void send_queued(driver_pointer self) {
+  auto& st = self->state;
+  while (!st.queued.empty() && !at_peer_limit(st)) {
+    auto [call, rp] = std::move(st.queued.front());
+    st.queued.pop_front();
+    start_call(self, std::move(call), std::move(rp));
   }
 }
 
@@ -130,29 +197,38 @@ driver_actor::behavior_type driver_behavior(driver_pointer self, driver_config c
         handle_channel(self, *cm);
     },
     [self](call_atom, outgoing_call& call) -> caf::typed_response_promise<call_response> {
-      auto& st = self->state;
       auto rp = self->make_response_promise<call_response>();
-      auto id = st.next_request_id;
-      st.next_request_id += 2;
-      st.pending.emplace(id, rp);
-      std::vector<uint8_t> cbor;
-      // r[impl schema.exchange]
-      if (call.args_schemas != nullptr && st.args_schemas_sent.insert(call.method_id).second)
-        cbor = st.schemas_out.prepare(*call.args_schemas);
-      auto sent = st.cfg.conduit->send(message{
-        st.cfg.id, request_message{id, request_call{call.method_id, std::move(call.metadata),
-                                                    std::move(call.args), std::move(cbor)}}});
-      if (!sent) {
-        st.pending.erase(id);
-        auto err = make_error(errc::io_error, "sending the call failed: " + describe(sent.error()));
-        for (auto& ch : call.channels)
-          ch->on_connection_closed(err);
-        rp.deliver(std::move(err));
-        return rp;
-      }
-      for (auto& ch : call.channels)
-        ch->activate();
+      auto& st = self->state;
+      // r[impl rpc.flow-control.max-concurrent-requests]
+      if (at_peer_limit(st) || !st.queued.empty())
+        st.queued.emplace_back(std::move(call), rp); // waits its turn, in order
+      else
+        start_call(self, std::move(call), rp);
       return rp;
+    },
+    [self](cancel_atom, uint64_t tag) {
+      auto& st = self->state;
+      auto t = st.tags.find(tag);
+      if (t == st.tags.end()) {
+        // Not sent yet: drop it from the queue.
+        for (auto i = st.queued.begin(); i != st.queued.end(); ++i) {
+          if (i->first.cancel_tag == tag) {
+            i->second.deliver(make_error(errc::cancelled, "call cancelled"));
+            st.queued.erase(i);
+            return;
+          }
+        }
+        return;
+      }
+      auto id = t->second;
+      st.tags.erase(t);
+      auto p = st.pending.find(id);
+      if (p == st.pending.end())
+        return;
+      p->second.deliver(make_error(errc::cancelled, "call cancelled"));
+      st.pending.erase(p); // a Response that still arrives is dropped
+      (void) st.cfg.conduit->send(message{st.cfg.id, request_message{id, request_cancel{}}});
+      send_queued(self);
     },
     [self](reply_atom, reply_msg& r) {
       send_response(self, r.id, std::move(r.metadata), std::move(r.ret), r.response_schemas);

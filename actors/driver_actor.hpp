@@ -1,6 +1,8 @@
 // The connection driver: one actor per connection, root or virtual.
 #pragma once
 
+#include <atomic>
+#include <deque>
 #include <memory>
 #include <unordered_map>
 #include <unordered_set>
@@ -32,8 +34,17 @@ struct driver_state {
   uint64_t next_request_id = 1;
   /// Outgoing calls waiting for their Response.
   std::unordered_map<request_id, caf::typed_response_promise<call_response>> pending;
-  /// Inbound calls whose Response is not sent yet, with their method ids.
-  std::unordered_map<request_id, method_id_t> inflight;
+  /// Cancel tags of outgoing calls (tag → request id).
+  std::unordered_map<uint64_t, request_id> tags;
+  /// Outgoing calls waiting for the peer's max_concurrent_requests to allow them, in order.
+  std::deque<std::pair<outgoing_call, caf::typed_response_promise<call_response>>> queued;
+
+  /// An inbound call whose Response is not sent yet.
+  struct inflight_call {
+    method_id_t method_id = 0;
+    std::shared_ptr<std::atomic<bool>> cancelled;
+  };
+  std::unordered_map<request_id, inflight_call> inflight;
   /// Schema exchange on this connection (wire-format.md §7).
   schema::send_tracker schemas_out;
   schema::recv_tracker schemas_in;

@@ -41,6 +41,7 @@ struct reply_sink::state {
   driver_actor driver;
   request_id id = 0;
   std::atomic<bool> done{false};
+  std::shared_ptr<std::atomic<bool>> cancelled;
 
   ~state() {
     if (!done.load())
@@ -48,10 +49,14 @@ struct reply_sink::state {
   }
 };
 
-reply_sink::reply_sink(driver_actor driver, request_id id) : state_(std::make_shared<state>()) {
+reply_sink::reply_sink(driver_actor driver, request_id id, std::shared_ptr<std::atomic<bool>> cancel_flag)
+  : state_(std::make_shared<state>()) {
   state_->driver = std::move(driver);
   state_->id = id;
+  state_->cancelled = std::move(cancel_flag);
 }
+
+bool reply_sink::cancelled() const { return state_ && state_->cancelled && state_->cancelled->load(); }
 
 void reply_sink::reply(payload ret, vox::metadata md, const schema::schema_payload* schemas) const {
   if (state_ && !state_->done.exchange(true))

@@ -88,7 +88,8 @@ struct incoming_call {
 class reply_sink {
 public:
   reply_sink() = default;
-  reply_sink(driver_actor driver, request_id id);
+  /// `cancel_flag` is raised by the driver when the caller cancels the call.
+  reply_sink(driver_actor driver, request_id id, std::shared_ptr<std::atomic<bool>> cancel_flag = nullptr);
 
   /// Sends the Response: `ret` is the postcard of `Result<T, VoxError<E>>`; `schemas`
   /// (static storage) describe it and go out with the method's first response.
@@ -97,6 +98,10 @@ public:
 
   /// True once a reply was sent (by any copy).
   bool replied() const;
+
+  /// True once the caller cancelled the call (r[rpc.cancel]): it already got
+  /// Err(Cancelled), and any reply sent now is ignored. Handlers doing long work poll it.
+  bool cancelled() const;
 
   request_id id() const;
 

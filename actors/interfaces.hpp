@@ -46,6 +46,8 @@ using stop_atom = caf::atom_constant<caf::atom("vox_stop")>;
 using call_atom = caf::atom_constant<caf::atom("vox_call")>;
 /// Delivers a handler's reply to its driver.
 using reply_atom = caf::atom_constant<caf::atom("vox_reply")>;
+/// Cancels an outgoing call by its tag.
+using cancel_atom = caf::atom_constant<caf::atom("vox_cancel")>;
 
 // -- message structs --------------------------------------------------------------------
 
@@ -88,6 +90,8 @@ struct outgoing_call {
   const schema::schema_payload* args_schemas = nullptr;
   /// Channel ends bound by these arguments; the driver activates them once the Call is out.
   std::vector<std::shared_ptr<detail::channel_core>> channels{};
+  /// Non-zero: lets the caller cancel the call with (cancel_atom, tag) on the same driver.
+  uint64_t cancel_tag = 0;
 };
 
 /// What the peer answered to a call.
@@ -152,11 +156,13 @@ using keepalive_actor = caf::typed_actor<caf::reacts_to<caf::pong_atom, uint64_t
 ///   (call_atom, outgoing_call)    from a caller  → call_response, or an error when the
 ///                                 connection closes or the session ends first
 ///   (reply_atom, reply_msg)       from a reply_sink: the handler's answer
+///   (cancel_atom, tag)            from a caller: cancel the call made with that tag; it
+///                                 fails with errc::cancelled and Cancel goes to the peer
 ///   connection_closed_msg         from the session: the connection is gone
 using driver_actor
   = caf::typed_actor<caf::reacts_to<vox::message>,
                      caf::replies_to<call_atom, outgoing_call>::with<call_response>,
-                     caf::reacts_to<reply_atom, reply_msg>,
+                     caf::reacts_to<reply_atom, reply_msg>, caf::reacts_to<cancel_atom, uint64_t>,
                      caf::reacts_to<connection_closed_msg>>;
 
 namespace detail {

@@ -28,6 +28,7 @@ const char* to_string(errc code) {
     case errc::session_shutdown: return "session_shutdown";
     case errc::invalid_request: return "invalid_request";
     case errc::protocol_violation: return "protocol_violation";
+    case errc::cancelled: return "cancelled";
   }
   return "unknown";
 }

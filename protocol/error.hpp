@@ -55,6 +55,8 @@ enum class errc : uint8_t {
   invalid_request,
   /// The peer broke a protocol rule; the session answers with ProtocolError and ends.
   protocol_violation,
+  /// The caller cancelled the call.
+  cancelled,
 };
 
 /// The CAF error category of vox errors.
