@@ -92,6 +92,14 @@ std::string to_string(const metadata& md) {
   return out + "]";
 }
 
+metadata propagated(const metadata& md) {
+  metadata out;
+  for (const auto& e : md)
+    if ((e.flags & metadata_flags::no_propagate) == 0)
+      out.push_back(e);
+  return out;
+}
+
 std::string to_string(const message& msg) {
   std::string out = "conn=" + std::to_string(msg.connection_id) + " " + payload_name(msg.payload);
   auto meta = [&](const metadata& md) { out += " meta=" + to_string(md); };

@@ -208,6 +208,9 @@ const char* payload_name(const message_payload& p);
 std::string to_string(const message& msg);
 std::string to_string(const metadata& md);
 
+/// `md` as it may be forwarded to another peer: entries flagged NO_PROPAGATE removed.
+metadata propagated(const metadata& md);
+
 /// CBOR of the Message schema list (31 schemas), sent as Hello.message_payload_schema.
 /// Generated from the declarations above; equals the reference's blob byte for byte.
 const byte_buffer& message_schema_cbor();

@@ -154,3 +154,18 @@ TEST_CASE("random corruptions of wire vectors decode to errors or to values that
   CHECK(errors > 0);
   CHECK(values > 0);
 }
+
+TEST_CASE("metadata flags: SENSITIVE values are redacted, NO_PROPAGATE entries are not forwarded", "[protocol]") {
+  metadata md{{"trace", std::string{"t1"}, metadata_flags::none},
+              {"token", std::string{"s3cr3t"}, metadata_flags::sensitive},
+              {"hop", uint64_t{1}, metadata_flags::no_propagate},
+              {"both", bytes{0xaa}, metadata_flags::sensitive | metadata_flags::no_propagate}};
+  auto text = to_string(md);
+  CHECK(text.find("s3cr3t") == std::string::npos);
+  CHECK(text.find("0xaa") == std::string::npos);
+  CHECK(text.find("\"trace\"=\"t1\"") != std::string::npos);
+  auto fwd = propagated(md);
+  REQUIRE(fwd.size() == 2);
+  CHECK(fwd[0].key == "trace");
+  CHECK(fwd[1].key == "token");
+}
