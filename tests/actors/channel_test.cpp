@@ -47,12 +47,6 @@ call_handler streams_handler() {
   return d.handler();
 }
 
-session_options logless() {
-  session_options o;
-  o.log = [](const std::string&) {};
-  return o;
-}
-
 struct streams_pair {
   actor_fixture f;
   session_pair pair;

@@ -9,12 +9,6 @@ using namespace vox::test;
 
 namespace {
 
-session_options logless() {
-  session_options o;
-  o.log = [](const std::string&) {};
-  return o;
-}
-
 /// Opens a connection from `peer.session` without waiting; the raw side sees the open.
 void open_async(raw_peer& peer, metadata md = {}) {
   caf::anon_send(peer.session.actor, caf::open_atom::value, open_request{{parity::odd, 64}, std::move(md), {}});
@@ -234,18 +228,12 @@ TEST_CASE("a close request clears a pending outbound open", "[actors][connection
 TEST_CASE("an inbound ConnectionClose ends the driver and fails its pending calls", "[actors][connections]") {
   actor_fixture f;
   auto peer = make_raw_peer(f, session_role::initiator, logless());
-  auto opened = f.async([&](caf::scoped_actor& a) {
-    return actor_fixture::open_with(a, peer.session.actor, {parity::odd, 64});
-  });
-  auto open = peer.recv_as<connection_open>();
-  REQUIRE(open);
-  peer.send(message{open->first, connection_accept{{parity::even, 64}, {}}});
-  auto conn = opened.get();
+  auto [id, conn] = open_accepted(f, peer);
   REQUIRE(conn);
   caller c{*conn};
   auto answered = f.async([&](caf::scoped_actor& a) { return actor_fixture::call_with(a, c, 3, payload{}); });
   REQUIRE(peer.recv_as<request_message>());
-  peer.send(message{open->first, connection_close{}});
+  peer.send(message{id, connection_close{}});
   auto r = answered.get();
   REQUIRE_FALSE(r);
   CHECK(is(r.error(), errc::connection_closed));
@@ -270,15 +258,9 @@ TEST_CASE("a virtual connection whose driver dies is closed toward the peer", "[
 // r[verify connection.open]
 TEST_CASE("virtual connections open, call and close over TCP", "[actors][connections][tcp]") {
   actor_fixture f;
-  auto listener = tcp_listener::bind("127.0.0.1", 0);
-  REQUIRE(listener);
-  auto client_link = tcp_connect("127.0.0.1", (*listener)->port());
-  REQUIRE(client_link);
-  auto server_link = (*listener)->accept();
-  REQUIRE(server_link);
   auto server_opts = logless();
   server_opts.acceptor = echo_acceptor();
-  auto pair = make_session_pair(f, {*client_link, *server_link}, logless(), server_opts);
+  auto pair = make_session_pair(f, tcp_link_pair(), logless(), server_opts);
   for (int i = 0; i < 3; ++i) {
     auto conn = f.open(pair.client.actor, {parity::odd, 64});
     REQUIRE(conn);

@@ -6,14 +6,6 @@
 using namespace vox;
 using namespace vox::test;
 
-namespace {
-session_options logless() {
-  session_options o;
-  o.log = [](const std::string&) {};
-  return o;
-}
-} // namespace
-
 // r[verify rpc.cancel]
 TEST_CASE("a cancelled call sends Cancel, fails locally and ignores a late Response", "[actors][flow]") {
   actor_fixture f;

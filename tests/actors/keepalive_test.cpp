@@ -45,12 +45,6 @@ struct deterministic_fixture {
   }
 };
 
-session_options logless() {
-  session_options o;
-  o.log = [](const std::string&) {};
-  return o;
-}
-
 } // namespace
 
 // r[verify session.keepalive]
@@ -145,16 +139,10 @@ TEST_CASE("keepalive with a zero duration is disabled with a log line", "[actors
 
 TEST_CASE("two sessions with keepalive over TCP keep each other alive", "[actors][keepalive][tcp]") {
   actor_fixture f;
-  auto listener = tcp_listener::bind("127.0.0.1", 0);
-  REQUIRE(listener);
-  auto client_link = tcp_connect("127.0.0.1", (*listener)->port());
-  REQUIRE(client_link);
-  auto server_link = (*listener)->accept();
-  REQUIRE(server_link);
   auto opts = logless();
   opts.keepalive = keepalive_options{5ms, 500ms};
   opts.root_handler = echo_handler();
-  auto pair = make_session_pair(f, {*client_link, *server_link}, opts, opts);
+  auto pair = make_session_pair(f, tcp_link_pair(), opts, opts);
   caller root{pair.client.root};
   // Calls keep succeeding while many keepalive rounds go by underneath.
   for (int i = 0; i < 200; ++i) {

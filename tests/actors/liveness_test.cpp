@@ -6,14 +6,6 @@
 using namespace vox;
 using namespace vox::test;
 
-namespace {
-session_options logless() {
-  session_options o;
-  o.log = [](const std::string&) {};
-  return o;
-}
-} // namespace
-
 // r[verify rpc.caller.liveness.refcounted]
 TEST_CASE("dropping one copy of the root caller keeps the session until the last copy goes", "[actors][liveness]") {
   actor_fixture f;
@@ -40,15 +32,8 @@ TEST_CASE("dropping one copy of the root caller keeps the session until the last
 // r[verify rpc.caller.liveness.last-drop-closes-connection]
 TEST_CASE("dropping the last caller of a virtual connection sends ConnectionClose", "[actors][liveness]") {
   actor_fixture f;
-  auto opts = logless();
-  auto peer = make_raw_peer(f, session_role::initiator, opts);
-  auto opened = f.async([&](caf::scoped_actor& a) {
-    return actor_fixture::open_with(a, peer.session.actor, {parity::odd, 64});
-  });
-  auto open = peer.recv_as<connection_open>();
-  REQUIRE(open);
-  peer.send(message{open->first, connection_accept{{parity::even, 64}, {}}});
-  auto conn = opened.get();
+  auto peer = make_raw_peer(f, session_role::initiator, logless());
+  auto [id, conn] = open_accepted(f, peer);
   REQUIRE(conn);
   {
     caller c{*conn};
@@ -56,7 +41,7 @@ TEST_CASE("dropping the last caller of a virtual connection sends ConnectionClos
   }
   auto close = peer.recv_as<connection_close>();
   REQUIRE(close);
-  CHECK(close->first == open->first);
+  CHECK(close->first == id);
   CHECK(close->second.metadata.empty());
   CHECK(f.wait_down(conn->driver));
   CHECK(f.info(peer.session.actor).active_connections == 1);

@@ -31,12 +31,6 @@ call_handler testbed_handler() {
   return d.handler();
 }
 
-session_options logless() {
-  session_options o;
-  o.log = [](const std::string&) {};
-  return o;
-}
-
 } // namespace
 
 TEST_CASE("typed calls reach typed handlers and return typed results", "[actors][service]") {

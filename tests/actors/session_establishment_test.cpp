@@ -6,14 +6,6 @@
 using namespace vox;
 using namespace vox::test;
 
-namespace {
-session_options logless() {
-  session_options o;
-  o.log = [](const std::string&) {};
-  return o;
-}
-} // namespace
-
 // r[verify session.handshake]
 // r[verify session.parity]
 TEST_CASE("establishment sets role and parity from the handshake", "[actors][session]") {

@@ -25,6 +25,25 @@ using namespace std::chrono_literals;
 /// Bound for every wait in these tests: generous, never reached by a passing run.
 constexpr auto wait_bound = 5s;
 
+/// Session options that keep diagnostics out of the test output.
+inline session_options logless() {
+  session_options o;
+  o.log = [](const std::string&) {};
+  return o;
+}
+
+/// Two connected TCP links on 127.0.0.1 (client end first).
+inline std::pair<link_ptr, link_ptr> tcp_link_pair() {
+  auto listener = tcp_listener::bind("127.0.0.1", 0);
+  if (!listener)
+    throw std::runtime_error(describe(listener.error()));
+  auto client = tcp_connect("127.0.0.1", (*listener)->port());
+  auto server = (*listener)->accept();
+  if (!client || !server)
+    throw std::runtime_error("tcp link pair: connect or accept failed");
+  return {*client, *server};
+}
+
 inline caf::actor_system_config& quiet_config(caf::actor_system_config& cfg) {
   cfg.set("scheduler.max-threads", 2);
   return cfg;
@@ -213,6 +232,19 @@ struct raw_peer {
     }
   }
 };
+
+/// Opens a virtual connection from `peer.session` that the raw side accepts with
+/// {Even, 64}; returns the id the session chose and the handle it got.
+inline std::pair<connection_id, caf::expected<connection_handle>> open_accepted(actor_fixture& f, raw_peer& peer) {
+  auto opened = f.async([&](caf::scoped_actor& a) {
+    return actor_fixture::open_with(a, peer.session.actor, {parity::odd, 64});
+  });
+  auto open = peer.recv_as<connection_open>();
+  if (!open)
+    return {0, make_error(errc::timeout, "no ConnectionOpen")};
+  peer.send(message{open->first, connection_accept{{parity::even, 64}, {}}});
+  return {open->first, opened.get()};
+}
 
 /// A session over one end of a memory link, already past the handshake, with the test as
 /// its peer. `role` picks our parity: initiator Odd, acceptor Even.
