@@ -107,6 +107,17 @@ bool read_alternative(postcard::reader& r, T& v) {
     return read_value(r, slot);
 }
 
+/// Reads an enum's variant index and checks that the enum has it.
+template <class T>
+bool read_variant_index(postcard::reader& r, uint64_t& index) {
+  constexpr auto desc = vox_describe(static_cast<const T*>(nullptr));
+  if (!r.varint(index))
+    return false;
+  if (index >= desc.variants.size())
+    return r.fail(errc::invalid_tag, std::string{desc.name} + " has no variant " + std::to_string(index));
+  return true;
+}
+
 template <class T, size_t I>
 void write_alternative(postcard::writer& w, const T& v) {
   constexpr auto desc = vox_describe(static_cast<const T*>(nullptr));
@@ -333,24 +344,15 @@ bool read_value(postcard::reader& r, T& v) {
   } else if constexpr (described_transparent<T>) {
     return read_value(r, v.*(vox_describe(static_cast<const T*>(nullptr)).ptr));
   } else if constexpr (described_enum<T>) {
-    constexpr auto desc = vox_describe(static_cast<const T*>(nullptr));
     uint64_t index = 0;
-    if (!r.varint(index))
+    if (!detail::read_variant_index<T>(r, index))
       return false;
-    if (index >= desc.variants.size())
-      return r.fail(errc::invalid_tag, std::string{desc.name} + " has no variant "
-                                         + std::to_string(index));
     v = static_cast<T>(index);
     return true;
   } else if constexpr (described_variant<T>) {
     constexpr auto desc = vox_describe(static_cast<const T*>(nullptr));
     uint64_t index = 0;
-    if (!r.varint(index))
-      return false;
-    if (index >= desc.variants.size())
-      return r.fail(errc::invalid_tag, std::string{desc.name} + " has no variant "
-                                         + std::to_string(index));
-    if (!r.enter())
+    if (!detail::read_variant_index<T>(r, index) || !r.enter())
       return false;
     bool ok = detail::read_alternative(r, v, index,
                                        std::make_index_sequence<desc.variants.size()>{});
