@@ -1,362 +1,438 @@
-// vox-bench: measures vox sessions against a raw-TCP ping-pong floor in the same run.
+// vox-bench: vox sessions measured against a raw-TCP ping-pong floor taken in the same run.
 //
-//   vox-bench [--seconds S] [--threads N]   runs every benchmark, prints one table
-//   vox-bench serve                         (internal) the TCP server process
+//   vox-bench [--seconds S] [--warmup S] [--threads N] [--poll N] [--count N]
+//       runs every benchmark and prints one table (stdout; progress on stderr)
+//   vox-bench server [--host H] [--port N] [--raw-port M] [--threads N] [--poll N] [--until-eof]
+//       the TCP server: vox sessions (echo root handler, echo acceptor) on --port, the raw
+//       u32-LE framed echo on --raw-port (0 = ephemeral; the ports are printed); runs until
+//       SIGINT/SIGTERM, or with --until-eof until its stdin closes
+//   vox-bench rss [--count N] [--threads N] [--poll N]
+//       (internal) the idle-connection RSS measurement in a fresh process
 //
-// TCP rows talk to a separate server process (this binary, re-executed); memory rows run
-// both sessions in this process. The machine is noisy: read the ratio column.
-#include <atomic>
-#include <chrono>
+// The default run re-executes this binary twice (/proc/self/exe): once as `rss`, once as
+// `server` for the TCP rows. Memory rows run both sessions in this process.
+#include <cerrno>
+#include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
-#include <fstream>
-#include <future>
+#include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <signal.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
+#include <poll.h>
+#include <sys/signalfd.h>
 #include <unistd.h>
-#include <arpa/inet.h>
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
-#include <caf/event_based_actor.hpp>
-#include <caf/scoped_actor.hpp>
 
 #include "actors/session_server.hpp"
-#include "transport/memory_link.hpp"
+#include "bench/child_process.hpp"
+#include "bench/common.hpp"
+#include "bench/raw_tcp.hpp"
+#include "bench/workloads.hpp"
+#include "transport/tcp_link.hpp"
 
-using namespace vox;
-using clock_type = std::chrono::steady_clock;
+using namespace voxbench;
 
 namespace {
 
-const payload body(32, 0x5a); // 32-byte payloads everywhere
+struct cli {
+  std::string mode = "all";
+  timing t;
+  sched_options sched;
+  size_t count = 10000; ///< idle virtual connections for the RSS row
+  std::string host = "127.0.0.1";
+  uint16_t port = 0;
+  uint16_t raw_port = 0;
+  bool until_eof = false;
+};
 
-void echo(incoming_call in, reply_sink sink) {
-  payload ret{0x00};
-  ret.insert(ret.end(), in.args.begin(), in.args.end());
-  sink.reply(std::move(ret));
+void usage(FILE* out) {
+  std::fprintf(out,
+               "usage: vox-bench [--seconds S] [--warmup S] [--threads N] [--poll N] [--count N]\n"
+               "       vox-bench server [--host H] [--port N] [--raw-port M] [--threads N] [--poll N] [--until-eof]\n"
+               "       vox-bench rss [--count N] [--threads N] [--poll N]\n"
+               "  --seconds S   counted time per row (default 2)\n"
+               "  --warmup S    uncounted warm-up per row (default 0.5)\n"
+               "  --threads N   CAF scheduler.max-threads in every process (default 2)\n"
+               "  --poll N      CAF work-stealing.aggressive-poll-attempts (default: CAF's)\n"
+               "  --count N     idle virtual connections for the RSS row (default 10000)\n");
 }
 
-connection_acceptor accept_all() {
-  return [](connection_id, const connection_settings& peer, const metadata&)
-           -> std::variant<accept_connection, reject_connection> {
-    return accept_connection{{opposite(peer.parity), 64}, {}, echo, {}};
-  };
-}
-
-session_options bench_options() {
-  session_options o;
-  o.root_handler = echo;
-  o.acceptor = accept_all();
-  o.log = [](const std::string&) {};
+std::optional<cli> parse(int argc, char** argv) {
+  cli o;
+  int i = 1;
+  if (argc > 1 && (std::strcmp(argv[1], "server") == 0 || std::strcmp(argv[1], "rss") == 0))
+    o.mode = argv[i++];
+  try {
+    for (; i < argc; ++i) {
+      std::string a = argv[i];
+      auto value = [&]() -> std::string {
+        if (i + 1 >= argc)
+          throw std::invalid_argument{a + " needs a value"};
+        return argv[++i];
+      };
+      auto port = [&] {
+        auto p = std::stoul(value());
+        if (p > 65535)
+          throw std::invalid_argument{a + ": not a port"};
+        return static_cast<uint16_t>(p);
+      };
+      if (a == "--seconds")
+        o.t.measure_s = std::stod(value());
+      else if (a == "--warmup")
+        o.t.warmup_s = std::stod(value());
+      else if (a == "--threads")
+        o.sched.threads = std::stoi(value());
+      else if (a == "--poll")
+        o.sched.poll = std::stol(value());
+      else if (a == "--count")
+        o.count = std::stoul(value());
+      else if (a == "--host")
+        o.host = value();
+      else if (a == "--port")
+        o.port = port();
+      else if (a == "--raw-port")
+        o.raw_port = port();
+      else if (a == "--until-eof")
+        o.until_eof = true;
+      else if (a == "--help" || a == "-h") {
+        usage(stdout);
+        std::exit(0);
+      } else
+        throw std::invalid_argument{"unknown argument " + a};
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "vox-bench: %s\n", e.what());
+    usage(stderr);
+    return std::nullopt;
+  }
+  if (o.t.measure_s <= 0 || o.t.measure_s > 60 || o.t.warmup_s < 0 || o.t.warmup_s > 60 || o.sched.threads < 1
+      || o.sched.threads > 64 || o.count < 1 || o.count > 1000000) {
+    std::fprintf(stderr, "vox-bench: an option is out of range\n");
+    usage(stderr);
+    return std::nullopt;
+  }
   return o;
 }
 
-// -- raw TCP floor: the same u32-LE framing, blocking sockets, TCP_NODELAY --------------
-
-bool read_all(int fd, void* p, size_t n) {
-  auto* b = static_cast<uint8_t*>(p);
-  while (n > 0) {
-    auto r = ::read(fd, b, n);
-    if (r <= 0)
-      return false;
-    b += r;
-    n -= static_cast<size_t>(r);
+std::vector<std::string> sched_args(const cli& o) {
+  std::vector<std::string> out{"--threads", std::to_string(o.sched.threads)};
+  if (o.sched.poll >= 0) {
+    out.push_back("--poll");
+    out.push_back(std::to_string(o.sched.poll));
   }
-  return true;
+  return out;
 }
 
-bool write_all(int fd, const void* p, size_t n) {
-  auto* b = static_cast<const uint8_t*>(p);
-  while (n > 0) {
-    auto r = ::send(fd, b, n, MSG_NOSIGNAL);
-    if (r <= 0)
-      return false;
-    b += r;
-    n -= static_cast<size_t>(r);
-  }
-  return true;
-}
+// -- server mode -------------------------------------------------------------------------
 
-void raw_echo_server(int listener) {
+int run_server(const cli& o) {
+  // Signals are taken from a signalfd: block them before any thread exists.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  int sfd = signalfd(-1, &sigs, SFD_CLOEXEC);
+  if (sfd < 0) {
+    std::perror("vox-bench server: signalfd");
+    return 1;
+  }
+  caf::actor_system_config cfg;
+  apply(cfg, o.sched);
+  caf::actor_system sys{cfg};
+  vox::session_server::config sc;
+  sc.host = o.host;
+  sc.port = o.port;
+  sc.options = bench_options();
+  auto srv = vox::session_server::start(sys, sc);
+  if (!srv) {
+    std::fprintf(stderr, "vox-bench server: cannot listen on %s:%u: %s\n", o.host.c_str(), o.port,
+                 sys.render(srv.error()).c_str());
+    return 1;
+  }
+  auto raw = raw_echo_server::start(o.host, o.raw_port);
+  if (!raw)
+    return 1; // srv's destructor stops it
+  std::printf("vox-bench server: vox-port %u raw-port %u\n", (*srv)->port(), raw->port());
+  std::fflush(stdout);
+  pollfd fds[2] = {{sfd, POLLIN, 0}, {0, POLLIN, 0}};
   for (;;) {
-    int fd = ::accept(listener, nullptr, nullptr);
-    if (fd < 0)
-      return;
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    std::thread{[fd] {
-      uint8_t buf[4 + 64 * 1024];
-      for (;;) {
-        uint32_t len;
-        if (!read_all(fd, &len, 4) || len > sizeof buf - 4 || !read_all(fd, buf + 4, len))
-          break;
-        std::memcpy(buf, &len, 4);
-        if (!write_all(fd, buf, 4 + len))
-          break;
-      }
-      ::close(fd);
-    }}.detach();
-  }
-}
-
-int listen_loopback(uint16_t& port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), len) != 0 || ::listen(fd, 64) != 0)
-    return -1;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  port = ntohs(a.sin_port);
-  return fd;
-}
-
-// Round trips/s of a blocking raw-TCP ping-pong with 32-byte frames.
-double raw_tcp_floor(uint16_t port, double seconds) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(port);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
-    return 0;
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  uint8_t frame[4 + 32];
-  uint32_t len = 32;
-  std::memcpy(frame, &len, 4);
-  std::memset(frame + 4, 0x5a, 32);
-  uint64_t n = 0;
-  auto end = clock_type::now() + std::chrono::duration<double>(seconds);
-  auto start = clock_type::now();
-  while (clock_type::now() < end) {
-    uint8_t back[4 + 32];
-    if (!write_all(fd, frame, sizeof frame) || !read_all(fd, back, sizeof back))
+    int r = ::poll(fds, o.until_eof ? 2 : 1, -1);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r < 0 || fds[0].revents != 0)
       break;
-    ++n;
+    if (o.until_eof && fds[1].revents != 0) {
+      char buf[64];
+      auto n = ::read(0, buf, sizeof buf);
+      if (n <= 0 && !(n < 0 && errno == EINTR))
+        break; // the parent closed our stdin (or died)
+    }
   }
-  double secs = std::chrono::duration<double>(clock_type::now() - start).count();
-  ::close(fd);
-  return n / secs;
+  (*srv)->stop(); // asks every session to end; ~actor_system waits for them
+  raw->stop();
+  ::close(sfd);
+  return 0;
 }
 
-// -- vox workloads, driven from one event-based actor ------------------------------------
+// -- rss mode ----------------------------------------------------------------------------
 
-/// Calls with `depth` requests in flight on `c` for `seconds`; returns calls/s.
-double calls_per_second(caf::actor_system& sys, const caller& c, int depth, double seconds) {
-  std::promise<double> done;
-  sys.spawn([&, depth, seconds](caf::event_based_actor* self) {
-    auto count = std::make_shared<uint64_t>(0);
-    auto inflight = std::make_shared<int>(0);
-    auto start = clock_type::now();
-    auto end = start + std::chrono::duration<double>(seconds);
-    auto fire = std::make_shared<std::function<void()>>();
-    *fire = [=, &done] {
-      ++*inflight;
-      self->request(c.driver(), caf::infinite, call_atom::value, outgoing_call{1, {}, body})
-        .then(
-          [=, &done](call_response&) {
-            --*inflight;
-            ++*count;
-            if (clock_type::now() < end) {
-              (*fire)();
-            } else if (*inflight == 0) {
-              done.set_value(*count / std::chrono::duration<double>(clock_type::now() - start).count());
-              *fire = nullptr; // breaks the self-reference
-              self->quit();
-            }
-          },
-          [=, &done](caf::error&) {
-            done.set_value(0);
-            *fire = nullptr;
-            self->quit();
-          });
-    };
-    for (int i = 0; i < depth; ++i)
-      (*fire)();
-  });
-  return done.get_future().get();
+// RSS per idle virtual connection: `count` opened over a memory link and kept open with a
+// caller each; both sessions (and so both ends of every connection) live in this process.
+int run_rss(const cli& o) {
+  caf::actor_system_config cfg;
+  apply(cfg, o.sched);
+  caf::actor_system sys{cfg};
+  auto mem = start_memory_sessions(sys);
+  if (!mem) {
+    std::printf("rss-error memory sessions: %s\n", sys.render(mem.error()).c_str());
+    return 1;
+  }
+  int rc = 1;
+  {
+    // Warm-up: exercise open/close once so lazily built state is not counted.
+    auto warm = measure_open_close(sys, mem->client.root, timing{0.0, 0.2});
+    auto before = rss_kb();
+    auto opened = open_many(sys, mem->client.root, o.count, 64, std::chrono::seconds{120});
+    auto after = rss_kb();
+    auto ci = session_info_of(sys, mem->client, std::chrono::seconds{10});
+    auto si = session_info_of(sys, mem->server, std::chrono::seconds{10});
+    if (!warm.ok) {
+      std::printf("rss-error warm-up: %s\n", warm.error.c_str());
+    } else if (!opened.error.empty()) {
+      std::printf("rss-error %s\n", opened.error.c_str());
+    } else if (!ci || !si || ci->active_connections != o.count + 1 || si->active_connections != o.count + 1) {
+      std::printf("rss-error expected %zu active connections on each side, got %zu and %zu\n", o.count + 1,
+                  ci ? ci->active_connections : 0, si ? si->active_connections : 0);
+    } else {
+      std::printf("rss before-kb %ld after-kb %ld connections %zu open-seconds %.3f\n", before, after,
+                  opened.callers.size(), opened.seconds);
+      rc = 0;
+    }
+    std::fflush(stdout);
+    stop_session(mem->client);
+    stop_session(mem->server);
+  } // the callers go here; the sessions already ended
+  return rc;
 }
 
-/// Virtual connections opened and closed per second on `session`.
-double open_close_per_second(caf::actor_system& sys, const session_actor& session, double seconds) {
-  std::promise<double> done;
-  sys.spawn([&, seconds](caf::event_based_actor* self) {
-    auto count = std::make_shared<uint64_t>(0);
-    auto start = clock_type::now();
-    auto end = start + std::chrono::duration<double>(seconds);
-    auto step = std::make_shared<std::function<void()>>();
-    *step = [=, &done] {
-      self->request(session, caf::infinite, caf::open_atom::value, open_request{{parity::odd, 64}, {}, {}})
-        .then(
-          [=, &done](connection_handle& h) {
-            self->request(session, caf::infinite, caf::close_atom::value, h.id, metadata{})
-              .then(
-                [=, &done](caf::ok_atom) {
-                  ++*count;
-                  if (clock_type::now() < end) {
-                    (*step)();
-                  } else {
-                    done.set_value(*count / std::chrono::duration<double>(clock_type::now() - start).count());
-                    *step = nullptr;
-                    self->quit();
-                  }
-                },
-                [=, &done](caf::error&) { done.set_value(0); *step = nullptr; self->quit(); });
-          },
-          [=, &done](caf::error&) { done.set_value(0); *step = nullptr; self->quit(); });
-    };
-    (*step)();
-  });
-  return done.get_future().get();
-}
-
-long rss_kb() {
-  std::ifstream in{"/proc/self/statm"};
-  long pages = 0, resident = 0;
-  in >> pages >> resident;
-  return resident * (sysconf(_SC_PAGESIZE) / 1024);
-}
+// -- default mode ------------------------------------------------------------------------
 
 struct row {
-  std::string name, transport;
-  double value;
+  std::string name;
+  std::string transport;
   std::string unit;
-  bool rate; ///< compare with the floor
+  bool rate = true; ///< compared with the floor
+  bool ok = false;
+  double value = 0;
+  std::string detail; ///< what was counted, or why the row failed
 };
 
-int serve() {
-  caf::actor_system_config cfg;
-  cfg.set("scheduler.max-threads", 2);
-  caf::actor_system sys{cfg};
-  session_server::config sc;
-  sc.options = bench_options();
-  auto srv = session_server::start(sys, sc);
-  uint16_t raw_port = 0;
-  int raw = listen_loopback(raw_port);
-  if (!srv || raw < 0)
-    return 1;
-  std::thread{[raw] { raw_echo_server(raw); }}.detach();
-  std::printf("PORTS %u %u\n", (*srv)->port(), raw_port);
-  std::fflush(stdout);
-  // The parent closes our stdin when it is done.
-  char c;
-  while (::read(0, &c, 1) > 0) {
+row rate_row(std::string name, std::string transport, std::string unit, std::string what,
+             const measurement& m) {
+  row r{std::move(name), std::move(transport), std::move(unit), true, m.ok, m.rate(), {}};
+  if (m.ok) {
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "%llu %s in %.2f s", static_cast<unsigned long long>(m.ops), what.c_str(),
+                  m.seconds);
+    r.detail = buf;
+  } else {
+    r.detail = "FAILED: " + m.error;
   }
-  (*srv)->stop();
-  ::shutdown(raw, SHUT_RDWR);
-  return 0;
+  return r;
+}
+
+void progress(const std::string& what) {
+  std::fprintf(stderr, "vox-bench: %s\n", what.c_str());
+}
+
+void print_table(const std::vector<row>& rows, double floor) {
+  std::vector<std::vector<std::string>> cells;
+  cells.push_back({"benchmark", "transport", "result", "unit", "vs floor", "measured"});
+  for (auto& r : rows) {
+    char value[32] = "-", ratio[32] = "-";
+    if (r.ok) {
+      std::snprintf(value, sizeof value, r.rate ? "%.0f" : "%.2f", r.value);
+      if (r.rate && floor > 0)
+        std::snprintf(ratio, sizeof ratio, "%.3fx", r.value / floor);
+    }
+    cells.push_back({r.name, r.transport, value, r.unit, ratio, r.detail});
+  }
+  std::vector<size_t> w(cells[0].size(), 0);
+  for (auto& c : cells)
+    for (size_t i = 0; i < c.size(); ++i)
+      w[i] = std::max(w[i], c[i].size());
+  auto line = [&](const std::vector<std::string>& c) {
+    std::string s = "|";
+    for (size_t i = 0; i < c.size(); ++i) {
+      bool right = i == 2 || i == 4; // numbers
+      auto pad = std::string(w[i] - c[i].size(), ' ');
+      s += " " + (right ? pad + c[i] : c[i] + pad) + " |";
+    }
+    std::printf("%s\n", s.c_str());
+  };
+  line(cells[0]);
+  std::string sep = "|";
+  for (size_t i = 0; i < w.size(); ++i)
+    sep += (i == 2 || i == 4) ? std::string(w[i] + 1, '-') + ":|" : std::string(w[i] + 2, '-') + "|";
+  std::printf("%s\n", sep.c_str());
+  for (size_t i = 1; i < cells.size(); ++i)
+    line(cells[i]);
+}
+
+int run_all(const cli& o) {
+  auto run_start = clock_type::now();
+  std::vector<row> rows;
+  std::fprintf(stderr, "vox-bench: %zu-byte payloads, --threads %d, warm-up %.1f s + %.1f s per row, %ld cpus\n",
+               payload_size, o.sched.threads, o.t.warmup_s, o.t.measure_s, sysconf(_SC_NPROCESSORS_ONLN));
+
+  // Both children are started while this process is still single-threaded.
+  // 5. RSS per idle virtual connection, in a fresh process (see run_rss).
+  row rss_row{"RSS per idle vconn (" + std::to_string(o.count) + " open, both ends in one process)", "memory",
+              "KB/vconn", false, false, 0, {}};
+  {
+    progress("RSS with " + std::to_string(o.count) + " idle virtual connections (child process)");
+    auto args = std::vector<std::string>{"rss", "--count", std::to_string(o.count)};
+    auto sa = sched_args(o);
+    args.insert(args.end(), sa.begin(), sa.end());
+    auto child = child_process::spawn(args);
+    if (!child) {
+      rss_row.detail = "FAILED: cannot start the rss process";
+    } else {
+      auto line = child->read_line(std::chrono::seconds{180});
+      auto ended = child->finish(std::chrono::seconds{30});
+      long before = 0, after = 0;
+      size_t n = 0;
+      double secs = 0;
+      if (line && std::sscanf(line->c_str(), "rss before-kb %ld after-kb %ld connections %zu open-seconds %lf",
+                              &before, &after, &n, &secs) == 4 && n > 0) {
+        rss_row.ok = true;
+        rss_row.value = static_cast<double>(after - before) / static_cast<double>(n);
+        char buf[160];
+        std::snprintf(buf, sizeof buf, "RSS %ld -> %ld KB for %zu vconns (opened in %.2f s)", before, after, n,
+                      secs);
+        rss_row.detail = buf;
+      } else {
+        rss_row.detail = "FAILED: " + (line ? *line : std::string{"no answer"}) + " (rss process: " + ended + ")";
+      }
+    }
+  }
+
+  // The TCP server process: vox sessions and the raw echo.
+  progress("starting the server process");
+  auto server_args = std::vector<std::string>{"server", "--port", "0", "--raw-port", "0", "--until-eof"};
+  auto sa = sched_args(o);
+  server_args.insert(server_args.end(), sa.begin(), sa.end());
+  auto server = child_process::spawn(server_args);
+  unsigned vox_port = 0, raw_port = 0;
+  {
+    auto line = server ? server->read_line(std::chrono::seconds{15}) : std::nullopt;
+    if (!line || std::sscanf(line->c_str(), "vox-bench server: vox-port %u raw-port %u", &vox_port, &raw_port) != 2) {
+      std::fprintf(stderr, "vox-bench: the server process did not start (%s)\n",
+                   server ? server->finish(std::chrono::seconds{5}).c_str() : "fork failed");
+      return 1;
+    }
+  }
+
+  // 1. Floor: raw TCP ping-pong, same u32-LE framing, blocking sockets, separate processes.
+  progress("raw TCP ping-pong (floor)");
+  auto floor_m = raw_tcp_ping_pong("127.0.0.1", static_cast<uint16_t>(raw_port), o.t);
+  rows.push_back(rate_row("raw ping-pong (floor)", "tcp", "rt/s", "round trips", floor_m));
+  double floor = floor_m.ok ? floor_m.rate() : 0;
+
+  {
+    caf::actor_system_config cfg;
+    apply(cfg, o.sched);
+    caf::actor_system sys{cfg};
+    progress("connecting sessions (memory link, TCP to the server process)");
+    auto mem = start_memory_sessions(sys);
+    auto lnk = vox::tcp_connect("127.0.0.1", static_cast<uint16_t>(vox_port));
+    caf::expected<vox::session_handle> tcp = lnk ? vox::connect_session(sys, *lnk, bench_options())
+                                                 : caf::expected<vox::session_handle>{lnk.error()};
+    auto failed_row = [&](std::string name, std::string transport, std::string unit, const caf::error& e) {
+      row r{std::move(name), std::move(transport), std::move(unit), true, false, 0, {}};
+      r.detail = "FAILED: session setup: " + sys.render(e);
+      return r;
+    };
+    {
+      vox::caller mem_root, tcp_root;
+      if (mem)
+        mem_root = vox::caller{mem->client.root};
+      if (tcp)
+        tcp_root = vox::caller{tcp->root};
+      struct transport {
+        const char* name;
+        bool up;
+        const vox::caller* root;
+        const caf::error* err;
+      };
+      caf::error no_error;
+      transport transports[] = {{"memory", static_cast<bool>(mem), &mem_root, mem ? &no_error : &mem.error()},
+                                {"tcp", static_cast<bool>(tcp), &tcp_root, tcp ? &no_error : &tcp.error()}};
+      // 2. Call round trips/s with 1 call outstanding.
+      // 3. Calls/s with 64 calls kept in flight on one connection.
+      for (int depth : {1, 64}) {
+        auto name = "call, " + std::to_string(depth) + " outstanding";
+        for (auto& tr : transports) {
+          if (!tr.up) {
+            rows.push_back(failed_row(name, tr.name, "calls/s", *tr.err));
+            continue;
+          }
+          progress(name + " (" + tr.name + ")");
+          rows.push_back(rate_row(name, tr.name, "calls/s", "calls", measure_calls(sys, *tr.root, depth, o.t)));
+        }
+      }
+      // 4. Virtual connection open (round trip to the peer's acceptor) + close, one at a time.
+      for (auto& tr : transports) {
+        if (!tr.up) {
+          rows.push_back(failed_row("vconn open+close", tr.name, "vconns/s", *tr.err));
+          continue;
+        }
+        progress(std::string{"vconn open+close ("} + tr.name + ")");
+        rows.push_back(rate_row("vconn open+close", tr.name, "vconns/s", "opens+closes",
+                                measure_open_close(sys, tr.root->connection(), o.t)));
+      }
+    }
+    if (mem) {
+      stop_session(mem->client);
+      stop_session(mem->server);
+    }
+    if (tcp)
+      stop_session(*tcp);
+    progress("stopping the actor system");
+  } // ~actor_system waits for every session and driver
+
+  progress("stopping the server process");
+  auto ended = server->finish(std::chrono::seconds{15});
+  if (ended != "exit 0")
+    std::fprintf(stderr, "vox-bench: the server process ended with %s\n", ended.c_str());
+  rows.push_back(rss_row);
+
+  std::printf("vox-bench: %zu-byte payloads; --threads %d; each rate row: %.1f s warm-up, then %.1f s counted; "
+              "total run %.1f s\n",
+              payload_size, o.sched.threads, o.t.warmup_s, o.t.measure_s, seconds_since(run_start));
+  print_table(rows, floor);
+  bool all_ok = true;
+  for (auto& r : rows)
+    all_ok = all_ok && r.ok;
+  return all_ok ? 0 : 1;
 }
 
 } // namespace
 
 int main(int argc, char** argv) {
-  if (argc > 1 && std::strcmp(argv[1], "serve") == 0)
-    return serve();
-  double seconds = 2.0;
-  int threads = 2;
-  long poll = -1;
-  for (int i = 1; i + 1 < argc; ++i) {
-    if (std::strcmp(argv[i], "--poll") == 0)
-      poll = std::stol(argv[i + 1]);
-    if (std::strcmp(argv[i], "--seconds") == 0)
-      seconds = std::stod(argv[i + 1]);
-    if (std::strcmp(argv[i], "--threads") == 0)
-      threads = std::stoi(argv[i + 1]);
-  }
-  // The server process: our own binary in "serve" mode, talking over two pipes.
-  int to_child[2], from_child[2];
-  if (pipe(to_child) != 0 || pipe(from_child) != 0)
-    return 1;
-  pid_t child = fork();
-  if (child == 0) {
-    dup2(to_child[0], 0);
-    dup2(from_child[1], 1);
-    close(to_child[1]);
-    close(from_child[0]);
-    execl("/proc/self/exe", argv[0], "serve", nullptr);
-    _exit(127);
-  }
-  close(to_child[0]);
-  close(from_child[1]);
-  FILE* child_out = fdopen(from_child[0], "r");
-  unsigned vox_port = 0, raw_port = 0;
-  if (std::fscanf(child_out, "PORTS %u %u", &vox_port, &raw_port) != 2) {
-    std::fprintf(stderr, "vox-bench: server process did not start\n");
-    return 1;
-  }
-
-  std::vector<row> rows;
-  // Floor: raw TCP round trips with the same framing, separate processes.
-  double floor = raw_tcp_floor(static_cast<uint16_t>(raw_port), seconds);
-  rows.push_back({"raw ping-pong (floor)", "tcp", floor, "rt/s", true});
-  {
-    caf::actor_system_config cfg;
-    cfg.set("scheduler.max-threads", threads);
-    if (poll >= 0)
-      cfg.set("work-stealing.aggressive-poll-attempts", static_cast<size_t>(poll));
-    caf::actor_system sys{cfg};
-    auto lnk = tcp_connect("127.0.0.1", static_cast<uint16_t>(vox_port));
-    auto tcp = lnk ? connect_session(sys, *lnk, bench_options()) : caf::expected<session_handle>{lnk.error()};
-    auto mem_links = make_memory_link_pair();
-    std::promise<caf::expected<session_handle>> server_side;
-    std::thread acceptor{[&] { server_side.set_value(accept_session(sys, mem_links.second, bench_options())); }};
-    auto mem = connect_session(sys, mem_links.first, bench_options());
-    acceptor.join();
-    auto mem_server = server_side.get_future().get();
-    if (!tcp || !mem || !mem_server) {
-      std::fprintf(stderr, "vox-bench: session setup failed\n");
-      return 1;
-    }
-    {
-      caller tcp_root{tcp->root}, mem_root{mem->root};
-      // Call round trips with one call outstanding.
-      rows.push_back({"call, 1 outstanding", "memory", calls_per_second(sys, mem_root, 1, seconds), "calls/s", true});
-      rows.push_back({"call, 1 outstanding", "tcp", calls_per_second(sys, tcp_root, 1, seconds), "calls/s", true});
-      // Calls with 64 in flight on one connection.
-      rows.push_back({"call, 64 outstanding", "memory", calls_per_second(sys, mem_root, 64, seconds), "calls/s", true});
-      rows.push_back({"call, 64 outstanding", "tcp", calls_per_second(sys, tcp_root, 64, seconds), "calls/s", true});
-      // Virtual connection open + close, sequentially.
-      rows.push_back({"vconn open+close", "memory", open_close_per_second(sys, mem->actor, seconds), "pairs/s", true});
-      rows.push_back({"vconn open+close", "tcp", open_close_per_second(sys, tcp->actor, seconds), "pairs/s", true});
-      // Resident memory per idle virtual connection, both sessions in this process.
-      caf::scoped_actor self{sys};
-      auto before = rss_kb();
-      const int n = 10000;
-      std::vector<connection_handle> kept;
-      kept.reserve(n);
-      for (int i = 0; i < n; ++i)
-        self->request(mem->actor, caf::infinite, caf::open_atom::value, open_request{{parity::odd, 64}, {}, {}})
-          .receive([&](connection_handle& h) { kept.push_back(h); }, [](caf::error&) {});
-      auto after = rss_kb();
-      rows.push_back({"RSS per idle vconn (both ends)", "memory",
-                      kept.size() == n ? double(after - before) * 1024 / n : 0, "bytes", false});
-    }
-    caf::anon_send(tcp->actor, stop_atom::value);
-    caf::anon_send(mem->actor, stop_atom::value);
-    caf::anon_send(mem_server->actor, stop_atom::value);
-  }
-  close(to_child[1]); // the server process exits when its stdin closes
-  int status = 0;
-  waitpid(child, &status, 0);
-
-  std::printf("%-32s %-8s %14s %-8s %10s\n", "benchmark", "link", "result", "unit", "vs floor");
-  for (const auto& r : rows) {
-    if (r.rate)
-      std::printf("%-32s %-8s %14.0f %-8s %9.3fx\n", r.name.c_str(), r.transport.c_str(), r.value,
-                  r.unit.c_str(), floor > 0 ? r.value / floor : 0.0);
-    else
-      std::printf("%-32s %-8s %14.0f %-8s %10s\n", r.name.c_str(), r.transport.c_str(), r.value,
-                  r.unit.c_str(), "-");
-  }
-  return 0;
+  std::signal(SIGPIPE, SIG_IGN);
+  auto o = parse(argc, argv);
+  if (!o)
+    return 2;
+  if (o->mode == "server")
+    return run_server(*o);
+  if (o->mode == "rss")
+    return run_rss(*o);
+  return run_all(*o);
 }

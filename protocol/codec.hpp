@@ -85,15 +85,18 @@ constexpr size_t min_tuple_size(std::index_sequence<Is...>) {
   return (size_t{0} + ... + min_wire_size<std::tuple_element_t<Is, Tuple>>());
 }
 
+template <class T, size_t I>
+constexpr size_t min_alternative_size() {
+  constexpr auto desc = vox_describe(static_cast<const T*>(nullptr));
+  if constexpr (desc.variants[I].kind == variant_kind::unit)
+    return 0; // unit variants carry nothing, whatever the C++ alternative is
+  else
+    return min_wire_size<std::variant_alternative_t<I, std_variant_t<T>>>();
+}
+
 template <class T, size_t... Is>
 constexpr size_t min_variant_size(std::index_sequence<Is...>) {
-  constexpr auto desc = vox_describe(static_cast<const T*>(nullptr));
-  size_t m = SIZE_MAX;
-  ((m = std::min(m, desc.variants[Is].kind == variant_kind::unit
-                      ? size_t{0}
-                      : min_wire_size<std::variant_alternative_t<Is, std_variant_t<T>>>())),
-   ...);
-  return 1 + (m == SIZE_MAX ? 0 : m);
+  return 1 + std::min({min_alternative_size<T, Is>()...});
 }
 
 template <class T, size_t I>

@@ -1,0 +1,172 @@
+// The Testbed server behaviour of testbed-service.md §3.
+#include <cmath>
+#include <limits>
+
+#include "actors/service.hpp"
+#include "apps/testbed/testbed_types.hpp"
+
+namespace vox::testbed {
+
+namespace {
+
+template <class M>
+using reply = responder<service_type, M>;
+
+/// Reverses by Unicode scalar values (the input is valid UTF-8: the decoder checked).
+std::string reverse_utf8(const std::string& s) {
+  std::vector<std::string> scalars;
+  for (size_t i = 0; i < s.size();) {
+    auto c = static_cast<unsigned char>(s[i]);
+    size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : 4;
+    scalars.push_back(s.substr(i, len));
+    i += len;
+  }
+  std::string out;
+  for (auto i = scalars.rbegin(); i != scalars.rend(); ++i)
+    out += *i;
+  return out;
+}
+
+/// Reads `in` to its end, adding every item (a Reset or failure ends it early, as in Rust).
+int64_t drain_sum(const rx<int32_t>& in) {
+  int64_t total = 0;
+  for (;;) {
+    auto item = in.recv();
+    if (!item || !*item)
+      return total;
+    total += **item;
+  }
+}
+
+/// Sends 0..count-1, then Close: Close goes on the wire before the Response.
+void send_range(uint32_t count, const tx<int32_t>& out) {
+  for (uint32_t i = 0; i < count; ++i)
+    if (!out.send(static_cast<int32_t>(i)))
+      break;
+  out.close();
+}
+
+template <class M>
+auto echo_back() {
+  return [](auto value, reply<M> r) { r.ok(std::move(value)); };
+}
+
+} // namespace
+
+call_handler make_handler() {
+  service_dispatcher<service_type> d;
+  d.on<m::echo>(echo_back<m::echo>());
+  d.on<m::reverse>([](std::string s, reply<m::reverse> r) { r.ok(reverse_utf8(s)); });
+  d.on<m::divide>([](int64_t a, int64_t b, reply<m::divide> r) {
+    if (b == 0)
+      r.err(math_error::division_by_zero);
+    else if (a == std::numeric_limits<int64_t>::min() && b == -1)
+      r.err(math_error::overflow);
+    else
+      r.ok(a / b);
+  });
+  d.on<m::lookup>([](uint32_t id, reply<m::lookup> r) {
+    if (id == 1)
+      r.ok(person{"Alice", 30, "alice@example.com"});
+    else if (id == 2)
+      r.ok(person{"Bob", 25, std::nullopt});
+    else if (id == 3)
+      r.ok(person{"Charlie", 35, "charlie@example.com"});
+    else if (id >= 100 && id <= 199)
+      r.err(lookup_error::access_denied);
+    else
+      r.err(lookup_error::not_found);
+  });
+  d.on<m::sum>([](rx<int32_t> in, reply<m::sum> r) { r.ok(drain_sum(in)); });
+  d.on<m::sum_large>([](rx<int32_t> in, reply<m::sum_large> r) { r.ok(drain_sum(in)); });
+  d.on<m::generate>([](uint32_t n, tx<int32_t> out, reply<m::generate> r) { send_range(n, out); r.ok({}); });
+  d.on<m::generate_large>([](uint32_t n, tx<int32_t> out, reply<m::generate_large> r) { send_range(n, out); r.ok({}); });
+  d.on<m::generate_retry_non_idem>([](uint32_t n, tx<int32_t> out, reply<m::generate_retry_non_idem> r) {
+    send_range(n, out);
+    r.ok({});
+  });
+  d.on<m::generate_retry_idem>([](uint32_t n, tx<int32_t> out, reply<m::generate_retry_idem> r) {
+    send_range(n, out);
+    r.ok({});
+  });
+  d.on<m::transform>([](rx<std::string> in, tx<std::string> out, reply<m::transform> r) {
+    for (;;) {
+      auto item = in.recv();
+      if (!item || !*item)
+        break;
+      (void) out.send(**item); // send errors are ignored, as the reference does
+    }
+    out.close();
+    r.ok({});
+  });
+  d.on<m::echo_point>(echo_back<m::echo_point>());
+  d.on<m::create_person>([](std::string name, uint8_t age, std::optional<std::string> email, reply<m::create_person> r) {
+    r.ok(person{std::move(name), age, std::move(email)});
+  });
+  d.on<m::rectangle_area>([](rectangle rc, reply<m::rectangle_area> r) {
+    // 64-bit, where Rust subtracts in i32.
+    auto w = std::abs(int64_t{rc.bottom_right.x} - rc.top_left.x);
+    auto h = std::abs(int64_t{rc.bottom_right.y} - rc.top_left.y);
+    r.ok(static_cast<double>(w) * static_cast<double>(h));
+  });
+  d.on<m::parse_color>([](std::string name, reply<m::parse_color> r) {
+    for (auto& c : name)
+      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (name == "red")
+      r.ok(color::red);
+    else if (name == "green")
+      r.ok(color::green);
+    else if (name == "blue")
+      r.ok(color::blue);
+    else
+      r.ok(std::nullopt);
+  });
+  d.on<m::shape_area>([](shape s, reply<m::shape_area> r) {
+    if (auto* c = std::get_if<circle>(&s))
+      r.ok(M_PI * c->radius * c->radius);
+    else if (auto* rs = std::get_if<rect_shape>(&s))
+      r.ok(rs->width * rs->height);
+    else
+      r.ok(0.0);
+  });
+  d.on<m::create_canvas>([](std::string name, std::vector<shape> shapes, color bg, reply<m::create_canvas> r) {
+    r.ok(canvas{std::move(name), std::move(shapes), bg});
+  });
+  d.on<m::process_message>([](tb_message msg, reply<m::process_message> r) {
+    if (auto* t = std::get_if<0>(&msg))
+      r.ok(tb_message{std::in_place_index<0>, "processed: " + *t});
+    else if (auto* n = std::get_if<1>(&msg))
+      r.ok(tb_message{std::in_place_index<1>, *n * 2});
+    else
+      r.ok(tb_message{std::in_place_index<2>, std::vector<uint8_t>(std::get<2>(msg).rbegin(), std::get<2>(msg).rend())});
+  });
+  d.on<m::get_points>([](uint32_t n, reply<m::get_points> r) {
+    std::vector<point> out;
+    for (uint32_t i = 0; i < n; ++i)
+      out.push_back(point{static_cast<int32_t>(i), static_cast<int32_t>(2 * i)});
+    r.ok(std::move(out));
+  });
+  d.on<m::swap_pair>([](std::tuple<int32_t, std::string> p, reply<m::swap_pair> r) {
+    r.ok({std::get<1>(p), std::get<0>(p)});
+  });
+  d.on<m::echo_bytes>(echo_back<m::echo_bytes>());
+  d.on<m::echo_bool>(echo_back<m::echo_bool>());
+  d.on<m::echo_u64>(echo_back<m::echo_u64>());
+  d.on<m::echo_option_string>(echo_back<m::echo_option_string>());
+  d.on<m::all_colors>([](reply<m::all_colors> r) { r.ok({color::red, color::green, color::blue}); });
+  d.on<m::describe_point>([](std::string label, int32_t x, int32_t y, bool active, reply<m::describe_point> r) {
+    r.ok(tagged_point{std::move(label), x, y, active});
+  });
+  d.on<m::echo_shape>(echo_back<m::echo_shape>());
+  d.on<m::echo_status_v1>(echo_back<m::echo_status_v1>());
+  d.on<m::echo_tag_v1>(echo_back<m::echo_tag_v1>());
+  d.on<m::echo_profile>(echo_back<m::echo_profile>());
+  d.on<m::echo_record>(echo_back<m::echo_record>());
+  d.on<m::echo_status>(echo_back<m::echo_status>());
+  d.on<m::echo_tag>(echo_back<m::echo_tag>());
+  d.on<m::echo_measurement>(echo_back<m::echo_measurement>());
+  d.on<m::echo_config>(echo_back<m::echo_config>());
+  return d.handler();
+}
+
+} // namespace vox::testbed

@@ -1,0 +1,59 @@
+#include "bench/common.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <variant>
+
+#include <unistd.h>
+
+namespace voxbench {
+
+vox::payload make_body() {
+  vox::payload p(payload_size);
+  for (size_t i = 0; i < p.size(); ++i)
+    p[i] = static_cast<uint8_t>(0x40 + i);
+  return p;
+}
+
+void echo(vox::incoming_call in, vox::reply_sink sink) {
+  vox::payload ret{0x00};
+  ret.insert(ret.end(), in.args.begin(), in.args.end());
+  sink.reply(std::move(ret));
+}
+
+bool is_echo_of(const vox::payload& ret, const vox::payload& args) {
+  return ret.size() == args.size() + 1 && ret[0] == 0x00
+         && std::equal(args.begin(), args.end(), ret.begin() + 1);
+}
+
+vox::session_options bench_options() {
+  vox::session_options o;
+  o.root_handler = echo;
+  o.acceptor = [](vox::connection_id, const vox::connection_settings& peer, const vox::metadata&)
+    -> std::variant<vox::accept_connection, vox::reject_connection> {
+    return vox::accept_connection{{vox::opposite(peer.parity), 64}, {}, echo, {}};
+  };
+  o.log = [](const std::string& line) { std::fprintf(stderr, "vox-bench[%d]: session: %s\n", getpid(), line.c_str()); };
+  return o;
+}
+
+void apply(caf::actor_system_config& cfg, const sched_options& s) {
+  cfg.set("scheduler.max-threads", static_cast<size_t>(std::max(1, s.threads)));
+  if (s.poll >= 0)
+    cfg.set("work-stealing.aggressive-poll-attempts", static_cast<size_t>(s.poll));
+}
+
+long rss_kb() {
+  std::ifstream in{"/proc/self/statm"};
+  long size = 0, resident = 0;
+  if (!(in >> size >> resident))
+    return -1;
+  return resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+double seconds_since(clock_type::time_point t) {
+  return std::chrono::duration<double>(clock_type::now() - t).count();
+}
+
+} // namespace voxbench

@@ -1,0 +1,44 @@
+// vox-bench: the raw-TCP floor, a blocking ping-pong with vox's u32-LE length framing.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bench/common.hpp"
+
+namespace voxbench {
+
+/// Echoes every length-prefixed frame back, one blocking thread per connection.
+class raw_echo_server {
+public:
+  /// Listens on `host`:`port` (0 = ephemeral); nullptr (and a message on stderr) on failure.
+  static std::unique_ptr<raw_echo_server> start(const std::string& host, uint16_t port);
+  ~raw_echo_server();
+
+  uint16_t port() const { return port_; }
+
+  /// Stops accepting, shuts every connection down and joins every thread. Idempotent.
+  void stop();
+
+private:
+  raw_echo_server(int listen_fd, uint16_t port);
+  void accept_loop();
+
+  int listen_fd_;
+  uint16_t port_;
+  std::thread acceptor_;
+  std::mutex mtx_;
+  bool stopped_ = false;
+  std::vector<int> conns_;
+  std::vector<std::thread> workers_;
+};
+
+/// Round trips of 32-byte frames on one blocking TCP_NODELAY socket to `host`:`port`:
+/// `t.warmup_s` uncounted, then `t.measure_s` counted. Every echo is checked.
+measurement raw_tcp_ping_pong(const std::string& host, uint16_t port, timing t);
+
+} // namespace voxbench
