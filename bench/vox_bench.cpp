@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <optional>
 #include <string>
 #include <vector>
@@ -271,8 +272,14 @@ void print_table(const std::vector<row>& rows, double floor) {
     std::string s = "|";
     for (size_t i = 0; i < c.size(); ++i) {
       bool right = i == 2 || i == 4; // numbers
-      auto pad = std::string(w[i] - c[i].size(), ' ');
-      s += " " + (right ? pad + c[i] : c[i] + pad) + " |";
+      std::string pad(w[i] - c[i].size(), ' ');
+      s += ' ';
+      if (right)
+        s += pad;
+      s += c[i];
+      if (!right)
+        s += pad;
+      s += " |";
     }
     std::printf("%s\n", s.c_str());
   };
@@ -287,14 +294,19 @@ void print_table(const std::vector<row>& rows, double floor) {
 
 int run_all(const cli& o) {
   auto run_start = clock_type::now();
+  std::string load = "?";
+  if (std::ifstream in{"/proc/loadavg"}; in) { // the box is shared: say how busy it was
+    std::string a, b, c;
+    if (in >> a >> b >> c)
+      load = a + " " + b + " " + c;
+  }
   std::vector<row> rows;
   std::fprintf(stderr, "vox-bench: %zu-byte payloads, --threads %d, warm-up %.1f s + %.1f s per row, %ld cpus\n",
                payload_size, o.sched.threads, o.t.warmup_s, o.t.measure_s, sysconf(_SC_NPROCESSORS_ONLN));
 
   // Both children are started while this process is still single-threaded.
   // 5. RSS per idle virtual connection, in a fresh process (see run_rss).
-  row rss_row{"RSS per idle vconn (" + std::to_string(o.count) + " open, both ends in one process)", "memory",
-              "KB/vconn", false, false, 0, {}};
+  row rss_row{"RSS per idle vconn (both ends)", "memory", "KiB/vconn", false, false, 0, {}};
   {
     progress("RSS with " + std::to_string(o.count) + " idle virtual connections (child process)");
     auto args = std::vector<std::string>{"rss", "--count", std::to_string(o.count)};
@@ -314,8 +326,8 @@ int run_all(const cli& o) {
         rss_row.ok = true;
         rss_row.value = static_cast<double>(after - before) / static_cast<double>(n);
         char buf[160];
-        std::snprintf(buf, sizeof buf, "RSS %ld -> %ld KB for %zu vconns (opened in %.2f s)", before, after, n,
-                      secs);
+        std::snprintf(buf, sizeof buf, "%zu vconns open: RSS %ld -> %ld KiB (opened in %.2f s)", n, before,
+                      after, secs);
         rss_row.detail = buf;
       } else {
         rss_row.detail = "FAILED: " + (line ? *line : std::string{"no answer"}) + " (rss process: " + ended + ")";
@@ -414,8 +426,9 @@ int run_all(const cli& o) {
   rows.push_back(rss_row);
 
   std::printf("vox-bench: %zu-byte payloads; --threads %d; each rate row: %.1f s warm-up, then %.1f s counted; "
-              "total run %.1f s\n",
-              payload_size, o.sched.threads, o.t.warmup_s, o.t.measure_s, seconds_since(run_start));
+              "total run %.1f s; %ld cpus, load average at start %s\n",
+              payload_size, o.sched.threads, o.t.warmup_s, o.t.measure_s, seconds_since(run_start),
+              sysconf(_SC_NPROCESSORS_ONLN), load.c_str());
   print_table(rows, floor);
   bool all_ok = true;
   for (auto& r : rows)

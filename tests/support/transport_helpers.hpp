@@ -1,11 +1,13 @@
 // Test helpers for links: raw socket peers, peer threads that always join, a hang guard.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <mutex>
 #include <string>
@@ -15,6 +17,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -62,8 +65,10 @@ public:
                     std::chrono::seconds limit = std::chrono::seconds{20})
     : thread_([this, on_expiry = std::move(on_expiry), limit] {
         std::unique_lock<std::mutex> guard{mtx_};
-        if (!cv_.wait_for(guard, limit, [this] { return done_; }))
+        if (!cv_.wait_for(guard, limit, [this] { return done_; })) {
+          fired_ = true;
           on_expiry();
+        }
       }) {
     // nop
   }
@@ -86,12 +91,45 @@ public:
     thread_.join();
   }
 
+  /// True once the bound passed and `on_expiry` ran: whatever it rescued was stuck.
+  bool fired() const noexcept {
+    return fired_.load();
+  }
+
 private:
   std::mutex mtx_;
   std::condition_variable cv_;
   bool done_ = false;
+  std::atomic<bool> fired_{false};
   std::thread thread_;
 };
+
+/// The kernel's id of the calling thread, for `wait_until_blocked`.
+inline pid_t current_tid() {
+  return static_cast<pid_t>(::syscall(SYS_gettid));
+}
+
+/// Waits until the thread that stored its id in `tid` is asleep in the kernel (blocked in a
+/// system call or on a futex), so that a test can interrupt a call that is really blocked
+/// rather than one that has not started yet. Reads /proc; polls without sleeping and gives
+/// up after a generous bound. False if the thread never blocked or set `finished` first.
+inline bool wait_until_blocked(const std::atomic<pid_t>& tid, const std::atomic<bool>& finished,
+                               std::chrono::seconds limit = std::chrono::seconds{20}) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline && !finished.load()) {
+    if (auto id = tid.load(); id != 0) {
+      std::ifstream in{"/proc/self/task/" + std::to_string(id) + "/stat"};
+      std::string stat;
+      std::getline(in, stat);
+      // The state follows the parenthesised command name, which may itself contain ')'.
+      auto paren = stat.rfind(')');
+      if (paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] == 'S')
+        return !finished.load();
+    }
+    std::this_thread::yield();
+  }
+  return false;
+}
 
 /// A private directory under the system temp dir, removed with its contents at scope exit.
 class temp_dir {

@@ -48,6 +48,7 @@ TEST_CASE("memory links deliver many payloads in order in both directions", "[tr
 // r[verify link.message.empty]
 TEST_CASE("memory links deliver empty payloads", "[transport]") {
   auto [a, b] = make_memory_link_pair();
+  watchdog dog{b};
   REQUIRE(a->send({}));
   REQUIRE(a->send(byte_buffer{1}));
   REQUIRE(a->send({}));
@@ -67,6 +68,8 @@ TEST_CASE("memory links deliver empty payloads", "[transport]") {
 TEST_CASE("closing a memory link lets the peer drain and then see end of stream",
           "[transport]") {
   auto [a, b] = make_memory_link_pair();
+  watchdog dog_a{a};
+  watchdog dog_b{b};
   REQUIRE(a->send(byte_buffer{1, 2}));
   REQUIRE(a->send(byte_buffer{3}));
   a->close();
@@ -96,13 +99,20 @@ TEST_CASE("aborting a memory link wakes a blocked recv with closed", "[transport
   auto [a, b] = make_memory_link_pair();
   // Should abort fail to wake the reader, aborting the peer ends its stream instead.
   watchdog dog{b};
+  std::atomic<pid_t> tid{0};
+  std::atomic<bool> finished{false};
   std::optional<caf::expected<std::optional<byte_buffer>>> result;
   {
-    peer_thread reader{[&a = a] { a->abort(); }, [&] { result.emplace(a->recv()); }};
-    // Whether the reader is already blocked or not, it must end with errc::closed.
+    peer_thread reader{[&a = a] { a->abort(); }, [&] {
+                         tid = vox::test::current_tid();
+                         result.emplace(a->recv());
+                         finished = true;
+                       }};
+    REQUIRE(vox::test::wait_until_blocked(tid, finished));
     a->abort();
     reader.join();
   }
+  CHECK_FALSE(dog.fired());
   REQUIRE(result);
   REQUIRE_FALSE(*result);
   CHECK(is(result->error(), errc::closed));
@@ -111,6 +121,8 @@ TEST_CASE("aborting a memory link wakes a blocked recv with closed", "[transport
 TEST_CASE("an aborted memory link fails recv and send and the peer sees end of stream",
           "[transport]") {
   auto [a, b] = make_memory_link_pair();
+  watchdog dog_a{a};
+  watchdog dog_b{b};
   REQUIRE(a->send(byte_buffer{1}));
   REQUIRE(b->send(byte_buffer{2}));
   a->abort();
@@ -136,6 +148,7 @@ TEST_CASE("an aborted memory link fails recv and send and the peer sees end of s
 
 TEST_CASE("destroying a memory link ends the peer's stream", "[transport]") {
   auto [a, b] = make_memory_link_pair();
+  watchdog dog{b};
   REQUIRE(a->send(byte_buffer{5}));
   a.reset();
   auto got = b->recv();
@@ -151,6 +164,7 @@ TEST_CASE("memory links enforce the frame limit on receipt", "[transport]") {
   link_options options;
   options.max_frame_size = 16;
   auto [a, b] = make_memory_link_pair(options);
+  watchdog dog{b};
   REQUIRE(a->send(byte_buffer(16, 0xaa)));
   // The sender cannot know what the receiver accepts, as on a socket.
   REQUIRE(a->send(byte_buffer(17, 0xbb)));

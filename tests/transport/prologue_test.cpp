@@ -108,6 +108,8 @@ TEST_CASE("prologue messages of any other size are refused", "[transport]") {
 // r[verify transport.prologue.post-accept]
 TEST_CASE("bare mode is accepted on both sides of a memory link", "[transport]") {
   auto [i, a] = make_memory_link_pair();
+  watchdog dog_i{i};
+  watchdog dog_a{a};
   auto [initiated, accepted] = run_prologue(i, a, conduit_mode::bare, {conduit_mode::bare});
   REQUIRE(initiated);
   CHECK(*initiated == conduit_mode::bare);
@@ -120,6 +122,8 @@ TEST_CASE("bare mode is accepted on both sides of a memory link", "[transport]")
 
 TEST_CASE("stable mode is accepted when the acceptor supports it", "[transport]") {
   auto [i, a] = make_memory_link_pair();
+  watchdog dog_i{i};
+  watchdog dog_a{a};
   auto [initiated, accepted] = run_prologue(i, a, conduit_mode::stable,
                                             {conduit_mode::bare, conduit_mode::stable});
   REQUIRE(initiated);
@@ -132,6 +136,8 @@ TEST_CASE("stable mode is accepted when the acceptor supports it", "[transport]"
 // r[verify transport.prologue.reject-close]
 TEST_CASE("a bare-only acceptor rejects stable mode and both sides fail", "[transport]") {
   auto [i, a] = make_memory_link_pair();
+  watchdog dog_i{i};
+  watchdog dog_a{a};
   auto [initiated, accepted] = run_prologue(i, a, conduit_mode::stable, {conduit_mode::bare});
   REQUIRE_FALSE(initiated);
   CHECK(is(initiated.error(), errc::prologue_rejected));
@@ -147,6 +153,8 @@ TEST_CASE("a bare-only acceptor rejects stable mode and both sides fail", "[tran
 
 TEST_CASE("an unknown conduit mode is answered with exactly a reject", "[transport]") {
   auto [i, a] = make_memory_link_pair();
+  watchdog dog_i{i};
+  watchdog dog_a{a};
   REQUIRE(i->send(hello_bytes(9, 7)));
   auto accepted = accept_transport(*a);
   REQUIRE_FALSE(accepted);
@@ -158,6 +166,8 @@ TEST_CASE("an unknown conduit mode is answered with exactly a reject", "[transpo
 
 TEST_CASE("a wrong prologue version is answered with a reject", "[transport]") {
   auto [i, a] = make_memory_link_pair();
+  watchdog dog_i{i};
+  watchdog dog_a{a};
   REQUIRE(i->send(hello_bytes(8, 0)));
   auto accepted = accept_transport(*a);
   REQUIRE_FALSE(accepted);
@@ -172,6 +182,8 @@ TEST_CASE("a wrong hello magic or size fails the acceptor without a reply", "[tr
   wrong_magic[3] = 'X';
   for (const auto& bytes : {wrong_magic, byte_buffer{0x56, 0x4f, 0x54, 0x48, 9, 0, 0}}) {
     auto [i, a] = make_memory_link_pair();
+    watchdog dog_i{i};
+    watchdog dog_a{a};
     REQUIRE(i->send(bytes));
     auto accepted = accept_transport(*a);
     REQUIRE_FALSE(accepted);
@@ -184,6 +196,8 @@ TEST_CASE("a wrong hello magic or size fails the acceptor without a reply", "[tr
 
 TEST_CASE("an acceptor fails when the link ends before the hello", "[transport]") {
   auto [i, a] = make_memory_link_pair();
+  watchdog dog_i{i};
+  watchdog dog_a{a};
   i->close();
   auto accepted = accept_transport(*a);
   REQUIRE_FALSE(accepted);
@@ -221,6 +235,8 @@ TEST_CASE("the initiator refuses replies that are not a matching accept", "[tran
   for (const auto& c : cases) {
     INFO(c.name);
     auto [i, a] = make_memory_link_pair();
+    watchdog dog_i{i};
+    watchdog dog_a{a};
     // Queued before the initiator starts, so no second thread is needed.
     REQUIRE(a->send(c.bytes));
     auto initiated = initiate_transport(*i, conduit_mode::bare);
@@ -233,6 +249,8 @@ TEST_CASE("the initiator refuses replies that are not a matching accept", "[tran
 
 TEST_CASE("an initiator fails when the link ends before the reply", "[transport]") {
   auto [i, a] = make_memory_link_pair();
+  watchdog dog_i{i};
+  watchdog dog_a{a};
   a->close();
   auto initiated = initiate_transport(*i, conduit_mode::bare);
   REQUIRE_FALSE(initiated);
@@ -242,6 +260,8 @@ TEST_CASE("an initiator fails when the link ends before the reply", "[transport]
 
 TEST_CASE("bare mode is accepted on both sides of a tcp link", "[transport][tcp]") {
   auto [i, a] = tcp_pair();
+  watchdog dog_i{i};
+  watchdog dog_a{a};
   auto [initiated, accepted] = run_prologue(i, a, conduit_mode::bare, {conduit_mode::bare});
   REQUIRE(initiated);
   CHECK(*initiated == conduit_mode::bare);
@@ -253,6 +273,8 @@ TEST_CASE("bare mode is accepted on both sides of a tcp link", "[transport][tcp]
 TEST_CASE("a bare-only tcp acceptor rejects stable mode and both sides fail",
           "[transport][tcp]") {
   auto [i, a] = tcp_pair();
+  watchdog dog_i{i};
+  watchdog dog_a{a};
   auto [initiated, accepted] = run_prologue(i, a, conduit_mode::stable, {conduit_mode::bare});
   REQUIRE_FALSE(initiated);
   CHECK(is(initiated.error(), errc::prologue_rejected));

@@ -1,6 +1,7 @@
 // Stream links over TCP (127.0.0.1, ephemeral ports) and Unix-domain sockets.
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -223,28 +224,34 @@ TEST_CASE("tcp links see a clean end of stream when the peer closes at a frame b
 }
 
 TEST_CASE("aborting a tcp link wakes a blocked recv with closed", "[transport][tcp]") {
-  auto [client, server] = tcp_pair();
-  // Guards the peer rather than `server`: if abort failed to wake the reader, aborting the
-  // peer ends the reader's stream and the test fails instead of hanging.
-  watchdog dog{client};
+  auto [raw, lnk] = raw_peer_and_link();
+  // Should abort fail to wake the reader, ending the raw peer does, and the test fails.
+  watchdog dog{[fd = raw.get()] { ::shutdown(fd, SHUT_RDWR); }};
+  std::atomic<pid_t> tid{0};
+  std::atomic<bool> finished{false};
   std::optional<recv_result> result;
   {
-    peer_thread reader{[&server = server] { server->abort(); },
-                       [&] { result.emplace(server->recv()); }};
-    // Whether the reader is already blocked or not, it must end with errc::closed.
-    server->abort();
+    peer_thread reader{[&lnk = lnk] { lnk->abort(); }, [&] {
+                         tid = vox::test::current_tid();
+                         result.emplace(lnk->recv());
+                         finished = true;
+                       }};
+    REQUIRE(vox::test::wait_until_blocked(tid, finished));
+    lnk->abort();
     reader.join();
   }
+  CHECK_FALSE(dog.fired());
   REQUIRE(result);
   REQUIRE_FALSE(*result);
   CHECK(is(result->error(), errc::closed));
-  auto sent = server->send(byte_buffer{1});
+  auto sent = lnk->send(byte_buffer{1});
   REQUIRE_FALSE(sent);
   CHECK(is(sent.error(), errc::closed));
+  auto again = lnk->recv();
+  REQUIRE_FALSE(again);
+  CHECK(is(again.error(), errc::closed));
   // The peer sees the connection end.
-  auto eof = client->recv();
-  REQUIRE(eof);
-  CHECK_FALSE(*eof);
+  CHECK(reads_eof(raw.get()));
 }
 
 TEST_CASE("sending to a tcp peer that is gone fails with link_closed, not SIGPIPE",
@@ -296,9 +303,17 @@ TEST_CASE("tcp_listener::shutdown wakes a blocked accept", "[transport][tcp]") {
   {
     // Should shutdown fail to wake accept, a connection does, and the test fails.
     watchdog dog{[port] { raw_connect(port); }};
-    peer_thread acceptor{[&l] { l.shutdown(); }, [&] { result.emplace(l.accept()); }};
+    std::atomic<pid_t> tid{0};
+    std::atomic<bool> finished{false};
+    peer_thread acceptor{[&l] { l.shutdown(); }, [&] {
+                           tid = vox::test::current_tid();
+                           result.emplace(l.accept());
+                           finished = true;
+                         }};
+    REQUIRE(vox::test::wait_until_blocked(tid, finished));
     l.shutdown();
     acceptor.join();
+    CHECK_FALSE(dog.fired());
   }
   REQUIRE(result);
   REQUIRE_FALSE(*result);
@@ -423,9 +438,17 @@ TEST_CASE("unix_listener::shutdown wakes a blocked accept", "[transport][unix]")
   {
     // Should shutdown fail to wake accept, a connection does, and the test fails.
     watchdog dog{[path] { [[maybe_unused]] auto conn = unix_connect(path); }};
-    peer_thread acceptor{[&l] { l.shutdown(); }, [&] { result.emplace(l.accept()); }};
+    std::atomic<pid_t> tid{0};
+    std::atomic<bool> finished{false};
+    peer_thread acceptor{[&l] { l.shutdown(); }, [&] {
+                           tid = vox::test::current_tid();
+                           result.emplace(l.accept());
+                           finished = true;
+                         }};
+    REQUIRE(vox::test::wait_until_blocked(tid, finished));
     l.shutdown();
     acceptor.join();
+    CHECK_FALSE(dog.fired());
   }
   REQUIRE(result);
   REQUIRE_FALSE(*result);
