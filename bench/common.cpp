@@ -1,4 +1,5 @@
 #include "bench/common.hpp"
+#include "bench/typed.hpp"
 
 #include <algorithm>
 #include <cstdio>
@@ -29,10 +30,10 @@ bool is_echo_of(const vox::payload& ret, const vox::payload& args) {
 
 vox::session_options bench_options() {
   vox::session_options o;
-  o.root_handler = echo;
-  o.acceptor = [](vox::connection_id, const vox::connection_settings& peer, const vox::metadata&)
+  o.root_handler = bench_handler();
+  o.acceptor = [h = o.root_handler](vox::connection_id, const vox::connection_settings& peer, const vox::metadata&)
     -> std::variant<vox::accept_connection, vox::reject_connection> {
-    return vox::accept_connection{{vox::opposite(peer.parity), 64}, {}, echo, {}};
+    return vox::accept_connection{{vox::opposite(peer.parity), 64}, {}, h, {}};
   };
   o.log = [](const std::string& line) { std::fprintf(stderr, "vox-bench[%d]: session: %s\n", getpid(), line.c_str()); };
   return o;

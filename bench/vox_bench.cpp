@@ -32,6 +32,7 @@
 #include "bench/child_process.hpp"
 #include "bench/common.hpp"
 #include "bench/raw_tcp.hpp"
+#include "bench/typed.hpp"
 #include "bench/workloads.hpp"
 #include "transport/tcp_link.hpp"
 
@@ -408,6 +409,23 @@ int run_all(const cli& o) {
         progress(std::string{"vconn open+close ("} + tr.name + ")");
         rows.push_back(rate_row("vconn open+close", tr.name, "vconns/s", "opens+closes",
                                 measure_open_close(sys, tr.root->connection(), o.t)));
+      }
+      // 5. Typed calls (Vec<u8> echo through a service_dispatcher and client<S>).
+      for (int depth : {1, 64}) {
+        auto name = "typed call, " + std::to_string(depth) + " outstanding";
+        for (auto& tr : transports) {
+          if (!tr.up)
+            continue;
+          progress(name + " (" + tr.name + ")");
+          rows.push_back(rate_row(name, tr.name, "calls/s", "calls", measure_typed_calls(sys, *tr.root, depth, o.t)));
+        }
+      }
+      // 6. Channel items, server to client, with credit (16 initial, grants of 8).
+      for (auto& tr : transports) {
+        if (!tr.up)
+          continue;
+        progress(std::string{"channel items ("} + tr.name + ")");
+        rows.push_back(rate_row("channel items, one way", tr.name, "items/s", "items", measure_channel_items(sys, *tr.root, o.t)));
       }
     }
     if (mem) {

@@ -1,0 +1,24 @@
+// vox-bench: the typed-service and channel workloads.
+#pragma once
+
+#include "actors/channel.hpp"
+#include "actors/service.hpp"
+#include "bench/common.hpp"
+
+namespace voxbench {
+
+using bench_echo = vox::method<"echo", std::vector<uint8_t>(std::vector<uint8_t>)>;
+using bench_generate = vox::method<"generate", void(uint32_t, vox::tx<int32_t>)>;
+/// The typed service every bench server offers besides the raw echo.
+using bench_service = vox::service<"Bench", bench_echo, bench_generate>;
+
+/// Serves bench_service; every other method id gets the raw `echo`.
+vox::call_handler bench_handler();
+
+/// Typed calls/s (encode args, decode Result) with `depth` in flight.
+measurement measure_typed_calls(caf::actor_system& sys, const vox::caller& c, int depth, timing t);
+
+/// Channel items/s, server to client: one generate(n) call, items drained as they come.
+measurement measure_channel_items(caf::actor_system& sys, const vox::caller& c, timing t);
+
+} // namespace voxbench
