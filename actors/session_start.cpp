@@ -79,7 +79,8 @@ caf::expected<session_handle> establish(caf::actor_system& sys, link_ptr link, s
     hs = run(*link);
     timed_out = dog.fired();
   }
-  if (!hs) {
+  // A watchdog that fired just after a successful handshake has aborted the link anyway.
+  if (!hs || timed_out) {
     link->abort();
     if (timed_out)
       return make_error(errc::timeout, "handshake did not finish within "

@@ -7,11 +7,12 @@
 //       runs client scenarios, one "OK name" / "FAIL name: reason" line each; exit 0 only
 //       if all pass
 //   vox-testbed list
+#include <charconv>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <string>
-#include <unistd.h>
+#include <pthread.h>
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
@@ -38,29 +39,55 @@ int usage() {
   return 2;
 }
 
-/// Keepalive: ping well inside the 30 s after which some peers drop a silent session.
-std::optional<keepalive_options> keepalive(int argc, char** argv) {
-  auto ms = std::stoi(arg(argc, argv, "--keepalive", "10000"));
-  if (ms <= 0)
+/// The whole of `text` as a number in [0, max]: a typo is a usage error, never a crash
+/// (std::stoi throws) nor a silently truncated port.
+template <class T>
+std::optional<T> number(const std::string& text, T max) {
+  T value{};
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc{} || end != text.data() + text.size() || text.empty() || value > max)
     return std::nullopt;
-  return keepalive_options{std::chrono::milliseconds{ms}, std::chrono::milliseconds{3 * ms}};
+  return value;
+}
+
+/// Keepalive: ping well inside the 30 s after which some peers drop a silent session.
+/// Outer nullopt: not a number; inner nullopt: 0, keepalive off.
+std::optional<std::optional<keepalive_options>> keepalive(int argc, char** argv) {
+  auto ms = number<uint32_t>(arg(argc, argv, "--keepalive", "10000"), 3'600'000);
+  if (!ms)
+    return std::nullopt;
+  if (*ms == 0)
+    return std::optional<keepalive_options>{};
+  return keepalive_options{std::chrono::milliseconds{*ms}, std::chrono::milliseconds{3 * int64_t{*ms}}};
 }
 
 bool split(const std::string& addr, std::string& host, uint16_t& port) {
   auto colon = addr.rfind(':');
-  if (colon == std::string::npos)
+  if (colon == std::string::npos || colon == 0)
     return false;
   host = addr.substr(0, colon);
-  port = static_cast<uint16_t>(std::stoi(addr.substr(colon + 1)));
+  auto p = number<uint16_t>(addr.substr(colon + 1), 65535);
+  if (!p)
+    return false;
+  port = *p;
   return true;
 }
 
-volatile std::sig_atomic_t stop_requested = 0;
+/// SIGTERM and SIGINT, blocked in every thread and taken by sigwait in main: no handler,
+/// no lost wake-up between a flag check and pause(), no signal landing on a CAF thread.
+sigset_t stop_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  return set;
+}
 
 int serve(caf::actor_system& sys, int argc, char** argv) {
   session_server::config cfg;
   auto listen = arg(argc, argv, "--listen", "127.0.0.1:" + arg(argc, argv, "--port", "0"));
-  if (!split(listen, cfg.host, cfg.port))
+  auto ka = keepalive(argc, argv);
+  if (!split(listen, cfg.host, cfg.port) || !ka)
     return usage();
   auto handler = testbed::make_handler();
   cfg.options.root_handler = handler;
@@ -68,7 +95,7 @@ int serve(caf::actor_system& sys, int argc, char** argv) {
     -> std::variant<accept_connection, reject_connection> {
     return accept_connection{{opposite(peer.parity), 64}, {}, handler, {}};
   };
-  cfg.options.keepalive = keepalive(argc, argv);
+  cfg.options.keepalive = *ka;
   auto srv = session_server::start(sys, cfg);
   if (!srv) {
     std::fprintf(stderr, "vox-testbed: %s\n", describe(srv.error()).c_str());
@@ -76,10 +103,9 @@ int serve(caf::actor_system& sys, int argc, char** argv) {
   }
   std::printf("LISTEN_ADDR=%s:%u\n", cfg.host.c_str(), (*srv)->port());
   std::fflush(stdout);
-  std::signal(SIGTERM, [](int) { stop_requested = 1; });
-  std::signal(SIGINT, [](int) { stop_requested = 1; });
-  while (!stop_requested)
-    pause(); // woken by the signal
+  auto set = stop_signals(); // blocked by main() before any thread existed
+  int sig = 0;
+  sigwait(&set, &sig);
   (*srv)->stop();
   return 0;
 }
@@ -88,7 +114,8 @@ int run_client(caf::actor_system& sys, int argc, char** argv) {
   std::string host;
   uint16_t port = 0;
   auto name = arg(argc, argv, "--scenario", "");
-  if (!split(arg(argc, argv, "--connect", ""), host, port) || name.empty())
+  auto ka = keepalive(argc, argv);
+  if (!split(arg(argc, argv, "--connect", ""), host, port) || name.empty() || !ka)
     return usage();
   std::vector<const testbed::scenario*> chosen;
   for (const auto& s : testbed::scenarios())
@@ -104,7 +131,7 @@ int run_client(caf::actor_system& sys, int argc, char** argv) {
     return 1;
   }
   session_options opts;
-  opts.keepalive = keepalive(argc, argv);
+  opts.keepalive = *ka;
   auto session = connect_session(sys, *lnk, opts);
   if (!session) {
     std::fprintf(stderr, "vox-testbed: %s\n", describe(session.error()).c_str());
@@ -142,6 +169,11 @@ int main(int argc, char** argv) {
   }
   if (mode != "serve" && mode != "client")
     return usage();
+  if (mode == "serve") {
+    // Before the actor system starts its threads, so that they all inherit the mask.
+    auto set = stop_signals();
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  }
   caf::actor_system_config cfg;
   cfg.set("scheduler.max-threads", 2);
   caf::actor_system sys{cfg};

@@ -20,7 +20,6 @@ std::unique_ptr<session_server> start_testbed(actor_fixture& f) {
   auto handler = make_handler();
   cfg.options = logless();
   cfg.options.root_handler = handler;
-  cfg.options.handshake_timeout = 300ms;
   cfg.options.acceptor = [handler](connection_id, const connection_settings& peer, const metadata&)
     -> std::variant<accept_connection, reject_connection> {
     return accept_connection{{opposite(peer.parity), 64}, {}, handler, {}};
