@@ -81,9 +81,13 @@ public:
         // Channel ends block while they wait for items or credit: such handlers run in a
         // detached actor of their own (which the actor system waits for on shutdown) and
         // never hold up the connection's driver.
-        in.system->spawn<caf::detached>([fn, r, args = std::move(*args)](caf::blocking_actor*) mutable {
-          std::apply([&](auto&... xs) { fn(std::move(xs)..., r); }, args);
-        });
+        // The state goes in as spawn arguments, not captures: CAF 0.17 dereferences a null
+        // argument tuple for function actors spawned without arguments (UB under UBSan).
+        in.system->spawn<caf::detached>(
+          [fn](caf::blocking_actor*, responder<Service, M> r, typename M::args_type xs) mutable {
+            std::apply([&](auto&... x) { fn(std::move(x)..., r); }, xs);
+          },
+          std::move(r), std::move(*args));
       } else {
         std::apply([&](auto&... xs) { fn(std::move(xs)..., r); }, *args);
       }

@@ -31,7 +31,8 @@ measurement measure_typed_calls(caf::actor_system& sys, const vox::caller& c, in
   std::promise<measurement> done;
   auto fut = done.get_future();
   std::vector<uint8_t> arg(payload_size, 0x5a);
-  sys.spawn([&done, c, depth, t, arg](caf::event_based_actor* self) {
+  // `depth` is a spawn argument: CAF 0.17 function actors spawned without arguments hit UB.
+  sys.spawn([&done, c, t, arg](caf::event_based_actor* self, int depth) {
     struct state {
       vox::client<bench_service> client;
       clock_type::time_point start, counted_from, end;
@@ -69,7 +70,7 @@ measurement measure_typed_calls(caf::actor_system& sys, const vox::caller& c, in
     };
     for (int i = 0; i < depth; ++i)
       (*fire)();
-  });
+  }, depth);
   if (fut.wait_for(std::chrono::duration<double>(t.warmup_s + t.measure_s + 20)) != std::future_status::ready)
     return measurement::failed("no result in time");
   return fut.get();

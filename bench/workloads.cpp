@@ -87,7 +87,7 @@ template <class State, class Result, class Body>
 Result run_bounded(caf::actor_system& sys, std::shared_ptr<State> st, std::chrono::milliseconds limit,
                    Result on_timeout, Body body) {
   auto fut = st->done.get_future();
-  auto worker = sys.spawn([st, body](caf::event_based_actor* self) { body(self, st); });
+  auto worker = sys.spawn([body](caf::event_based_actor* self, std::shared_ptr<State> s) { body(self, s); }, st);
   if (fut.wait_for(limit) != std::future_status::ready) {
     caf::anon_send_exit(worker, caf::exit_reason::kill);
     return on_timeout;

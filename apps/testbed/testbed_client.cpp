@@ -188,7 +188,9 @@ std::vector<scenario> build() {
   s.push_back(make("pipelining", [](auto& c) {
     // Ten calls in flight at once from one event-based actor; none waits for another.
     std::promise<std::vector<std::string>> done;
-    c.sys.spawn([&c, &done](caf::event_based_actor* self) {
+    // `done` is a spawn argument: CAF 0.17 function actors spawned without arguments hit UB.
+    c.sys.spawn([&c](caf::event_based_actor* self, std::promise<std::vector<std::string>>* done_ptr) {
+      auto& done = *done_ptr;
       auto got = std::make_shared<std::vector<std::string>>(10);
       auto left = std::make_shared<int>(10);
       for (int i = 0; i < 10; ++i)
@@ -200,7 +202,7 @@ std::vector<scenario> build() {
               self->quit();
             }
           }, timeout);
-    });
+    }, &done);
     auto got = done.get_future().get();
     for (int i = 0; i < 10; ++i)
       expect(got[i] == "msg" + std::to_string(i), "reply " + std::to_string(i) + " is " + got[i]);
