@@ -141,6 +141,7 @@ caf::expected<std::optional<payload>> channel_core::recv(std::optional<std::chro
     if (++consumed_ >= grant_batch(initial_credit_) && !closed_ && !reset_ && !failure_) {
       grant = consumed_;
       consumed_ = 0;
+      credit_ += grant;
     }
   }
   if (grant > 0)
@@ -148,14 +149,21 @@ caf::expected<std::optional<payload>> channel_core::recv(std::optional<std::chro
   return std::optional<payload>{std::move(item)};
 }
 
-void channel_core::on_item(payload item) {
+bool channel_core::on_item(payload item) {
   {
     std::lock_guard<std::mutex> guard{mtx_};
     if (!local_receives_ || closed_ || reset_)
-      return;
+      return true;
+    // r[impl rpc.flow-control.credit.exhaustion]
+    // A receiving end's credit_ is what the peer may still send: initial plus granted,
+    // minus received. Past it the peer is buffering into us unasked.
+    if (credit_ == 0)
+      return false;
+    --credit_;
     items_.push_back(std::move(item));
   }
   cv_.notify_all();
+  return true;
 }
 
 void channel_core::on_close() {
@@ -250,14 +258,15 @@ void write_channel(postcard::writer& w, const std::shared_ptr<channel_core>& cor
   w.varint(id);
 }
 
-bool read_channel(postcard::reader& r, std::shared_ptr<channel_core>& core, bool local_receives) {
+bool read_channel(postcard::reader& r, std::shared_ptr<channel_core>& core, bool local_receives,
+                  uint32_t initial_credit) {
   uint64_t id = 0;
   if (!r.varint(id))
     return false;
   auto* binder = current_binder();
   if (binder == nullptr || !binder->registry)
     return r.fail(errc::invalid_value, "a channel argument outside of a call");
-  core = std::make_shared<channel_core>(default_channel_credit);
+  core = std::make_shared<channel_core>(initial_credit);
   core->bind(id, binder->registry, local_receives, true);
   if (!binder->registry->add(id, core))
     return r.fail(errc::invalid_value, "channel id " + std::to_string(id) + " is 0 or already in use");

@@ -6,7 +6,10 @@
 //   tx.send(1); tx.send(2); tx.close();        // we keep `tx` and feed the handler
 //
 // In a method signature, `rx<T>` means the handler receives (the caller sends) and `tx<T>`
-// means the handler sends (the caller receives). Ends are bound when the arguments are
+// means the handler sends (the caller receives). `rx<T, N>` / `tx<T, N>` declare the
+// channel's initial credit N (default 16, the reference's constant); both peers must
+// declare the same N, as the credit is not part of the schema. The receiver grants
+// max(N/2, 1) each time it has consumed that many items. Ends are bound when the arguments are
 // encoded (caller) or decoded (handler): the channel id comes from the connection's
 // parity. Every end is thread-safe and blocking: use it from a thread, never from an
 // actor's message handler (handlers of methods with channels run on their own thread).
@@ -66,7 +69,8 @@ public:
   void reset(vox::metadata md = {});
 
   // -- from the driver (inbound ChannelMessages) --
-  void on_item(payload item);
+  /// False if the peer sent beyond the credit it was given (a protocol violation).
+  [[nodiscard]] bool on_item(payload item);
   void on_close();
   void on_reset();
   void on_grant(uint32_t additional);
@@ -154,10 +158,12 @@ struct close_on_drop {
 } // namespace detail
 
 /// The sending end of a channel of T.
-template <class T>
+template <class T, uint32_t N = default_channel_credit>
 class tx {
 public:
+  static_assert(N > 0, "a channel needs at least one credit");
   static constexpr const char* direction = "tx";
+  static constexpr uint32_t initial_credit = N;
   using element_type = T;
 
   tx() = default;
@@ -181,10 +187,12 @@ private:
 };
 
 /// The receiving end of a channel of T.
-template <class T>
+template <class T, uint32_t N = default_channel_credit>
 class rx {
 public:
+  static_assert(N > 0, "a channel needs at least one credit");
   static constexpr const char* direction = "rx";
+  static constexpr uint32_t initial_credit = N;
   using element_type = T;
 
   rx() = default;
@@ -214,11 +222,12 @@ private:
   std::shared_ptr<detail::channel_core> core_;
 };
 
-/// Two unbound ends of one channel; pass one in a call's arguments, keep the other.
-template <class T>
-std::pair<tx<T>, rx<T>> channel(uint32_t initial_credit = default_channel_credit) {
-  auto core = std::make_shared<detail::channel_core>(initial_credit);
-  return {tx<T>{core}, rx<T>{core}};
+/// Two unbound ends of one channel; pass one in a call's arguments, keep the other. N
+/// must be the credit the method declares for that argument (the types enforce it).
+template <class T, uint32_t N = default_channel_credit>
+std::pair<tx<T, N>, rx<T, N>> channel() {
+  auto core = std::make_shared<detail::channel_core>(N);
+  return {tx<T, N>{core}, rx<T, N>{core}};
 }
 
 namespace detail {
@@ -226,35 +235,36 @@ namespace detail {
 /// Binds `core` while encoding (`local_receives` is the end the caller keeps) and writes its
 /// id; every Tx/Rx argument is its ChannelId varint on the wire (wire-format.md §3.2.4).
 void write_channel(postcard::writer& w, const std::shared_ptr<channel_core>& core, bool local_receives);
-/// Reads a channel id and binds a new core for the handler's end.
-bool read_channel(postcard::reader& r, std::shared_ptr<channel_core>& core, bool local_receives);
+/// Reads a channel id and binds a new core for the handler's end, with the declared credit.
+bool read_channel(postcard::reader& r, std::shared_ptr<channel_core>& core, bool local_receives,
+                  uint32_t initial_credit);
 
 } // namespace detail
 
 // Caller passes rx (it keeps tx: it sends); the handler's rx receives.
-template <class T>
-struct custom_codec<rx<T>> {
+template <class T, uint32_t N>
+struct custom_codec<rx<T, N>> {
   static constexpr size_t min_size = 1;
-  static void write(postcard::writer& w, const rx<T>& v) { detail::write_channel(w, v.core(), false); }
-  static bool read(postcard::reader& r, rx<T>& v) {
+  static void write(postcard::writer& w, const rx<T, N>& v) { detail::write_channel(w, v.core(), false); }
+  static bool read(postcard::reader& r, rx<T, N>& v) {
     std::shared_ptr<detail::channel_core> core;
-    if (!detail::read_channel(r, core, true))
+    if (!detail::read_channel(r, core, true, N))
       return false;
-    v = rx<T>{std::move(core)};
+    v = rx<T, N>{std::move(core)};
     return true;
   }
 };
 
 // Caller passes tx (it keeps rx: it receives); the handler's tx sends.
-template <class T>
-struct custom_codec<tx<T>> {
+template <class T, uint32_t N>
+struct custom_codec<tx<T, N>> {
   static constexpr size_t min_size = 1;
-  static void write(postcard::writer& w, const tx<T>& v) { detail::write_channel(w, v.core(), true); }
-  static bool read(postcard::reader& r, tx<T>& v) {
+  static void write(postcard::writer& w, const tx<T, N>& v) { detail::write_channel(w, v.core(), true); }
+  static bool read(postcard::reader& r, tx<T, N>& v) {
     std::shared_ptr<detail::channel_core> core;
-    if (!detail::read_channel(r, core, false))
+    if (!detail::read_channel(r, core, false, N))
       return false;
-    v = tx<T>{std::move(core)};
+    v = tx<T, N>{std::move(core)};
     return true;
   }
 };

@@ -72,7 +72,11 @@ void handle_channel(driver_pointer self, channel_message& cm) {
     [&](auto& body) {
       using T = std::decay_t<decltype(body)>;
       if constexpr (std::is_same_v<T, channel_item>) {
-        core->on_item(std::move(body.item));
+        if (!core->on_item(std::move(body.item)))
+          self->send(self->state.cfg.session,
+                     protocol_violation_msg{make_error(
+                       errc::protocol_violation, "connection " + std::to_string(self->state.cfg.id) + ": channel "
+                                                   + std::to_string(cm.id) + " sent an item without credit")});
       } else if constexpr (std::is_same_v<T, channel_close>) {
         core->on_close();
         reg->remove(cm.id);
@@ -102,8 +106,8 @@ void handle_request(driver_pointer self, request_message& rm) {
                                                + std::to_string(limit) + " concurrent requests")});
       return;
     }
-    auto flag = std::make_shared<std::atomic<bool>>(false);
-    st.inflight.emplace(rm.id, driver_state::inflight_call{call->method_id, flag});
+    auto control = std::make_shared<detail::call_control>();
+    st.inflight.emplace(rm.id, driver_state::inflight_call{call->method_id, control});
     if (!st.cfg.handler) {
       send_response(self, rm.id, {}, unknown_method_response());
       return;
@@ -113,7 +117,7 @@ void handle_request(driver_pointer self, request_message& rm) {
                      &self->system()};
     // r[impl rpc.handler]
     try {
-      st.cfg.handler(std::move(in), reply_sink{caf::actor_cast<driver_actor>(self), rm.id, flag});
+      st.cfg.handler(std::move(in), reply_sink{caf::actor_cast<driver_actor>(self), rm.id, control});
     } catch (...) {
       // The handler's sink copies are gone, so the caller gets Cancelled.
     }
@@ -130,9 +134,11 @@ void handle_request(driver_pointer self, request_message& rm) {
     send_queued(self);
   } else {
     // r[impl rpc.cancel]
-    if (auto i = st.inflight.find(rm.id); i != st.inflight.end())
-      i->second.cancelled->store(true);
-    send_response(self, rm.id, {}, cancelled_response());
+    auto i = st.inflight.find(rm.id);
+    if (i == st.inflight.end())
+      return; // already answered, or never called
+    i->second.control->cancelled.store(true);
+    send_response(self, rm.id, {}, cancelled_response(), i->second.control->response_schemas.load());
   }
 }
 

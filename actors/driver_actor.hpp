@@ -42,7 +42,7 @@ struct driver_state {
   /// An inbound call whose Response is not sent yet.
   struct inflight_call {
     method_id_t method_id = 0;
-    std::shared_ptr<std::atomic<bool>> cancelled;
+    std::shared_ptr<detail::call_control> control;
   };
   std::unordered_map<request_id, inflight_call> inflight;
   /// Schema exchange on this connection (wire-format.md §7).

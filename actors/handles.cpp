@@ -41,22 +41,28 @@ struct reply_sink::state {
   driver_actor driver;
   request_id id = 0;
   std::atomic<bool> done{false};
-  std::shared_ptr<std::atomic<bool>> cancelled;
+  std::shared_ptr<detail::call_control> control;
 
   ~state() {
     if (!done.load())
-      caf::anon_send(driver, reply_atom::value, reply_msg{id, {}, cancelled_response()});
+      caf::anon_send(driver, reply_atom::value,
+                     reply_msg{id, {}, cancelled_response(), control ? control->response_schemas.load() : nullptr});
   }
 };
 
-reply_sink::reply_sink(driver_actor driver, request_id id, std::shared_ptr<std::atomic<bool>> cancel_flag)
+reply_sink::reply_sink(driver_actor driver, request_id id, std::shared_ptr<detail::call_control> control)
   : state_(std::make_shared<state>()) {
   state_->driver = std::move(driver);
   state_->id = id;
-  state_->cancelled = std::move(cancel_flag);
+  state_->control = std::move(control);
 }
 
-bool reply_sink::cancelled() const { return state_ && state_->cancelled && state_->cancelled->load(); }
+bool reply_sink::cancelled() const { return state_ && state_->control && state_->control->cancelled.load(); }
+
+void reply_sink::describe_response(const schema::schema_payload* schemas) const {
+  if (state_ && state_->control)
+    state_->control->response_schemas.store(schemas);
+}
 
 void reply_sink::reply(payload ret, vox::metadata md, const schema::schema_payload* schemas) const {
   if (state_ && !state_->done.exchange(true))

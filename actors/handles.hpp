@@ -67,6 +67,16 @@ private:
   std::shared_ptr<detail::caller_guard> guard_;
 };
 
+namespace detail {
+/// Shared by the driver's record of one inbound call and that call's reply_sink.
+struct call_control {
+  std::atomic<bool> cancelled{false};
+  /// The method's response schemas (static storage) once a typed dispatcher knows the
+  /// method: Cancelled answers the driver sends itself carry them, as the reference's do.
+  std::atomic<const schema::schema_payload*> response_schemas{nullptr};
+};
+} // namespace detail
+
 /// A call received by a handler.
 struct incoming_call {
   connection_id connection = 0;
@@ -88,8 +98,8 @@ struct incoming_call {
 class reply_sink {
 public:
   reply_sink() = default;
-  /// `cancel_flag` is raised by the driver when the caller cancels the call.
-  reply_sink(driver_actor driver, request_id id, std::shared_ptr<std::atomic<bool>> cancel_flag = nullptr);
+  /// `control` is shared with the driver, which raises its flag when the caller cancels.
+  reply_sink(driver_actor driver, request_id id, std::shared_ptr<detail::call_control> control = nullptr);
 
   /// Sends the Response: `ret` is the postcard of `Result<T, VoxError<E>>`; `schemas`
   /// (static storage) describe it and go out with the method's first response.
@@ -104,6 +114,10 @@ public:
   bool cancelled() const;
 
   request_id id() const;
+
+  /// Names the schemas (static storage) of this call's Response, so that the Cancelled
+  /// answer sent when no reply comes carries them too (service_dispatcher does this).
+  void describe_response(const schema::schema_payload* schemas) const;
 
 private:
   struct state;

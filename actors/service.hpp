@@ -63,6 +63,7 @@ public:
   service_dispatcher& on(F fn) {
     auto id = Service::template id<M>();
     (*table_)[id] = [fn = std::move(fn)](incoming_call& in, reply_sink sink) {
+      sink.describe_response(&Service::template schemas<M>().response);
       responder<Service, M> r{std::move(sink)};
       caf::expected<typename M::args_type> args = caf::error{};
       {

@@ -6,7 +6,6 @@
 // The service is `Echo.echo(message: String) -> String`; the client calls it on the root
 // connection and on a virtual connection it opens and closes, printing every step.
 #include <chrono>
-#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -16,6 +15,7 @@
 #include <caf/scoped_actor.hpp>
 
 #include "actors/session_server.hpp"
+#include "apps/cli.hpp"
 #include "protocol/method_id.hpp"
 #include "protocol/result.hpp"
 
@@ -47,23 +47,24 @@ connection_acceptor accept_all() {
   };
 }
 
-std::string arg(int argc, char** argv, const char* name, std::string fallback) {
-  for (int i = 1; i + 1 < argc; ++i)
-    if (std::strcmp(argv[i], name) == 0)
-      return argv[i + 1];
-  return fallback;
+int usage() {
+  std::fputs("usage: vox-echo serve [--host H] [--port N] [--keepalive MS]\n"
+             "       vox-echo call --connect HOST:PORT [--message TEXT] [--count N]\n",
+             stderr);
+  return 2;
 }
-
-volatile std::sig_atomic_t stop_requested = 0;
 
 int serve(caf::actor_system& sys, int argc, char** argv) {
   session_server::config cfg;
-  cfg.host = arg(argc, argv, "--host", "127.0.0.1");
-  cfg.port = static_cast<uint16_t>(std::stoi(arg(argc, argv, "--port", "0")));
+  cfg.host = cli::arg(argc, argv, "--host", "127.0.0.1");
+  auto port = cli::number<uint16_t>(cli::arg(argc, argv, "--port", "0"), 65535);
+  auto ka = cli::keepalive(argc, argv);
+  if (!port || !ka)
+    return usage();
+  cfg.port = *port;
   cfg.options.root_handler = echo;
   cfg.options.acceptor = accept_all();
-  if (auto ms = std::stoi(arg(argc, argv, "--keepalive", "10000")); ms > 0)
-    cfg.options.keepalive = keepalive_options{std::chrono::milliseconds{ms}, std::chrono::milliseconds{3 * ms}};
+  cfg.options.keepalive = *ka;
   cfg.on_session = [](const session_handle&) { std::printf("session established\n"); std::fflush(stdout); };
   auto srv = session_server::start(sys, cfg);
   if (!srv) {
@@ -72,11 +73,7 @@ int serve(caf::actor_system& sys, int argc, char** argv) {
   }
   std::printf("LISTEN_ADDR=%s:%u\n", cfg.host.c_str(), (*srv)->port());
   std::fflush(stdout);
-  std::signal(SIGTERM, [](int) { stop_requested = 1; });
-  std::signal(SIGINT, [](int) { stop_requested = 1; });
-  // A waiting loop for a signal; nothing to synchronise with but the signal itself.
-  while (!stop_requested)
-    pause();
+  cli::wait_for_stop_signal();
   (*srv)->stop();
   return 0;
 }
@@ -102,12 +99,13 @@ bool call_echo(caf::scoped_actor& self, const caller& c, const std::string& text
 }
 
 int call(caf::actor_system& sys, int argc, char** argv) {
-  auto addr = arg(argc, argv, "--connect", "127.0.0.1:0");
-  auto colon = addr.rfind(':');
-  auto host = addr.substr(0, colon);
-  auto port = static_cast<uint16_t>(std::stoi(addr.substr(colon + 1)));
-  auto text = arg(argc, argv, "--message", "hello, vox");
-  auto count = std::stoi(arg(argc, argv, "--count", "3"));
+  auto addr = cli::arg(argc, argv, "--connect", "");
+  std::string host;
+  uint16_t port = 0;
+  auto text = cli::arg(argc, argv, "--message", "hello, vox");
+  auto count = cli::number<int>(cli::arg(argc, argv, "--count", "3"), 1'000'000);
+  if (!cli::split_address(addr, host, port) || !count)
+    return usage();
   auto lnk = tcp_connect(host, port);
   if (!lnk) {
     std::fprintf(stderr, "vox-echo: %s\n", describe(lnk.error()).c_str());
@@ -126,7 +124,7 @@ int call(caf::actor_system& sys, int argc, char** argv) {
   bool ok = true;
   {
     caller root{session->root};
-    for (int i = 0; i < count; ++i)
+    for (int i = 0; i < *count; ++i)
       ok = call_echo(self, root, text + " #" + std::to_string(i + 1)) && ok;
     self->request(session->actor, 5s, caf::open_atom::value, open_request{{parity::odd, 64}, {}, echo})
       .receive(
@@ -153,13 +151,13 @@ int call(caf::actor_system& sys, int argc, char** argv) {
 } // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2 || (std::strcmp(argv[1], "serve") != 0 && std::strcmp(argv[1], "call") != 0)) {
-    std::fprintf(stderr, "usage: vox-echo serve [--host H] [--port N] [--keepalive MS]\n"
-                         "       vox-echo call --connect HOST:PORT [--message TEXT] [--count N]\n");
-    return 2;
-  }
+  if (argc < 2 || (std::strcmp(argv[1], "serve") != 0 && std::strcmp(argv[1], "call") != 0))
+    return usage();
+  bool serving = std::strcmp(argv[1], "serve") == 0;
+  if (serving)
+    cli::block_stop_signals(); // before the actor system's threads exist: they inherit the mask
   caf::actor_system_config cfg;
   cfg.set("scheduler.max-threads", 2);
   caf::actor_system sys{cfg};
-  return std::strcmp(argv[1], "serve") == 0 ? serve(sys, argc, argv) : call(sys, argc, argv);
+  return serving ? serve(sys, argc, argv) : call(sys, argc, argv);
 }

@@ -56,47 +56,74 @@ scenario make(std::string name, std::function<void(scenario_context&)> body) {
           }};
 }
 
-/// Drains `in` into a vector (on the calling thread) until Close.
-std::vector<int32_t> drain(const rx<int32_t>& in) {
-  std::vector<int32_t> got;
+/// Why a call's result is not Ok, or nothing when it is.
+template <class R>
+std::optional<std::string> failure_of(const caf::expected<R>& r) {
+  if (!r)
+    return "call failed: " + describe(r.error());
+  if (!r->is_ok())
+    return "expected Ok, got Err (VoxError variant " + std::to_string(r->err().index()) + ")";
+  return std::nullopt;
+}
+
+/// Runs the call of `M` with channel arguments on its own thread. If the call fails (say
+/// the server does not know the method) the local end `ours` is reset, so that whoever
+/// sends or drains it stops at once instead of waiting out the timeout.
+template <class M, class End>
+auto call_with_channels(scenario_context& ctx, typename M::args_type args, End ours) {
+  return std::async(std::launch::async, [&ctx, args = std::move(args), ours] {
+    caf::scoped_actor self{ctx.sys};
+    auto r = ctx.testbed.call<M>(self, args, timeout);
+    if (failure_of(r))
+      ours.reset();
+    return r;
+  });
+}
+
+/// Drains `in` (on the calling thread) until Close; nullopt if the channel failed.
+template <class T>
+std::optional<std::vector<T>> drain(const rx<T>& in) {
+  std::vector<T> got;
   for (;;) {
     auto item = in.recv_for(timeout);
     if (!item)
-      throw std::string{"channel failed: "} + describe(item.error());
+      return std::nullopt;
     if (!*item)
       return got;
-    got.push_back(**item);
+    got.push_back(std::move(**item));
   }
 }
 
-/// Sends `values` on a caller channel to a summing method, returns the total.
+/// The call's failure first (it explains a failed channel), then the channel's.
+template <class R, class V>
+void expect_both(const caf::expected<R>& r, const std::optional<V>& channel_ok, const char* what) {
+  if (auto why = failure_of(r))
+    throw *why;
+  expect(channel_ok.has_value(), std::string{what} + " failed");
+}
+
+/// Sends from..to on a caller channel to a summing method, returns the total.
 template <class M>
 int64_t sum_of(scenario_context& ctx, int32_t from, int32_t to) {
   auto [out, in] = channel<int32_t>();
-  auto result = std::async(std::launch::async, [&ctx, in = in] {
-    caf::scoped_actor self{ctx.sys};
-    return ctx.testbed.call<M>(self, {in}, timeout);
-  });
-  for (int32_t i = from; i <= to; ++i)
+  auto result = call_with_channels<M>(ctx, {in}, out);
+  std::optional<bool> sent = true;
+  for (int32_t i = from; i <= to && sent; ++i)
     if (!out.send_for(i, timeout))
-      throw std::string{"sending an item failed"};
+      sent.reset();
   out.close();
   auto r = result.get();
-  expect(r && r->is_ok(), "sum call failed");
+  expect_both(r, sent, "sending items");
   return r->ok();
 }
 
 template <class M>
 std::vector<int32_t> generated(scenario_context& ctx, uint32_t count) {
   auto [out, in] = channel<int32_t>();
-  auto result = std::async(std::launch::async, [&ctx, out = out, count] {
-    caf::scoped_actor self{ctx.sys};
-    return ctx.testbed.call<M>(self, {count, out}, timeout);
-  });
+  auto result = call_with_channels<M>(ctx, {count, out}, in);
   auto got = drain(in); // concurrently with the pending call: its Response comes last
-  auto r = result.get();
-  expect(r && r->is_ok(), "generate call failed");
-  return got;
+  expect_both(result.get(), got, "receiving items");
+  return *got;
 }
 
 std::vector<scenario> build() {
@@ -220,24 +247,17 @@ std::vector<scenario> build() {
   s.push_back(make("transform_bidi", [](auto& c) {
     auto [in_tx, in_rx] = channel<std::string>();
     auto [out_tx, out_rx] = channel<std::string>();
-    auto result = std::async(std::launch::async, [&c, a = in_rx, b = out_tx] {
-      caf::scoped_actor self{c.sys};
-      return c.testbed.template call<m::transform>(self, {a, b}, timeout);
-    });
+    auto result = call_with_channels<m::transform>(c, {in_rx, out_tx}, out_rx);
+    std::optional<bool> sent = true;
     for (auto w : {"alpha", "beta", "gamma"})
-      expect(static_cast<bool>(in_tx.send_for(std::string{w}, timeout)), "send failed");
+      if (sent && !in_tx.send_for(std::string{w}, timeout))
+        sent.reset();
     in_tx.close();
-    std::vector<std::string> got;
-    for (;;) {
-      auto item = out_rx.recv_for(timeout);
-      expect(static_cast<bool>(item), "receive failed");
-      if (!*item)
-        break;
-      got.push_back(**item);
-    }
+    auto got = drain(out_rx);
     auto r = result.get();
-    expect(r && r->is_ok(), "transform call failed");
-    expect(got == std::vector<std::string>{"alpha", "beta", "gamma"}, "wrong items");
+    expect_both(r, sent, "sending items");
+    expect_both(r, got, "receiving items");
+    expect(*got == std::vector<std::string>{"alpha", "beta", "gamma"}, "wrong items");
   }));
   return s;
 }

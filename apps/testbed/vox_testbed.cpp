@@ -3,144 +3,97 @@
 //   vox-testbed serve --listen HOST:PORT | --port N [--keepalive MS]
 //       serves Testbed on the root and on every virtual connection a client opens; prints
 //       LISTEN_ADDR=HOST:PORT when ready (port 0 picks a free port); stops on SIGTERM/SIGINT
-//   vox-testbed client --connect HOST:PORT --scenario NAME|all [--keepalive MS]
-//       runs client scenarios, one "OK name" / "FAIL name: reason" line each; exit 0 only
-//       if all pass
+//   vox-testbed client (--connect HOST:PORT | --listen HOST:PORT) --scenario NAME|all [--keepalive MS]
+//       runs client scenarios as the caller, one "OK name" / "FAIL name: reason" line
+//       each; exit 0 only if all pass. --connect dials a server; --listen prints
+//       LISTEN_ADDR and waits for one peer to dial in (a subject in SUBJECT_MODE=server)
 //   vox-testbed list
-#include <charconv>
-#include <csignal>
+//   vox-testbed subject        (or no arguments with SUBJECT_MODE set)
+//       the conformance harness's subject contract (testbed-service.md §4), from the
+//       environment: SUBJECT_MODE=client (dial PEER_ADDR, run CLIENT_SCENARIO),
+//       server (dial PEER_ADDR as session initiator and serve Testbed until the session
+//       ends) or server-listen (bind 127.0.0.1:LISTEN_PORT, default ephemeral, print
+//       LISTEN_ADDR, accept one session and serve it until it ends). SPEC_CONDUIT=stable
+//       is refused: only the bare conduit is implemented.
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
-#include <pthread.h>
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 
 #include "actors/session_server.hpp"
+#include "apps/cli.hpp"
 #include "apps/testbed/testbed_client.hpp"
 
 using namespace vox;
 
 namespace {
 
-std::string arg(int argc, char** argv, const char* name, std::string fallback) {
-  for (int i = 1; i + 1 < argc; ++i)
-    if (std::strcmp(argv[i], name) == 0)
-      return argv[i + 1];
-  return fallback;
-}
-
 int usage() {
   std::fputs("usage: vox-testbed serve (--listen HOST:PORT | --port N) [--keepalive MS]\n"
-             "       vox-testbed client --connect HOST:PORT --scenario NAME|all [--keepalive MS]\n"
-             "       vox-testbed list\n",
+             "       vox-testbed client (--connect | --listen) HOST:PORT --scenario NAME|all [--keepalive MS]\n"
+             "       vox-testbed list\n"
+             "       vox-testbed subject   (SUBJECT_MODE, PEER_ADDR, CLIENT_SCENARIO, LISTEN_PORT)\n",
              stderr);
   return 2;
 }
 
-/// The whole of `text` as a number in [0, max]: a typo is a usage error, never a crash
-/// (std::stoi throws) nor a silently truncated port.
-template <class T>
-std::optional<T> number(const std::string& text, T max) {
-  T value{};
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc{} || end != text.data() + text.size() || text.empty() || value > max)
-    return std::nullopt;
-  return value;
+int fail(const caf::error& e) {
+  std::fprintf(stderr, "vox-testbed: %s\n", describe(e).c_str());
+  return 1;
 }
 
-/// Keepalive: ping well inside the 30 s after which some peers drop a silent session.
-/// Outer nullopt: not a number; inner nullopt: 0, keepalive off.
-std::optional<std::optional<keepalive_options>> keepalive(int argc, char** argv) {
-  auto ms = number<uint32_t>(arg(argc, argv, "--keepalive", "10000"), 3'600'000);
-  if (!ms)
-    return std::nullopt;
-  if (*ms == 0)
-    return std::optional<keepalive_options>{};
-  return keepalive_options{std::chrono::milliseconds{*ms}, std::chrono::milliseconds{3 * int64_t{*ms}}};
-}
-
-bool split(const std::string& addr, std::string& host, uint16_t& port) {
-  auto colon = addr.rfind(':');
-  if (colon == std::string::npos || colon == 0)
-    return false;
-  host = addr.substr(0, colon);
-  auto p = number<uint16_t>(addr.substr(colon + 1), 65535);
-  if (!p)
-    return false;
-  port = *p;
-  return true;
-}
-
-/// SIGTERM and SIGINT, blocked in every thread and taken by sigwait in main: no handler,
-/// no lost wake-up between a flag check and pause(), no signal landing on a CAF thread.
-sigset_t stop_signals() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  return set;
+/// Serves Testbed on the root and on every virtual connection the peer opens.
+session_options serving_options(std::optional<keepalive_options> ka) {
+  session_options opts;
+  auto handler = testbed::make_handler();
+  opts.root_handler = handler;
+  opts.acceptor = [handler](connection_id, const connection_settings& peer, const metadata&)
+    -> std::variant<accept_connection, reject_connection> {
+    return accept_connection{{opposite(peer.parity), 64}, {}, handler, {}};
+  };
+  opts.keepalive = ka;
+  return opts;
 }
 
 int serve(caf::actor_system& sys, int argc, char** argv) {
   session_server::config cfg;
-  auto listen = arg(argc, argv, "--listen", "127.0.0.1:" + arg(argc, argv, "--port", "0"));
-  auto ka = keepalive(argc, argv);
-  if (!split(listen, cfg.host, cfg.port) || !ka)
+  auto listen = cli::arg(argc, argv, "--listen", "127.0.0.1:" + cli::arg(argc, argv, "--port", "0"));
+  auto ka = cli::keepalive(argc, argv);
+  if (!cli::split_address(listen, cfg.host, cfg.port) || !ka)
     return usage();
-  auto handler = testbed::make_handler();
-  cfg.options.root_handler = handler;
-  cfg.options.acceptor = [handler](connection_id, const connection_settings& peer, const metadata&)
-    -> std::variant<accept_connection, reject_connection> {
-    return accept_connection{{opposite(peer.parity), 64}, {}, handler, {}};
-  };
-  cfg.options.keepalive = *ka;
+  cfg.options = serving_options(*ka);
   auto srv = session_server::start(sys, cfg);
-  if (!srv) {
-    std::fprintf(stderr, "vox-testbed: %s\n", describe(srv.error()).c_str());
-    return 1;
-  }
+  if (!srv)
+    return fail(srv.error());
   std::printf("LISTEN_ADDR=%s:%u\n", cfg.host.c_str(), (*srv)->port());
   std::fflush(stdout);
-  auto set = stop_signals(); // blocked by main() before any thread existed
-  int sig = 0;
-  sigwait(&set, &sig);
+  cli::wait_for_stop_signal(); // blocked by main() before any thread existed
   (*srv)->stop();
   return 0;
 }
 
-int run_client(caf::actor_system& sys, int argc, char** argv) {
-  std::string host;
-  uint16_t port = 0;
-  auto name = arg(argc, argv, "--scenario", "");
-  auto ka = keepalive(argc, argv);
-  if (!split(arg(argc, argv, "--connect", ""), host, port) || name.empty() || !ka)
-    return usage();
+/// The scenarios named `name` ("all": every one), or nothing if there is no such scenario.
+std::vector<const testbed::scenario*> choose(const std::string& name) {
   std::vector<const testbed::scenario*> chosen;
   for (const auto& s : testbed::scenarios())
     if (name == "all" || s.name == name)
       chosen.push_back(&s);
-  if (chosen.empty()) {
+  if (chosen.empty())
     std::fprintf(stderr, "vox-testbed: unknown scenario %s (see `vox-testbed list`)\n", name.c_str());
-    return 2;
-  }
-  auto lnk = tcp_connect(host, port);
-  if (!lnk) {
-    std::fprintf(stderr, "vox-testbed: %s\n", describe(lnk.error()).c_str());
-    return 1;
-  }
-  session_options opts;
-  opts.keepalive = *ka;
-  auto session = connect_session(sys, *lnk, opts);
-  if (!session) {
-    std::fprintf(stderr, "vox-testbed: %s\n", describe(session.error()).c_str());
-    return 1;
-  }
+  return chosen;
+}
+
+/// Runs `chosen` as the caller on the session's root; prints one line each, then ends the
+/// session.
+int run_scenarios(caf::actor_system& sys, const session_handle& session,
+                  const std::vector<const testbed::scenario*>& chosen) {
   bool all_ok = true;
   {
     caf::scoped_actor self{sys};
-    vox::client<testbed::service_type> tb{caller{session->root}};
+    vox::client<testbed::service_type> tb{caller{session.root}};
     testbed::scenario_context ctx{sys, self, tb};
     for (const auto* s : chosen) {
       auto failure = s->run(ctx);
@@ -152,30 +105,127 @@ int run_client(caf::actor_system& sys, int argc, char** argv) {
       all_ok = all_ok && !failure;
     }
   }
-  caf::anon_send(session->actor, stop_atom::value);
+  caf::anon_send(session.actor, stop_atom::value);
   return all_ok ? 0 : 1;
+}
+
+/// Dials host:port as session initiator.
+caf::expected<session_handle> dial(caf::actor_system& sys, const std::string& host, uint16_t port,
+                                   session_options opts) {
+  auto lnk = tcp_connect(host, port);
+  if (!lnk)
+    return std::move(lnk.error());
+  return connect_session(sys, *lnk, std::move(opts));
+}
+
+/// Binds host:port, prints LISTEN_ADDR, and accepts one session as acceptor (with a resume
+/// key, as resumable initiators require).
+caf::expected<session_handle> accept_one(caf::actor_system& sys, const std::string& host, uint16_t port,
+                                         session_options opts) {
+  auto listener = tcp_listener::bind(host, port);
+  if (!listener)
+    return std::move(listener.error());
+  std::printf("LISTEN_ADDR=%s:%u\n", host.c_str(), (*listener)->port());
+  std::fflush(stdout);
+  auto lnk = (*listener)->accept();
+  if (!lnk)
+    return std::move(lnk.error());
+  return accept_session(sys, *lnk, std::move(opts));
+}
+
+/// `client --connect A` dials A; `client --listen A` waits for a subject to dial in (the
+/// harness side of SUBJECT_MODE=server). Either way we are the caller.
+int run_client(caf::actor_system& sys, int argc, char** argv) {
+  std::string host;
+  uint16_t port = 0;
+  auto name = cli::arg(argc, argv, "--scenario", "");
+  auto ka = cli::keepalive(argc, argv);
+  auto listen = cli::arg(argc, argv, "--listen", "");
+  auto addr = listen.empty() ? cli::arg(argc, argv, "--connect", "") : listen;
+  if (!cli::split_address(addr, host, port) || name.empty() || !ka)
+    return usage();
+  auto chosen = choose(name);
+  if (chosen.empty())
+    return 2;
+  session_options opts;
+  opts.keepalive = *ka;
+  auto session = listen.empty() ? dial(sys, host, port, opts) : accept_one(sys, host, port, opts);
+  if (!session)
+    return fail(session.error());
+  return run_scenarios(sys, *session, chosen);
+}
+
+/// Blocks until the session actor is gone (the peer closed, or the link broke).
+void wait_for_end(caf::actor_system& sys, const session_handle& session) {
+  caf::scoped_actor self{sys};
+  self->monitor(session.actor);
+  self->receive([](caf::down_msg&) {});
+}
+
+std::string env(const char* name) {
+  const char* v = std::getenv(name);
+  return v != nullptr ? v : "";
+}
+
+int subject(caf::actor_system& sys) {
+  auto mode = env("SUBJECT_MODE");
+  if (auto conduit = env("SPEC_CONDUIT"); !conduit.empty() && conduit != "bare") {
+    std::fprintf(stderr, "vox-testbed: SPEC_CONDUIT=%s is not supported (bare conduit only)\n", conduit.c_str());
+    return 2;
+  }
+  std::optional<keepalive_options> ka = keepalive_options{std::chrono::seconds{10}, std::chrono::seconds{30}};
+  std::string host;
+  uint16_t port = 0;
+  caf::expected<session_handle> session = caf::error{};
+  if (mode == "client" || mode == "server") {
+    if (!cli::split_address(env("PEER_ADDR"), host, port)) {
+      std::fprintf(stderr, "vox-testbed: PEER_ADDR must be HOST:PORT\n");
+      return 2;
+    }
+    if (mode == "client") {
+      auto chosen = choose(env("CLIENT_SCENARIO"));
+      if (chosen.empty())
+        return 2;
+      session_options opts;
+      opts.keepalive = ka;
+      session = dial(sys, host, port, opts);
+      return session ? run_scenarios(sys, *session, chosen) : fail(session.error());
+    }
+    session = dial(sys, host, port, serving_options(ka));
+  } else if (mode == "server-listen") {
+    auto p = cli::number<uint16_t>(env("LISTEN_PORT").empty() ? "0" : env("LISTEN_PORT"), 65535);
+    if (!p) {
+      std::fprintf(stderr, "vox-testbed: LISTEN_PORT must be a port number\n");
+      return 2;
+    }
+    session = accept_one(sys, "127.0.0.1", *p, serving_options(ka));
+  } else {
+    std::fprintf(stderr, "vox-testbed: SUBJECT_MODE must be client, server or server-listen\n");
+    return 2;
+  }
+  if (!session)
+    return fail(session.error());
+  wait_for_end(sys, *session);
+  return 0;
 }
 
 } // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2)
-    return usage();
-  std::string mode = argv[1];
+  std::string mode = argc >= 2 ? argv[1] : (std::getenv("SUBJECT_MODE") != nullptr ? "subject" : "");
   if (mode == "list") {
     for (const auto& s : testbed::scenarios())
       std::printf("%s\n", s.name.c_str());
     return 0;
   }
-  if (mode != "serve" && mode != "client")
+  if (mode != "serve" && mode != "client" && mode != "subject")
     return usage();
-  if (mode == "serve") {
-    // Before the actor system starts its threads, so that they all inherit the mask.
-    auto set = stop_signals();
-    pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  }
+  if (mode == "serve")
+    cli::block_stop_signals(); // before the actor system's threads exist: they inherit the mask
   caf::actor_system_config cfg;
   cfg.set("scheduler.max-threads", 2);
   caf::actor_system sys{cfg};
-  return mode == "serve" ? serve(sys, argc, argv) : run_client(sys, argc, argv);
+  if (mode == "serve")
+    return serve(sys, argc, argv);
+  return mode == "client" ? run_client(sys, argc, argv) : subject(sys);
 }

@@ -13,19 +13,31 @@ namespace {
 using sum = method<"sum", int64_t(rx<int32_t>)>;
 using generate = method<"generate", void(uint32_t, tx<int32_t>)>;
 using transform = method<"transform", void(rx<std::string>, tx<std::string>)>;
-using streams = service<"Testbed", sum, generate, transform>;
+// Declared with a window of 4 instead of the default 16.
+using sum_small = method<"sum_small", int64_t(rx<int32_t, 4>)>;
+using keep = method<"keep", void(rx<int32_t, 4>)>;
+using streams = service<"Testbed", sum, generate, transform, sum_small, keep>;
+
+template <class Rx>
+int64_t drain_sum(const Rx& in) {
+  int64_t total = 0;
+  for (;;) {
+    auto item = in.recv();
+    if (!item || !*item)
+      return total; // Close, Reset or a dead connection: answer with what arrived
+    total += **item;
+  }
+}
 
 call_handler streams_handler() {
   service_dispatcher<streams> d;
-  d.on<sum>([](rx<int32_t> in, responder<streams, sum> r) {
-    int64_t total = 0;
-    for (;;) {
-      auto item = in.recv();
-      if (!item || !*item)
-        break; // Close, Reset or a dead connection: answer with what arrived
-      total += **item;
-    }
-    r.ok(total);
+  d.on<sum>([](rx<int32_t> in, responder<streams, sum> r) { r.ok(drain_sum(in)); });
+  d.on<sum_small>([](rx<int32_t, 4> in, responder<streams, sum_small> r) { r.ok(drain_sum(in)); });
+  // Answers at once and keeps the channel open, never reading it (channels outlive calls).
+  auto kept = std::make_shared<std::vector<rx<int32_t, 4>>>();
+  d.on<keep>([kept](rx<int32_t, 4> in, responder<streams, keep> r) {
+    kept->push_back(std::move(in));
+    r.ok({});
   });
   d.on<generate>([](uint32_t count, tx<int32_t> out, responder<streams, generate> r) {
     for (uint32_t i = 0; i < count; ++i)
@@ -50,10 +62,10 @@ call_handler streams_handler() {
 struct streams_pair {
   actor_fixture f;
   session_pair pair;
-  streams_pair() {
+  explicit streams_pair(const std::string& kind) {
     auto server = logless();
     server.root_handler = streams_handler();
-    pair = make_session_pair(f, make_memory_link_pair(), logless(), server);
+    pair = make_session_pair(f, link_pair(kind), logless(), server);
   }
 };
 
@@ -70,7 +82,9 @@ TEST_CASE("Tx and Rx have the reference's schema ids and method ids", "[actors][
 // r[verify rpc.channel.item]
 // r[verify rpc.channel.close]
 TEST_CASE("items sent on a caller's channel reach the handler until Close", "[actors][channels]") {
-  streams_pair s;
+  auto kind = VOX_EACH_LINK_KIND();
+  INFO("link: " << kind);
+  streams_pair s{kind};
   client<streams> c{caller{s.pair.client.root}};
   auto [out, in] = channel<int32_t>();
   auto result = s.f.async([&, in = in](caf::scoped_actor& a) { return c.call<sum>(a, {in}, wait_bound); });
@@ -85,7 +99,9 @@ TEST_CASE("items sent on a caller's channel reach the handler until Close", "[ac
 
 // r[verify rpc.flow-control.credit.grant]
 TEST_CASE("100 items with 16 initial credit arrive in order, in both directions", "[actors][channels]") {
-  streams_pair s;
+  auto kind = VOX_EACH_LINK_KIND();
+  INFO("link: " << kind);
+  streams_pair s{kind};
   client<streams> c{caller{s.pair.client.root}};
   {
     auto [out, in] = channel<int32_t>();
@@ -116,7 +132,9 @@ TEST_CASE("100 items with 16 initial credit arrive in order, in both directions"
 }
 
 TEST_CASE("a transform streams both ways at once", "[actors][channels]") {
-  streams_pair s;
+  auto kind = VOX_EACH_LINK_KIND();
+  INFO("link: " << kind);
+  streams_pair s{kind};
   client<streams> c{caller{s.pair.client.root}};
   auto [in_tx, in_rx] = channel<std::string>();
   auto [out_tx, out_rx] = channel<std::string>();
@@ -141,8 +159,10 @@ TEST_CASE("a transform streams both ways at once", "[actors][channels]") {
 
 // r[verify rpc.flow-control.credit.exhaustion]
 TEST_CASE("a sender blocks at zero credit and resumes when credit is granted", "[actors][channels]") {
+  auto kind = VOX_EACH_LINK_KIND();
+  INFO("link: " << kind);
   actor_fixture f;
-  auto peer = make_raw_peer(f, session_role::initiator, logless());
+  auto peer = make_raw_peer(f, session_role::initiator, logless(), link_pair(kind));
   client<streams> c{caller{peer.session.root}};
   auto [out, in] = channel<int32_t>();
   caf::anon_send(c.get_caller().driver(), call_atom::value, *c.make_call<sum>({in}));
@@ -169,10 +189,12 @@ TEST_CASE("a sender blocks at zero credit and resumes when credit is granted", "
 }
 
 TEST_CASE("the handler's generate sends items, then Close, then the Response", "[actors][channels]") {
+  auto kind = VOX_EACH_LINK_KIND();
+  INFO("link: " << kind);
   actor_fixture f;
   auto opts = logless();
   opts.root_handler = streams_handler();
-  auto peer = make_raw_peer(f, session_role::acceptor, opts);
+  auto peer = make_raw_peer(f, session_role::acceptor, opts, link_pair(kind));
   // Caller is the raw peer (Odd): channel id 1 for the handler's Tx.
   peer.send(message{0, request_message{1, request_call{streams::id<generate>(), {}, payload{0x03, 0x01}, {}}}});
   std::vector<std::string> kinds;
@@ -189,8 +211,10 @@ TEST_CASE("the handler's generate sends items, then Close, then the Response", "
 
 // r[verify rpc.channel.reset]
 TEST_CASE("a Reset from the peer stops the channel at both ends", "[actors][channels]") {
+  auto kind = VOX_EACH_LINK_KIND();
+  INFO("link: " << kind);
   actor_fixture f;
-  auto peer = make_raw_peer(f, session_role::initiator, logless());
+  auto peer = make_raw_peer(f, session_role::initiator, logless(), link_pair(kind));
   client<streams> c{caller{peer.session.root}};
   auto [out, in] = channel<int32_t>();
   caf::anon_send(c.get_caller().driver(), call_atom::value, *c.make_call<sum>({in}));
@@ -205,8 +229,10 @@ TEST_CASE("a Reset from the peer stops the channel at both ends", "[actors][chan
 }
 
 TEST_CASE("channel ends fail when their connection closes", "[actors][channels]") {
+  auto kind = VOX_EACH_LINK_KIND();
+  INFO("link: " << kind);
   actor_fixture f;
-  auto peer = make_raw_peer(f, session_role::initiator, logless());
+  auto peer = make_raw_peer(f, session_role::initiator, logless(), link_pair(kind));
   client<streams> c{caller{peer.session.root}};
   auto [out, in] = channel<int32_t>();
   caf::anon_send(c.get_caller().driver(), call_atom::value, *c.make_call<generate>({5, out}));
@@ -228,4 +254,76 @@ TEST_CASE("a channel end can be used in one call only", "[actors][channels]") {
   auto second = c.make_call<sum>({in});
   REQUIRE_FALSE(second);
   CHECK(is(second.error(), errc::invalid_request));
+}
+
+// r[verify rpc.flow-control.credit.exhaustion]
+TEST_CASE("a channel declared with credit 4 lets four items out, then waits for a grant", "[actors][channels]") {
+  auto kind = VOX_EACH_LINK_KIND();
+  INFO("link: " << kind);
+  actor_fixture f;
+  auto peer = make_raw_peer(f, session_role::initiator, logless(), link_pair(kind));
+  client<streams> c{caller{peer.session.root}};
+  auto [out, in] = channel<int32_t, 4>();
+  caf::anon_send(c.get_caller().driver(), call_atom::value, *c.make_call<sum_small>({in}));
+  REQUIRE(peer.recv_as<request_message>());
+  for (int32_t i = 0; i < 4; ++i)
+    REQUIRE(out.send(i));
+  auto blocked = out.send_for(4, std::chrono::milliseconds{50});
+  REQUIRE_FALSE(blocked);
+  CHECK(is(blocked.error(), errc::timeout));
+  peer.send(message{0, channel_message{1, channel_grant_credit{2}}});
+  REQUIRE(out.send_for(4, wait_bound));
+  REQUIRE(out.send_for(5, wait_bound));
+  CHECK_FALSE(out.send_for(6, std::chrono::milliseconds{50}));
+}
+
+// r[verify rpc.flow-control.credit.grant]
+TEST_CASE("a receiver declared with credit 4 grants 2 for every 2 items consumed", "[actors][channels]") {
+  auto kind = VOX_EACH_LINK_KIND();
+  INFO("link: " << kind);
+  actor_fixture f;
+  auto opts = logless();
+  opts.root_handler = streams_handler();
+  auto peer = make_raw_peer(f, session_role::acceptor, opts, link_pair(kind));
+  peer.send(message{0, request_message{1, request_call{streams::id<sum_small>(), {}, payload{0x01}, {}}}});
+  for (int32_t i = 0; i < 4; ++i)
+    peer.send(message{0, channel_message{1, channel_item{payload{encode(i)}}}});
+  for (int grants = 0; grants < 2; ++grants) {
+    auto g = peer.recv_as<channel_message>();
+    REQUIRE(g);
+    CHECK(g->second.id == 1);
+    REQUIRE(std::holds_alternative<channel_grant_credit>(g->second.body));
+    CHECK(std::get<channel_grant_credit>(g->second.body).additional == 2);
+  }
+  // The window is full again: four more fit, then Close.
+  for (int32_t i = 4; i < 8; ++i)
+    peer.send(message{0, channel_message{1, channel_item{payload{encode(i)}}}});
+  peer.send(message{0, channel_message{1, channel_close{}}});
+  for (;;) {
+    auto m = peer.recv();
+    REQUIRE(m);
+    if (auto* rm = std::get_if<request_message>(&m->payload)) {
+      auto ret = decode<sum_small::result_type>(std::get<request_response>(rm->body).ret);
+      REQUIRE(ret);
+      CHECK(ret->ok() == 28);
+      break;
+    }
+  }
+}
+
+TEST_CASE("an item beyond the credit a receiver gave is a protocol violation", "[actors][channels]") {
+  auto kind = VOX_EACH_LINK_KIND();
+  INFO("link: " << kind);
+  actor_fixture f;
+  auto opts = logless();
+  opts.root_handler = streams_handler();
+  auto peer = make_raw_peer(f, session_role::acceptor, opts, link_pair(kind));
+  peer.send(message{0, request_message{1, request_call{streams::id<keep>(), {}, payload{0x01}, {}}}});
+  REQUIRE(peer.recv_as<request_message>()); // answered; the channel stays open, unread
+  for (int32_t i = 0; i < 5; ++i)
+    peer.send(message{0, channel_message{1, channel_item{payload{encode(i)}}}});
+  auto err = peer.recv_as<protocol_error>();
+  REQUIRE(err);
+  CHECK(err->second.description.find("without credit") != std::string::npos);
+  CHECK(peer.sees_eof());
 }

@@ -226,8 +226,10 @@ TEST_CASE("a close request clears a pending outbound open", "[actors][connection
 }
 
 TEST_CASE("an inbound ConnectionClose ends the driver and fails its pending calls", "[actors][connections]") {
+  auto kind = VOX_EACH_LINK_KIND();
+  INFO("link: " << kind);
   actor_fixture f;
-  auto peer = make_raw_peer(f, session_role::initiator, logless());
+  auto peer = make_raw_peer(f, session_role::initiator, logless(), link_pair(kind));
   auto [id, conn] = open_accepted(f, peer);
   REQUIRE(conn);
   caller c{*conn};

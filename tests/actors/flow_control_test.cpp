@@ -8,8 +8,10 @@ using namespace vox::test;
 
 // r[verify rpc.cancel]
 TEST_CASE("a cancelled call sends Cancel, fails locally and ignores a late Response", "[actors][flow]") {
+  auto kind = VOX_EACH_LINK_KIND();
+  INFO("link: " << kind);
   actor_fixture f;
-  auto peer = make_raw_peer(f, session_role::initiator, logless());
+  auto peer = make_raw_peer(f, session_role::initiator, logless(), link_pair(kind));
   caller root{peer.session.root};
   auto result = f.async([&](caf::scoped_actor& a) {
     caf::expected<call_response> out = caf::error{};
@@ -40,11 +42,13 @@ TEST_CASE("a cancelled call sends Cancel, fails locally and ignores a late Respo
 }
 
 TEST_CASE("a handler observes that its call was cancelled", "[actors][flow]") {
+  auto kind = VOX_EACH_LINK_KIND();
+  INFO("link: " << kind);
   actor_fixture f;
   auto opts = logless();
   auto sinks = std::make_shared<std::promise<reply_sink>>();
   opts.root_handler = [sinks](incoming_call, reply_sink sink) { sinks->set_value(sink); };
-  auto peer = make_raw_peer(f, session_role::acceptor, opts);
+  auto peer = make_raw_peer(f, session_role::acceptor, opts, link_pair(kind));
   peer.send(message{0, request_message{1, request_call{5, {}, payload{}, {}}}});
   auto sink = sinks->get_future().get();
   CHECK_FALSE(sink.cancelled());
@@ -56,8 +60,10 @@ TEST_CASE("a handler observes that its call was cancelled", "[actors][flow]") {
 
 // r[verify rpc.flow-control.max-concurrent-requests]
 TEST_CASE("outgoing calls beyond the peer's limit wait and go out in order", "[actors][flow]") {
+  auto kind = VOX_EACH_LINK_KIND();
+  INFO("link: " << kind);
   actor_fixture f;
-  auto [ours, theirs] = make_memory_link_pair();
+  auto [ours, theirs] = link_pair(kind);
   handshake_result hs;
   hs.role = session_role::initiator;
   hs.our_settings = {parity::odd, 64};
@@ -89,8 +95,10 @@ TEST_CASE("outgoing calls beyond the peer's limit wait and go out in order", "[a
 }
 
 TEST_CASE("an inbound request beyond our limit is a protocol violation", "[actors][flow]") {
+  auto kind = VOX_EACH_LINK_KIND();
+  INFO("link: " << kind);
   actor_fixture f;
-  auto [ours, theirs] = make_memory_link_pair();
+  auto [ours, theirs] = link_pair(kind);
   handshake_result hs;
   hs.role = session_role::acceptor;
   hs.our_settings = {parity::even, 2};

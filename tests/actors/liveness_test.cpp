@@ -110,8 +110,10 @@ TEST_CASE("session end closes every connection and every driver exits", "[actors
 }
 
 TEST_CASE("calls pending when the session ends fail with session_shutdown", "[actors][liveness]") {
+  auto kind = VOX_EACH_LINK_KIND();
+  INFO("link: " << kind);
   actor_fixture f;
-  auto peer = make_raw_peer(f, session_role::initiator, logless());
+  auto peer = make_raw_peer(f, session_role::initiator, logless(), link_pair(kind));
   caller root{peer.session.root};
   auto answered = f.async([&](caf::scoped_actor& a) { return actor_fixture::call_with(a, root, 1, payload{}); });
   REQUIRE(peer.recv_as<request_message>());
@@ -122,10 +124,12 @@ TEST_CASE("calls pending when the session ends fail with session_shutdown", "[ac
 }
 
 TEST_CASE("a reply sink dropped without an answer replies Cancelled", "[actors][liveness]") {
+  auto kind = VOX_EACH_LINK_KIND();
+  INFO("link: " << kind);
   actor_fixture f;
   auto opts = logless();
   opts.root_handler = [](incoming_call, reply_sink) {}; // drops the sink
-  auto peer = make_raw_peer(f, session_role::acceptor, opts);
+  auto peer = make_raw_peer(f, session_role::acceptor, opts, link_pair(kind));
   peer.send(message{0, request_message{1, request_call{5, {}, payload{}, {}}}});
   auto resp = peer.recv_as<request_message>();
   REQUIRE(resp);
@@ -157,11 +161,13 @@ TEST_CASE("a handler may answer later from another thread, exactly once", "[acto
 }
 
 TEST_CASE("a Cancel from the peer answers the call with Cancelled once", "[actors][liveness]") {
+  auto kind = VOX_EACH_LINK_KIND();
+  INFO("link: " << kind);
   actor_fixture f;
   auto opts = logless();
   auto sinks = std::make_shared<std::promise<reply_sink>>();
   opts.root_handler = [sinks](incoming_call, reply_sink sink) { sinks->set_value(sink); };
-  auto peer = make_raw_peer(f, session_role::acceptor, opts);
+  auto peer = make_raw_peer(f, session_role::acceptor, opts, link_pair(kind));
   peer.send(message{0, request_message{1, request_call{5, {}, payload{}, {}}}});
   auto sink = sinks->get_future().get();
   peer.send(message{0, request_message{1, request_cancel{}}});

@@ -34,10 +34,12 @@ call_handler testbed_handler() {
 } // namespace
 
 TEST_CASE("typed calls reach typed handlers and return typed results", "[actors][service]") {
+  auto kind = VOX_EACH_LINK_KIND();
+  INFO("link: " << kind);
   actor_fixture f;
   auto server = logless();
   server.root_handler = testbed_handler();
-  auto pair = make_session_pair(f, make_memory_link_pair(), logless(), server);
+  auto pair = make_session_pair(f, link_pair(kind), logless(), server);
   client<testbed> c{caller{pair.client.root}};
   auto e = c.call<echo>(f.self, {"hi"}, wait_bound);
   REQUIRE(e);
@@ -58,10 +60,12 @@ TEST_CASE("typed calls reach typed handlers and return typed results", "[actors]
 // r[verify rpc.error.scope]
 TEST_CASE("an unknown method gets UnknownMethod and undecodable args get InvalidPayload; the connection stays open",
           "[actors][service]") {
+  auto kind = VOX_EACH_LINK_KIND();
+  INFO("link: " << kind);
   actor_fixture f;
   auto opts = logless();
   opts.root_handler = testbed_handler();
-  auto peer = make_raw_peer(f, session_role::acceptor, opts);
+  auto peer = make_raw_peer(f, session_role::acceptor, opts, link_pair(kind));
   peer.send(message{0, request_message{1, request_call{12345, {}, payload{}, {}}}});
   auto r1 = peer.recv_as<request_message>();
   REQUIRE(r1);
@@ -86,10 +90,12 @@ TEST_CASE("an unknown method gets UnknownMethod and undecodable args get Invalid
 
 // r[verify schema.exchange]
 TEST_CASE("schemas go with the first call and response of each method on each connection", "[actors][service]") {
+  auto kind = VOX_EACH_LINK_KIND();
+  INFO("link: " << kind);
   actor_fixture f;
   auto opts = logless();
   opts.root_handler = testbed_handler();
-  auto peer = make_raw_peer(f, session_role::initiator, opts);
+  auto peer = make_raw_peer(f, session_role::initiator, opts, link_pair(kind));
   client<testbed> c{caller{peer.session.root}};
   auto call_once = [&](auto method_tag, typename decltype(method_tag)::type::args_type args) {
     using M = typename decltype(method_tag)::type;
@@ -131,6 +137,8 @@ TEST_CASE("schemas go with the first call and response of each method on each co
 }
 
 TEST_CASE("schemas are sent again on a new connection", "[actors][service]") {
+  auto kind = VOX_EACH_LINK_KIND();
+  INFO("link: " << kind);
   actor_fixture f;
   auto server = logless();
   server.acceptor = [](connection_id, const connection_settings& peer, const metadata&)
@@ -138,7 +146,7 @@ TEST_CASE("schemas are sent again on a new connection", "[actors][service]") {
     return accept_connection{{opposite(peer.parity), 64}, {}, testbed_handler(), {}};
   };
   server.root_handler = testbed_handler();
-  auto pair = make_session_pair(f, make_memory_link_pair(), logless(), server);
+  auto pair = make_session_pair(f, link_pair(kind), logless(), server);
   client<testbed> root{caller{pair.client.root}};
   REQUIRE(root.call<echo>(f.self, {"root"}, wait_bound));
   auto conn = f.open(pair.client.actor, {parity::odd, 64});
@@ -181,6 +189,8 @@ TEST_CASE("malformed schema CBOR from the peer is a protocol error, never a cras
 }
 
 TEST_CASE("a slow handler does not block other calls on the same connection", "[actors][service]") {
+  auto kind = VOX_EACH_LINK_KIND();
+  INFO("link: " << kind);
   actor_fixture f;
   auto opts = logless();
   auto held = std::make_shared<std::promise<reply_sink>>();
@@ -188,7 +198,7 @@ TEST_CASE("a slow handler does not block other calls on the same connection", "[
   d.on<reverse>([held](std::string, responder<testbed, reverse> r) { held->set_value(r.sink()); });
   d.on<echo>([](std::string s, responder<testbed, echo> r) { r.ok(std::move(s)); });
   opts.root_handler = d.handler();
-  auto pair = make_session_pair(f, make_memory_link_pair(), logless(), opts);
+  auto pair = make_session_pair(f, link_pair(kind), logless(), opts);
   client<testbed> c{caller{pair.client.root}};
   auto slow = f.async([&](caf::scoped_actor& a) { return c.call<reverse>(a, {"slow"}, wait_bound); });
   auto sink = held->get_future().get(); // the slow call is being handled and holds its answer
@@ -201,4 +211,77 @@ TEST_CASE("a slow handler does not block other calls on the same connection", "[
   auto s = slow.get();
   REQUIRE(s);
   CHECK(s->ok() == "done");
+}
+
+// r[verify rpc.cancel]
+// r[verify schema.exchange]
+TEST_CASE("a Cancelled answer is the method's first response and carries its response schemas", "[actors][service]") {
+  auto kind = VOX_EACH_LINK_KIND();
+  INFO("link: " << kind);
+  actor_fixture f;
+  auto held = std::make_shared<std::vector<responder<testbed, reverse>>>();
+  service_dispatcher<testbed> d;
+  // reverse keeps its responder (and never answers); echo drops its responder unanswered.
+  d.on<reverse>([held](std::string, responder<testbed, reverse> r) { held->push_back(r); });
+  d.on<echo>([](std::string, responder<testbed, echo>) {});
+  auto opts = logless();
+  opts.root_handler = d.handler();
+  auto peer = make_raw_peer(f, session_role::acceptor, opts, link_pair(kind));
+  auto response_to = [&](request_id id) -> std::optional<request_response> {
+    auto r = peer.recv_as<request_message>();
+    if (!r || r->second.id != id || !std::holds_alternative<request_response>(r->second.body))
+      return std::nullopt;
+    return std::get<request_response>(r->second.body);
+  };
+  auto args = payload{encode(reverse::args_type{"x"})};
+  peer.send(message{0, request_message{1, request_call{testbed::id<reverse>(), {}, args, {}}}});
+  peer.send(message{0, request_message{1, request_cancel{}}});
+  auto cancelled = response_to(1);
+  REQUIRE(cancelled);
+  CHECK(cancelled->ret == payload{0x01, 0x03});
+  auto rp = schema::decode_schema_payload(cancelled->schemas);
+  REQUIRE(rp);
+  CHECK(rp->root.type_id == 0x42046de663beeef0ull); // Result<String, VoxError<never>>
+  // The second response of the method carries none, whatever its kind.
+  peer.send(message{0, request_message{3, request_call{testbed::id<reverse>(), {}, args, {}}}});
+  peer.send(message{0, request_message{3, request_cancel{}}});
+  auto second = response_to(3);
+  REQUIRE(second);
+  CHECK(second->schemas.empty());
+  // A handler that drops its responder: Cancelled, again with the schemas.
+  peer.send(message{0, request_message{5, request_call{testbed::id<echo>(), {}, args, {}}}});
+  auto dropped = response_to(5);
+  REQUIRE(dropped);
+  CHECK(dropped->ret == payload{0x01, 0x03});
+  CHECK_FALSE(dropped->schemas.empty());
+}
+
+TEST_CASE("metadata and its flags travel on calls and responses unchanged", "[actors][service]") {
+  auto kind = VOX_EACH_LINK_KIND();
+  INFO("link: " << kind);
+  actor_fixture f;
+  metadata sent{{"trace", std::string{"t-1"}, metadata_flags::none},
+                {"token", std::string{"s3cr3t"}, metadata_flags::sensitive},
+                {"hop", uint64_t{3}, metadata_flags::no_propagate},
+                {"blob", bytes{0x00, 0xff}, metadata_flags::sensitive | metadata_flags::no_propagate}};
+  auto seen = std::make_shared<std::promise<metadata>>();
+  auto server = logless();
+  server.root_handler = [seen](incoming_call in, reply_sink sink) {
+    // A proxy forwards only what may propagate; the reply carries that back.
+    auto forwarded = propagated(in.metadata);
+    seen->set_value(std::move(in.metadata));
+    sink.reply(payload{encode(call_result<unit>{std::in_place_index<0>, unit{}})}, forwarded);
+  };
+  auto pair = make_session_pair(f, link_pair(kind), logless(), server);
+  caller root{pair.client.root};
+  caf::expected<call_response> got = caf::error{};
+  f.self->request(root.driver(), wait_bound, call_atom::value, outgoing_call{7, sent, payload{}})
+    .receive([&](call_response& r) { got = std::move(r); }, [&](caf::error& e) { got = std::move(e); });
+  REQUIRE(got);
+  CHECK(seen->get_future().get() == sent);
+  CHECK(got->metadata == metadata{sent[0], sent[1]});
+  // Diagnostics show the entry but never a sensitive value.
+  auto text = to_string(message{0, request_message{1, request_call{7, sent, payload{}, {}}}});
+  CHECK(text.find("s3cr3t") == std::string::npos);
+  CHECK(text.find("\"token\"") != std::string::npos);
 }

@@ -1,15 +1,30 @@
 #!/usr/bin/env bash
-# CTest: `vox-testbed client --scenario all` against `vox-testbed serve`, two processes, TCP.
+# CTest: vox-testbed as separate processes over TCP on 127.0.0.1.
+#   testbed_processes.sh BIN serve          client --connect  against  serve
+#   testbed_processes.sh BIN subject-listen SUBJECT_MODE=client against SUBJECT_MODE=server-listen
+#   testbed_processes.sh BIN subject-server client --listen   against  SUBJECT_MODE=server
 set -euo pipefail
 testbed="$1"
-out="$(mktemp)"
-"$testbed" serve --port 0 >"$out" &
-server=$!
-trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -f "$out"' EXIT
-for _ in $(seq 200); do
-  grep -q '^LISTEN_ADDR=' "$out" && break
-  kill -0 $server
-  sleep 0.05 # polling the server's first output line, bounded to 10 s
-done
-addr="$(grep -m1 '^LISTEN_ADDR=' "$out" | cut -d= -f2)"
-timeout 120 "$testbed" client --connect "$addr" --scenario all
+case "$2" in
+  serve)          coproc LISTENER { exec "$testbed" serve --port 0; } ;;
+  subject-listen) coproc LISTENER { SUBJECT_MODE=server-listen exec "$testbed"; } ;;
+  subject-server) coproc LISTENER { exec timeout 120 "$testbed" client --listen 127.0.0.1:0 --scenario all; } ;;
+  *) echo "unknown case $2" >&2; exit 2 ;;
+esac
+listener=$LISTENER_PID
+exec 3<&"${LISTENER[0]}" # bash closes the coproc's own descriptors once it exits
+trap 'kill $listener 2>/dev/null || true' EXIT
+# The listener's first line names its address; wait for it at most 10 s.
+read -t 10 -r line <&3
+addr="${line#LISTEN_ADDR=}"
+[[ "$line" == LISTEN_ADDR=* ]] || { echo "listener said: $line" >&2; exit 1; }
+case "$2" in
+  serve)          timeout 120 "$testbed" client --connect "$addr" --scenario all ;;
+  subject-listen) SUBJECT_MODE=client PEER_ADDR="$addr" CLIENT_SCENARIO=all timeout 120 "$testbed" ;;
+  subject-server)
+    # The subject serves until the harness (our client) ends the session, then exits 0;
+    # the client's report is the listener's remaining output.
+    SUBJECT_MODE=server PEER_ADDR="$addr" timeout 120 "$testbed"
+    cat <&3
+    wait $listener ;;
+esac

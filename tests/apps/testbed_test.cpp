@@ -145,3 +145,20 @@ TEST_CASE("Testbed edge cases: overflow, division by zero first, lookup ranges, 
   REQUIRE(msg);
   CHECK(std::get<0>(msg->ok()) == "processed: x");
 }
+
+TEST_CASE("channel scenarios against a server without those methods fail with the call's error", "[testbed]") {
+  actor_fixture f;
+  // The peer serves nothing: every call is answered Err(UnknownMethod) at once. The
+  // scenario must report that, not wait for items or credit that never come.
+  auto pair = make_session_pair(f, make_memory_link_pair(), logless(), logless());
+  vox::client<service_type> root{caller{pair.client.root}};
+  scenario_context ctx{f.sys, f.self, root};
+  for (const auto& s : scenarios()) {
+    if (s.name != "sum_large" && s.name != "generate_large" && s.name != "transform_bidi")
+      continue;
+    auto failure = s.run(ctx);
+    INFO(s.name);
+    REQUIRE(failure);
+    CHECK(*failure == "expected Ok, got Err (VoxError variant 1)");
+  }
+}

@@ -44,6 +44,15 @@ inline std::pair<link_ptr, link_ptr> tcp_link_pair() {
   return {*client, *server};
 }
 
+/// A connected link pair of the named kind: "memory" or "tcp" (127.0.0.1).
+inline std::pair<link_ptr, link_ptr> link_pair(const std::string& kind) {
+  return kind == "tcp" ? tcp_link_pair() : make_memory_link_pair();
+}
+
+/// Runs the enclosing test case once per link kind (Catch2 generator); use the value with
+/// `link_pair`. A failure names the kind.
+#define VOX_EACH_LINK_KIND() GENERATE(as<std::string>{}, "memory", "tcp")
+
 inline caf::actor_system_config& quiet_config(caf::actor_system_config& cfg) {
   cfg.set("scheduler.max-threads", 2);
   return cfg;
@@ -246,10 +255,12 @@ inline std::pair<connection_id, caf::expected<connection_handle>> open_accepted(
   return {open->first, opened.get()};
 }
 
-/// A session over one end of a memory link, already past the handshake, with the test as
-/// its peer. `role` picks our parity: initiator Odd, acceptor Even.
-inline raw_peer make_raw_peer(actor_fixture& f, session_role role, session_options opts = {}) {
-  auto [ours, theirs] = make_memory_link_pair();
+/// A session over one end of `links` (memory by default), already past the handshake,
+/// with the test as its peer on the other end. `role` picks our parity: initiator Odd,
+/// acceptor Even.
+inline raw_peer make_raw_peer(actor_fixture& f, session_role role, session_options opts = {},
+                              std::pair<link_ptr, link_ptr> links = make_memory_link_pair()) {
+  auto [ours, theirs] = std::move(links);
   handshake_result hs;
   hs.role = role;
   auto p = role == session_role::initiator ? parity::odd : parity::even;
