@@ -210,13 +210,14 @@ blake3_digest blake3(std::string_view text) {
   return blake3(byte_span{reinterpret_cast<const uint8_t*>(text.data()), text.size()});
 }
 
-uint64_t blake3_u64(byte_span data) {
-  auto d = blake3(data);
+uint64_t digest_u64(const blake3_digest& d) {
   uint64_t v = 0;
   for (size_t i = 8; i-- > 0;)
     v = v << 8 | d[i];
   return v;
 }
+
+uint64_t blake3_u64(byte_span data) { return digest_u64(blake3(data)); }
 
 uint64_t blake3_u64(std::string_view text) {
   return blake3_u64(byte_span{reinterpret_cast<const uint8_t*>(text.data()), text.size()});

@@ -63,8 +63,11 @@ blake3_digest blake3(byte_span data);
 /// BLAKE3 of the bytes of `text`.
 blake3_digest blake3(std::string_view text);
 
-/// The first 8 bytes of BLAKE3(`data`) read as a little-endian u64: the form vox uses
-/// for method ids and schema type ids.
+/// The first 8 bytes of a digest read as a little-endian u64: the form vox uses for
+/// method ids and schema type ids.
+uint64_t digest_u64(const blake3_digest& d);
+
+/// `digest_u64` of BLAKE3(`data`).
 uint64_t blake3_u64(byte_span data);
 
 /// `blake3_u64` of the bytes of `text`.

@@ -1,6 +1,6 @@
 #include "protocol/schema.hpp"
 
-#include <cstring>
+#include <array>
 
 #include <string_view>
 
@@ -49,17 +49,12 @@ const type_ref& element_or_placeholder(const std::vector<type_ref>& v, size_t i)
 // -- content hash -------------------------------------------------------------
 
 // The canonical hash input of `SchemaHasher` (wire-format.md §6): little-endian integers,
-// strings as u32-LE byte length + bytes.
+// strings as u32-LE byte length + bytes, streamed straight into BLAKE3.
 class hash_input {
 public:
   void str(std::string_view s) {
     u32(static_cast<uint32_t>(s.size()));
-    // resize + memcpy rather than insert: GCC 12 at -O3 misreports the insert path
-    // (-Wstringop-overread).
-    auto old = buf_.size();
-    buf_.resize(old + s.size());
-    if (!s.empty())
-      std::memcpy(buf_.data() + old, s.data(), s.size());
+    hasher_.update(s);
   }
   void u32(uint32_t v) { le(v, 4); }
   void u64(uint64_t v) { le(v, 8); }
@@ -82,14 +77,16 @@ public:
     str(f.name); // `required` is deliberately not part of the identity
     ref(f.type);
   }
-  const byte_buffer& bytes() const { return buf_; }
+  uint64_t digest_u64() const { return vox::digest_u64(hasher_.finalize()); }
 
 private:
-  void le(uint64_t v, int n) {
-    for (int i = 0; i < n; ++i)
-      buf_.push_back(static_cast<uint8_t>(v >> (8 * i)));
+  void le(uint64_t v, size_t n) {
+    std::array<uint8_t, 8> bytes{};
+    for (size_t i = 0; i < n; ++i)
+      bytes[i] = static_cast<uint8_t>(v >> (8 * i));
+    hasher_.update(byte_span{bytes.data(), n});
   }
-  byte_buffer buf_;
+  blake3_hasher hasher_;
 };
 
 // -- encoding -----------------------------------------------------------------
@@ -323,7 +320,7 @@ uint64_t content_hash(const schema_kind& kind, const std::vector<std::string>& t
       in.ref(element_or_placeholder(e, 0));
       break;
   }
-  return blake3_u64(byte_span{in.bytes()});
+  return in.digest_u64();
 }
 
 // r[impl schema.cbor]

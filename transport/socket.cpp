@@ -49,17 +49,10 @@ std::string describe_connection(int fd) {
   sockaddr_storage peer{};
   socklen_t local_len = sizeof(local);
   socklen_t peer_len = sizeof(peer);
-  std::string result;
-  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len) == 0)
-    result = to_string(reinterpret_cast<sockaddr*>(&local), local_len);
-  else
-    result = "?";
-  result += "->";
-  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_len) == 0)
-    result += to_string(reinterpret_cast<sockaddr*>(&peer), peer_len);
-  else
-    result += "?";
-  return result;
+  bool have_local = ::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len) == 0;
+  bool have_peer = ::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_len) == 0;
+  return (have_local ? to_string(reinterpret_cast<sockaddr*>(&local), local_len) : std::string{"?"}) + "->"
+         + (have_peer ? to_string(reinterpret_cast<sockaddr*>(&peer), peer_len) : std::string{"?"});
 }
 
 socket_acceptor::socket_acceptor(unique_fd listen_fd, unique_fd wake_read,
