@@ -26,6 +26,13 @@ caf::expected<type_ref> recv_tracker::record(byte_span cbor) {
       return make_error(errc::protocol_violation,
                         "received schema " + std::to_string(s.id) + " twice on one connection");
   }
+  // r[impl schema.exchange]
+  // The peer cannot make us keep schemas without bound: real services have a few hundred
+  // types, so these limits only stop a peer that streams fresh ones forever.
+  if (known_.size() + p->schemas.size() > max_schemas || recorded_bytes_ + cbor.size() > max_bytes)
+    return make_error(errc::protocol_violation, "more than " + std::to_string(max_schemas) + " schemas or "
+                                                  + std::to_string(max_bytes) + " bytes of schemas on one connection");
+  recorded_bytes_ += cbor.size();
   for (auto& s : p->schemas) {
     auto id = s.id;
     known_.emplace(id, std::move(s));

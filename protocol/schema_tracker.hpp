@@ -32,6 +32,10 @@ private:
 /// The receiving side of one connection: records the schemas the peer sent.
 class recv_tracker {
 public:
+  /// Per connection: more schemas, or more CBOR bytes of them, is a protocol error.
+  static constexpr size_t max_schemas = 4096;
+  static constexpr size_t max_bytes = 4 * 1024 * 1024;
+
   /// Decodes a received SchemaPayload and records its schemas; returns its root. Malformed
   /// CBOR, a schema whose id is not its content hash, or a type id received before on this
   /// connection is an error (the session answers it with a ProtocolError).
@@ -43,10 +47,14 @@ public:
   }
 
   size_t size() const { return known_.size(); }
-  void reset() { known_.clear(); }
+  void reset() {
+    known_.clear();
+    recorded_bytes_ = 0;
+  }
 
 private:
   std::unordered_map<uint64_t, schema> known_;
+  size_t recorded_bytes_ = 0;
 };
 
 } // namespace vox::schema

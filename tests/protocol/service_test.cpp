@@ -94,3 +94,30 @@ TEST_CASE("a receive tracker rejects duplicate, forged and malformed schemas", "
   auto garbage = receiver.record(byte_buffer{0xff, 0x00});
   REQUIRE_FALSE(garbage);
 }
+
+TEST_CASE("a receive tracker refuses schemas beyond its per-connection limit", "[protocol][service]") {
+  schema::recv_tracker receiver;
+  // Fresh unit structs S0, S1, …, 512 per payload, until the limit is passed.
+  auto batch = [](size_t from, size_t count) {
+    schema::schema_payload p;
+    for (size_t i = from; i < from + count; ++i) {
+      schema::schema s;
+      s.kind.kind = schema::schema_kind::tag::struct_;
+      s.kind.name = "S" + std::to_string(i);
+      s.id = schema::content_hash(s.kind, s.type_params);
+      p.schemas.push_back(std::move(s));
+    }
+    p.root.type_id = p.schemas.back().id;
+    return schema::encode_schema_payload(p);
+  };
+  size_t recorded = 0;
+  while (recorded + 512 <= schema::recv_tracker::max_schemas) {
+    REQUIRE(receiver.record(batch(recorded, 512)));
+    recorded += 512;
+  }
+  CHECK(receiver.size() == schema::recv_tracker::max_schemas);
+  auto over = receiver.record(batch(recorded, 1));
+  REQUIRE_FALSE(over);
+  CHECK(is(over.error(), errc::protocol_violation));
+  CHECK(receiver.size() == schema::recv_tracker::max_schemas); // nothing of the refused payload kept
+}
