@@ -30,4 +30,9 @@ struct scenario {
 /// session resumption, which vox-caf does not implement yet, and are not listed).
 const std::vector<scenario>& scenarios();
 
+/// The scenarios of testbed-service.md that need session resumption.
+inline bool needs_resumption(const std::string& name) {
+  return name == "channel_retry_non_idem" || name == "channel_retry_idem";
+}
+
 } // namespace vox::testbed

@@ -101,7 +101,7 @@ TEST_CASE("every client scenario passes against our Testbed server over TCP", "[
   f.track(*session);
   vox::client<service_type> root{caller{session->root}}; // keeps the session up
   scenario_context ctx{f.sys, f.self, root};
-  REQUIRE(scenarios().size() == 31);
+  REQUIRE(scenarios().size() == 32);
   for (const auto& s : scenarios()) {
     auto failure = s.run(ctx);
     INFO(s.name << ": " << failure.value_or("ok"));
