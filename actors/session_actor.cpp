@@ -118,6 +118,13 @@ void on_open(session_pointer self, connection_id id, connection_open& open) {
     reject({});
     return;
   }
+  // A peer must not be able to grow the table (a driver actor each) without bound.
+  if (st.connections.size() > st.options.max_virtual_connections) {
+    st.log("rejected inbound connection " + std::to_string(id) + ": "
+           + std::to_string(st.options.max_virtual_connections) + " virtual connections are open");
+    reject({});
+    return;
+  }
   // r[impl connection.open.rejection]
   auto decision = st.options.acceptor(id, open.connection_settings, open.metadata);
   if (auto* no = std::get_if<reject_connection>(&decision)) {

@@ -27,6 +27,9 @@ struct session_options {
   connection_acceptor acceptor;
   /// Ping on connection 0 every interval; unset = no keepalive.
   std::optional<keepalive_options> keepalive;
+  /// Inbound opens are rejected (without asking the acceptor) while this many virtual
+  /// connections, in either direction and pending ones included, are open.
+  size_t max_virtual_connections = 16384;
   /// Acceptor: send a random resume key (Rust and TS initiators that resume require one).
   bool resumable = true;
   /// Prologue plus handshake must finish within this time, or the link is aborted.

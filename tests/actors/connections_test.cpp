@@ -108,6 +108,28 @@ TEST_CASE("inbound opens with the wrong parity, a used id or id 0 are rejected w
   CHECK(f.info(peer.session.actor).active_connections == 2);
 }
 
+TEST_CASE("inbound opens beyond max_virtual_connections are rejected and the rest keep working", "[actors][connections]") {
+  actor_fixture f;
+  auto opts = logless();
+  opts.acceptor = echo_acceptor();
+  opts.max_virtual_connections = 3;
+  auto peer = make_raw_peer(f, session_role::initiator, opts);
+  for (connection_id id : {2u, 4u, 6u}) {
+    peer.send(message{id, connection_open{{parity::even, 64}, {}}});
+    REQUIRE(peer.recv_as<connection_accept>());
+  }
+  peer.send(message{8, connection_open{{parity::even, 64}, {}}});
+  auto r = peer.recv_as<connection_reject>();
+  REQUIRE(r);
+  CHECK(r->first == 8);
+  // Closing one makes room again.
+  peer.send(message{2, connection_close{}});
+  peer.send(message{10, connection_open{{parity::even, 64}, {}}});
+  auto ok = peer.recv_as<connection_accept>();
+  REQUIRE(ok);
+  CHECK(ok->first == 10);
+}
+
 TEST_CASE("an acceptor's rejection carries its metadata to the peer", "[actors][connections]") {
   actor_fixture f;
   auto opts = logless();
