@@ -3,6 +3,7 @@
 // client that makes typed calls from event-based actors or blocking code.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <unordered_map>
@@ -10,6 +11,7 @@
 #include <caf/actor_system.hpp>
 #include <caf/blocking_actor.hpp>
 #include <caf/scoped_actor.hpp>
+#include <caf/send.hpp>
 
 #include "actors/channel.hpp"
 #include "actors/handles.hpp"
@@ -21,7 +23,14 @@ namespace vox {
 template <class Service, class M>
 class responder {
 public:
-  explicit responder(reply_sink sink) : sink_(std::move(sink)) {}
+  explicit responder(reply_sink sink, std::shared_ptr<const vox::metadata> call_metadata = nullptr)
+    : sink_(std::move(sink)), call_metadata_(std::move(call_metadata)) {}
+
+  /// The metadata the caller attached to this call (flags included).
+  const vox::metadata& call_metadata() const {
+    static const vox::metadata none;
+    return call_metadata_ ? *call_metadata_ : none;
+  }
 
   void ok(typename M::ok_type value) const {
     send(typename M::result_type{std::in_place_index<0>, std::move(value)});
@@ -38,6 +47,7 @@ public:
     send(typename M::result_type{std::in_place_index<1>, std::move(e)});
   }
 
+  /// Sends `r` with response metadata `md`.
   void send(const typename M::result_type& r, vox::metadata md = {}) const {
     sink_.reply(payload{encode(r)}, std::move(md), &Service::template schemas<M>().response);
   }
@@ -46,7 +56,22 @@ public:
 
 private:
   reply_sink sink_;
+  std::shared_ptr<const vox::metadata> call_metadata_;
 };
+
+/// Per-call options of a typed call.
+struct call_options {
+  vox::metadata metadata; ///< sent with the Call
+  /// Nonzero: the call can be cancelled with `client::cancel(tag)` while it is
+  /// outstanding. Unique among the connection's outstanding calls (see new_cancel_tag).
+  uint64_t cancel_tag = 0;
+};
+
+/// A process-wide fresh cancel tag.
+inline uint64_t new_cancel_tag() {
+  static std::atomic<uint64_t> next{1};
+  return next.fetch_add(1);
+}
 
 /// Builds the call_handler of a service from one function per method. A method without an
 /// implementation answers UnknownMethod, as does an unknown method id; arguments that do
@@ -64,7 +89,7 @@ public:
     auto id = Service::template id<M>();
     (*table_)[id] = [fn = std::move(fn)](incoming_call& in, reply_sink sink) {
       sink.describe_response(&Service::template schemas<M>().response);
-      responder<Service, M> r{std::move(sink)};
+      responder<Service, M> r{std::move(sink), std::make_shared<const vox::metadata>(std::move(in.metadata))};
       caf::expected<typename M::args_type> args = caf::error{};
       {
         // Tx/Rx arguments bind to this connection while they are decoded.
@@ -126,11 +151,11 @@ public:
   /// Channel ends among the arguments are bound to this connection here.
   /// Fails if a channel end among them was already used in another call.
   template <class M>
-  caf::expected<outgoing_call> make_call(const typename M::args_type& args, vox::metadata md = {}) const {
+  caf::expected<outgoing_call> make_call(const typename M::args_type& args, call_options opts = {}) const {
     detail::channel_binder binder{caller_.connection().channels, false, {}};
     detail::binder_scope scope{binder};
-    outgoing_call out{Service::template id<M>(), std::move(md), payload{encode(args)},
-                      &Service::template schemas<M>().args, {}};
+    outgoing_call out{Service::template id<M>(), std::move(opts.metadata), payload{encode(args)},
+                      &Service::template schemas<M>().args, {}, opts.cancel_tag};
     out.channels = std::move(binder.bound);
     if (binder.failed)
       return make_error(errc::invalid_request, "a channel end in the arguments is already bound to a call");
@@ -146,8 +171,9 @@ public:
   /// From an event-based actor: calls `M` and passes the decoded result (or the failure)
   /// to `done`.
   template <class M, class Self, class F, class Timeout = caf::duration>
-  void request(Self* self, typename M::args_type args, F done, Timeout timeout = caf::infinite) const {
-    auto call = make_call<M>(args);
+  void request(Self* self, typename M::args_type args, F done, Timeout timeout = caf::infinite,
+               call_options opts = {}) const {
+    auto call = make_call<M>(args, std::move(opts));
     if (!call) {
       done(caf::expected<typename M::result_type>{std::move(call.error())});
       return;
@@ -160,8 +186,8 @@ public:
   /// From blocking code: calls `M` and waits for its result.
   template <class M, class Timeout = caf::duration>
   caf::expected<typename M::result_type> call(caf::scoped_actor& self, typename M::args_type args,
-                                              Timeout timeout = caf::infinite) const {
-    auto call = make_call<M>(args);
+                                              Timeout timeout = caf::infinite, call_options opts = {}) const {
+    auto call = make_call<M>(args, std::move(opts));
     if (!call)
       return std::move(call.error());
     caf::expected<typename M::result_type> out = caf::error{};
@@ -170,6 +196,10 @@ public:
                [&](caf::error& e) { out = std::move(e); });
     return out;
   }
+
+  /// Cancels the outstanding call made with `tag` (call_options::cancel_tag): Cancel goes
+  /// to the peer and the call fails with errc::cancelled; a late Response is ignored.
+  void cancel(uint64_t tag) const { caf::anon_send(caller_.driver(), cancel_atom::value, tag); }
 
 private:
   caller caller_;

@@ -285,3 +285,40 @@ TEST_CASE("metadata and its flags travel on calls and responses unchanged", "[ac
   CHECK(text.find("s3cr3t") == std::string::npos);
   CHECK(text.find("\"token\"") != std::string::npos);
 }
+
+// r[verify rpc.cancel]
+TEST_CASE("typed calls carry call metadata to the handler and can be cancelled by tag", "[actors][service]") {
+  auto kind = VOX_EACH_LINK_KIND();
+  INFO("link: " << kind);
+  actor_fixture f;
+  auto seen = std::make_shared<std::promise<metadata>>();
+  auto held = std::make_shared<std::promise<responder<testbed, reverse>>>();
+  service_dispatcher<testbed> d;
+  d.on<echo>([seen](std::string s, responder<testbed, echo> r) {
+    if (s == "with metadata")
+      seen->set_value(r.call_metadata());
+    r.ok(std::move(s));
+  });
+  d.on<reverse>([held](std::string, responder<testbed, reverse> r) { held->set_value(r); });
+  auto server = logless();
+  server.root_handler = d.handler();
+  auto pair = make_session_pair(f, link_pair(kind), logless(), server);
+  client<testbed> c{caller{pair.client.root}};
+  metadata md{{"trace", std::string{"t-9"}, metadata_flags::none},
+              {"token", std::string{"k"}, metadata_flags::sensitive}};
+  REQUIRE(c.call<echo>(f.self, {"with metadata"}, wait_bound, call_options{md, 0}));
+  CHECK(seen->get_future().get() == md);
+  // A call the handler holds; cancelling it by tag fails it here and tells the handler.
+  auto tag = new_cancel_tag();
+  auto slow = f.async([&](caf::scoped_actor& a) { return c.call<reverse>(a, {"slow"}, wait_bound, call_options{{}, tag}); });
+  auto r = held->get_future().get();
+  CHECK_FALSE(r.sink().cancelled());
+  c.cancel(tag);
+  auto out = slow.get();
+  REQUIRE_FALSE(out);
+  CHECK(is(out.error(), errc::cancelled));
+  // The peer handles its connection's messages in order: once a later call is answered,
+  // the Cancel has been seen.
+  REQUIRE(c.call<echo>(f.self, {"after"}, wait_bound));
+  CHECK(r.sink().cancelled());
+}
