@@ -25,7 +25,9 @@ struct session_options {
   call_handler root_handler;
   /// Decides the peer's ConnectionOpens (none: every open is rejected).
   connection_acceptor acceptor;
-  /// Ping on connection 0 every interval; unset = no keepalive.
+  /// Ping on connection 0 every interval; unset = no keepalive (the reference's default).
+  /// A TS peer drops a TCP session that is silent for 30 s: against such peers set it,
+  /// e.g. {10 s, 30 s} as vox-testbed does.
   std::optional<keepalive_options> keepalive;
   /// Inbound opens are rejected (without asking the acceptor) while this many virtual
   /// connections, in either direction and pending ones included, are open.

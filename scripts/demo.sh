@@ -7,19 +7,18 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 "$root/scripts/deps.sh"
 build="${VOX_BUILD_DIR:-$root/build}"
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$build" -j "$(nproc)" --target vox-testbed vox-dump
-out="$(mktemp)"
-"$build/apps/vox-testbed" serve --port 0 >"$out" &
-server=$!
-trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -f "$out"' EXIT
-for _ in $(seq 100); do
-  grep -q '^LISTEN_ADDR=' "$out" && break
-  kill -0 $server || { echo "server failed to start"; cat "$out"; exit 1; }
-  sleep 0.1
-done
-addr="$(grep -m1 '^LISTEN_ADDR=' "$out" | cut -d= -f2)"
+cmake --build "$build" -j "$(nproc)" --target vox-testbed vox-dump calculator
+coproc SERVER { exec "$build/apps/vox-testbed" serve --port 0; }
+server=$SERVER_PID
+exec 3<&"${SERVER[0]}"
+trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true' EXIT
+# The server's first line is its address; wait for it at most 10 s.
+read -t 10 -r line <&3 || { echo "server failed to start"; exit 1; }
+addr="${line#LISTEN_ADDR=}"
 echo "== server listening on $addr"
 echo "== vox-testbed client --scenario all:"
 "$build/apps/vox-testbed" client --connect "$addr" --scenario all
 echo "== one of the golden wire vectors, as vox-dump prints it:"
 "$build/apps/vox-dump" "$root/../shared/vectors/wire/message_request_call.bin" 2>/dev/null || true
+echo "== examples/calculator (a typed service declared, served and called in one program):"
+"$build/examples/calculator"
