@@ -49,6 +49,13 @@ void send_response(driver_pointer self, request_id id, vox::metadata md, payload
     st.cfg.id, request_message{id, request_response{std::move(md), std::move(ret), std::move(cbor)}}});
 }
 
+/// Asks the session to answer the peer's violation with a ProtocolError and end.
+void report_violation(driver_pointer self, const std::string& what) {
+  self->send(self->state.cfg.session,
+             protocol_violation_msg{make_error(errc::protocol_violation,
+                                               "connection " + std::to_string(self->state.cfg.id) + ": " + what)});
+}
+
 /// Records schemas the peer attached; a malformed or repeated one ends the session.
 bool record_schemas(driver_pointer self, const std::vector<uint8_t>& cbor) {
   if (cbor.empty())
@@ -56,10 +63,7 @@ bool record_schemas(driver_pointer self, const std::vector<uint8_t>& cbor) {
   auto root = self->state.schemas_in.record(cbor);
   if (root)
     return true;
-  self->send(self->state.cfg.session,
-             protocol_violation_msg{make_error(errc::protocol_violation,
-                                               "connection " + std::to_string(self->state.cfg.id)
-                                                 + ": bad schemas: " + describe(root.error()))});
+  report_violation(self, "bad schemas: " + describe(root.error()));
   return false;
 }
 
@@ -73,10 +77,7 @@ void handle_channel(driver_pointer self, channel_message& cm) {
       using T = std::decay_t<decltype(body)>;
       if constexpr (std::is_same_v<T, channel_item>) {
         if (!core->on_item(std::move(body.item)))
-          self->send(self->state.cfg.session,
-                     protocol_violation_msg{make_error(
-                       errc::protocol_violation, "connection " + std::to_string(self->state.cfg.id) + ": channel "
-                                                   + std::to_string(cm.id) + " sent an item without credit")});
+          report_violation(self, "channel " + std::to_string(cm.id) + " sent an item without credit");
       } else if constexpr (std::is_same_v<T, channel_close>) {
         core->on_close();
         reg->remove(cm.id);
@@ -100,10 +101,7 @@ void handle_request(driver_pointer self, request_message& rm) {
     // r[impl rpc.flow-control.max-concurrent-requests]
     auto limit = st.cfg.local_settings.max_concurrent_requests;
     if (limit > 0 && st.inflight.size() >= limit) {
-      self->send(st.cfg.session,
-                 protocol_violation_msg{make_error(
-                   errc::protocol_violation, "connection " + std::to_string(st.cfg.id) + ": more than "
-                                               + std::to_string(limit) + " concurrent requests")});
+      report_violation(self, "more than " + std::to_string(limit) + " concurrent requests");
       return;
     }
     auto control = std::make_shared<detail::call_control>();

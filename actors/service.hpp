@@ -23,14 +23,11 @@ namespace vox {
 template <class Service, class M>
 class responder {
 public:
-  explicit responder(reply_sink sink, std::shared_ptr<const vox::metadata> call_metadata = nullptr)
+  explicit responder(reply_sink sink, vox::metadata call_metadata = {})
     : sink_(std::move(sink)), call_metadata_(std::move(call_metadata)) {}
 
   /// The metadata the caller attached to this call (flags included).
-  const vox::metadata& call_metadata() const {
-    static const vox::metadata none;
-    return call_metadata_ ? *call_metadata_ : none;
-  }
+  const vox::metadata& call_metadata() const { return call_metadata_; }
 
   void ok(typename M::ok_type value) const {
     send(typename M::result_type{std::in_place_index<0>, std::move(value)});
@@ -56,7 +53,7 @@ public:
 
 private:
   reply_sink sink_;
-  std::shared_ptr<const vox::metadata> call_metadata_;
+  vox::metadata call_metadata_;
 };
 
 /// Per-call options of a typed call.
@@ -89,7 +86,7 @@ public:
     auto id = Service::template id<M>();
     (*table_)[id] = [fn = std::move(fn)](incoming_call& in, reply_sink sink) {
       sink.describe_response(&Service::template schemas<M>().response);
-      responder<Service, M> r{std::move(sink), std::make_shared<const vox::metadata>(std::move(in.metadata))};
+      responder<Service, M> r{std::move(sink), std::move(in.metadata)};
       caf::expected<typename M::args_type> args = caf::error{};
       {
         // Tx/Rx arguments bind to this connection while they are decoded.
@@ -115,7 +112,7 @@ public:
           },
           std::move(r), std::move(*args));
       } else {
-        std::apply([&](auto&... xs) { fn(std::move(xs)..., r); }, *args);
+        std::apply([&](auto&... xs) { fn(std::move(xs)..., std::move(r)); }, *args);
       }
     };
     return *this;

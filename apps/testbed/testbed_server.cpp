@@ -169,4 +169,15 @@ call_handler make_handler() {
   return d.handler();
 }
 
+session_options serving_options() {
+  session_options opts;
+  auto handler = make_handler();
+  opts.root_handler = handler;
+  opts.acceptor = [handler](connection_id, const connection_settings& peer, const metadata&)
+    -> std::variant<accept_connection, reject_connection> {
+    return accept_connection{{opposite(peer.parity), 64}, {}, handler, {}};
+  };
+  return opts;
+}
+
 } // namespace vox::testbed

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "actors/channel.hpp"
+#include "actors/session_actor.hpp"
 #include "protocol/describe.hpp"
 #include "protocol/service.hpp"
 
@@ -172,5 +173,9 @@ using service_type = service<
 
 /// The Testbed handler of testbed-service.md §3, for the root and every virtual connection.
 call_handler make_handler();
+
+/// Session options that serve Testbed on the root and on every virtual connection the peer
+/// opens (no keepalive; set `keepalive` and `log` as needed).
+session_options serving_options();
 
 } // namespace vox::testbed

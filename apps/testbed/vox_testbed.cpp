@@ -45,15 +45,9 @@ int fail(const caf::error& e) {
   return 1;
 }
 
-/// Serves Testbed on the root and on every virtual connection the peer opens.
+/// Testbed on the root and on every virtual connection, with keepalive `ka`.
 session_options serving_options(std::optional<keepalive_options> ka) {
-  session_options opts;
-  auto handler = testbed::make_handler();
-  opts.root_handler = handler;
-  opts.acceptor = [handler](connection_id, const connection_settings& peer, const metadata&)
-    -> std::variant<accept_connection, reject_connection> {
-    return accept_connection{{opposite(peer.parity), 64}, {}, handler, {}};
-  };
+  auto opts = testbed::serving_options();
   opts.keepalive = ka;
   return opts;
 }

@@ -17,13 +17,8 @@ namespace {
 
 std::unique_ptr<session_server> start_testbed(actor_fixture& f) {
   session_server::config cfg;
-  auto handler = make_handler();
-  cfg.options = logless();
-  cfg.options.root_handler = handler;
-  cfg.options.acceptor = [handler](connection_id, const connection_settings& peer, const metadata&)
-    -> std::variant<accept_connection, reject_connection> {
-    return accept_connection{{opposite(peer.parity), 64}, {}, handler, {}};
-  };
+  cfg.options = serving_options();
+  cfg.options.log = logless().log;
   auto srv = session_server::start(f.sys, cfg);
   if (!srv)
     throw std::runtime_error(describe(srv.error()));

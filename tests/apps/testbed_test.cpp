@@ -19,13 +19,8 @@ uint64_t type_id() {
 
 session_server::config testbed_server() {
   session_server::config cfg;
-  auto handler = make_handler();
-  cfg.options = logless();
-  cfg.options.root_handler = handler;
-  cfg.options.acceptor = [handler](connection_id, const connection_settings& peer, const metadata&)
-    -> std::variant<accept_connection, reject_connection> {
-    return accept_connection{{opposite(peer.parity), 64}, {}, handler, {}};
-  };
+  cfg.options = serving_options();
+  cfg.options.log = logless().log;
   return cfg;
 }
 
