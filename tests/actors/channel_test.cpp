@@ -192,9 +192,7 @@ TEST_CASE("the handler's generate sends items, then Close, then the Response", "
   auto kind = VOX_EACH_LINK_KIND();
   INFO("link: " << kind);
   actor_fixture f;
-  auto opts = logless();
-  opts.root_handler = streams_handler();
-  auto peer = make_raw_peer(f, session_role::acceptor, opts, link_pair(kind));
+  auto peer = make_raw_peer(f, session_role::acceptor, serving(streams_handler()), link_pair(kind));
   // Caller is the raw peer (Odd): channel id 1 for the handler's Tx.
   peer.send(message{0, request_message{1, request_call{streams::id<generate>(), {}, payload{0x03, 0x01}, {}}}});
   std::vector<std::string> kinds;
@@ -282,9 +280,7 @@ TEST_CASE("a receiver declared with credit 4 grants 2 for every 2 items consumed
   auto kind = VOX_EACH_LINK_KIND();
   INFO("link: " << kind);
   actor_fixture f;
-  auto opts = logless();
-  opts.root_handler = streams_handler();
-  auto peer = make_raw_peer(f, session_role::acceptor, opts, link_pair(kind));
+  auto peer = make_raw_peer(f, session_role::acceptor, serving(streams_handler()), link_pair(kind));
   peer.send(message{0, request_message{1, request_call{streams::id<sum_small>(), {}, payload{0x01}, {}}}});
   for (int32_t i = 0; i < 4; ++i)
     peer.send(message{0, channel_message{1, channel_item{payload{encode(i)}}}});
@@ -315,9 +311,7 @@ TEST_CASE("an item beyond the credit a receiver gave is a protocol violation", "
   auto kind = VOX_EACH_LINK_KIND();
   INFO("link: " << kind);
   actor_fixture f;
-  auto opts = logless();
-  opts.root_handler = streams_handler();
-  auto peer = make_raw_peer(f, session_role::acceptor, opts, link_pair(kind));
+  auto peer = make_raw_peer(f, session_role::acceptor, serving(streams_handler()), link_pair(kind));
   peer.send(message{0, request_message{1, request_call{streams::id<keep>(), {}, payload{0x01}, {}}}});
   REQUIRE(peer.recv_as<request_message>()); // answered; the channel stays open, unread
   for (int32_t i = 0; i < 5; ++i)

@@ -247,24 +247,7 @@ TEST_CASE("a close request clears a pending outbound open", "[actors][connection
   CHECK(close->first == open->first);
 }
 
-TEST_CASE("an inbound ConnectionClose ends the driver and fails its pending calls", "[actors][connections]") {
-  auto kind = VOX_EACH_LINK_KIND();
-  INFO("link: " << kind);
-  actor_fixture f;
-  auto peer = make_raw_peer(f, session_role::initiator, logless(), link_pair(kind));
-  auto [id, conn] = open_accepted(f, peer);
-  REQUIRE(conn);
-  caller c{*conn};
-  auto answered = f.async([&](caf::scoped_actor& a) { return actor_fixture::call_with(a, c, 3, payload{}); });
-  REQUIRE(peer.recv_as<request_message>());
-  peer.send(message{id, connection_close{}});
-  auto r = answered.get();
-  REQUIRE_FALSE(r);
-  CHECK(is(r.error(), errc::connection_closed));
-  CHECK(f.wait_down(conn->driver));
-}
-
-TEST_CASE("a local close fails the connection's pending calls with ConnectionClosed", "[actors][connections]") {
+TEST_CASE("pending calls of a virtual connection fail with ConnectionClosed when it closes", "[actors][connections]") {
   auto kind = VOX_EACH_LINK_KIND();
   INFO("link: " << kind);
   actor_fixture f;
@@ -274,13 +257,23 @@ TEST_CASE("a local close fails the connection's pending calls with ConnectionClo
   caller c{*conn};
   auto answered = f.async([&](caf::scoped_actor& a) { return actor_fixture::call_with(a, c, 3, payload{}); });
   REQUIRE(peer.recv_as<request_message>()); // the call is out and never answered
-  CHECK_FALSE(f.close(peer.session.actor, id));
-  auto r = answered.get();
-  REQUIRE_FALSE(r);
-  CHECK(is(r.error(), errc::connection_closed));
-  auto close = peer.recv_as<connection_close>();
-  REQUIRE(close);
-  CHECK(close->first == id);
+  auto fails_closed = [&] {
+    auto r = answered.get();
+    REQUIRE_FALSE(r);
+    CHECK(is(r.error(), errc::connection_closed));
+  };
+  SECTION("an inbound ConnectionClose also ends the connection's driver") {
+    peer.send(message{id, connection_close{}});
+    fails_closed();
+    CHECK(f.wait_down(conn->driver));
+  }
+  SECTION("a local close also sends ConnectionClose") {
+    CHECK_FALSE(f.close(peer.session.actor, id));
+    fails_closed();
+    auto close = peer.recv_as<connection_close>();
+    REQUIRE(close);
+    CHECK(close->first == id);
+  }
 }
 
 TEST_CASE("a virtual connection whose driver dies is closed toward the peer", "[actors][connections]") {

@@ -41,7 +41,7 @@ TEST_CASE("a cancelled call sends Cancel, fails locally and ignores a late Respo
   CHECK(r2->ret == payload{0x00, 0x09});
 }
 
-TEST_CASE("a handler observes that its call was cancelled", "[actors][flow]") {
+TEST_CASE("a Cancel from the peer answers Cancelled once and the handler observes it", "[actors][flow]") {
   auto kind = VOX_EACH_LINK_KIND();
   INFO("link: " << kind);
   actor_fixture f;
@@ -55,7 +55,13 @@ TEST_CASE("a handler observes that its call was cancelled", "[actors][flow]") {
   peer.send(message{0, request_message{1, request_cancel{}}});
   auto resp = peer.recv_as<request_message>();
   REQUIRE(resp);
+  CHECK(std::get<request_response>(resp->second.body).ret == payload{0x01, 0x03});
   CHECK(sink.cancelled());
+  sink.reply(payload{0x00}); // too late: ignored
+  peer.send(message{0, ping{9}});
+  auto next = peer.recv();
+  REQUIRE(next);
+  CHECK(std::holds_alternative<pong>(next->payload));
 }
 
 // r[verify rpc.flow-control.max-concurrent-requests]
@@ -63,12 +69,8 @@ TEST_CASE("outgoing calls beyond the peer's limit wait and go out in order", "[a
   auto kind = VOX_EACH_LINK_KIND();
   INFO("link: " << kind);
   actor_fixture f;
-  auto [ours, theirs] = link_pair(kind);
-  handshake_result hs;
-  hs.role = session_role::initiator;
-  hs.our_settings = {parity::odd, 64};
-  hs.peer_settings = {parity::even, 2}; // the peer takes two requests at a time
-  raw_peer peer{theirs, f.track(spawn_session(f.sys, ours, hs, logless()))};
+  // The peer (the test) takes two requests at a time.
+  auto peer = make_raw_peer(f, session_role::initiator, logless(), link_pair(kind), {64, 2});
   caller root{peer.session.root};
   // Five calls, enqueued in this order (their answers go nowhere).
   for (uint8_t i = 0; i < 5; ++i)
@@ -98,16 +100,11 @@ TEST_CASE("an inbound request beyond our limit is a protocol violation", "[actor
   auto kind = VOX_EACH_LINK_KIND();
   INFO("link: " << kind);
   actor_fixture f;
-  auto [ours, theirs] = link_pair(kind);
-  handshake_result hs;
-  hs.role = session_role::acceptor;
-  hs.our_settings = {parity::even, 2};
-  hs.peer_settings = {parity::odd, 64};
   auto opts = logless();
   auto kept = std::make_shared<std::vector<reply_sink>>();
   // Keeps every call open: the sinks live until the test ends.
   opts.root_handler = [kept](incoming_call, reply_sink sink) { kept->push_back(std::move(sink)); };
-  raw_peer peer{theirs, f.track(spawn_session(f.sys, ours, hs, opts))};
+  auto peer = make_raw_peer(f, session_role::acceptor, opts, link_pair(kind), {2, 64});
   for (request_id id : {1u, 3u, 5u})
     peer.send(message{0, request_message{id, request_call{9, {}, payload{}, {}}}});
   auto err = peer.recv_as<protocol_error>();

@@ -160,23 +160,3 @@ TEST_CASE("a handler may answer later from another thread, exactly once", "[acto
   CHECK(std::holds_alternative<pong>(next->payload)); // no second Response came first
 }
 
-TEST_CASE("a Cancel from the peer answers the call with Cancelled once", "[actors][liveness]") {
-  auto kind = VOX_EACH_LINK_KIND();
-  INFO("link: " << kind);
-  actor_fixture f;
-  auto opts = logless();
-  auto sinks = std::make_shared<std::promise<reply_sink>>();
-  opts.root_handler = [sinks](incoming_call, reply_sink sink) { sinks->set_value(sink); };
-  auto peer = make_raw_peer(f, session_role::acceptor, opts, link_pair(kind));
-  peer.send(message{0, request_message{1, request_call{5, {}, payload{}, {}}}});
-  auto sink = sinks->get_future().get();
-  peer.send(message{0, request_message{1, request_cancel{}}});
-  auto resp = peer.recv_as<request_message>();
-  REQUIRE(resp);
-  CHECK(std::get<request_response>(resp->second.body).ret == payload{0x01, 0x03});
-  sink.reply(payload{0x00}); // too late: ignored
-  peer.send(message{0, ping{9}});
-  auto next = peer.recv();
-  REQUIRE(next);
-  CHECK(std::holds_alternative<pong>(next->payload));
-}

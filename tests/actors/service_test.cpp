@@ -37,9 +37,7 @@ TEST_CASE("typed calls reach typed handlers and return typed results", "[actors]
   auto kind = VOX_EACH_LINK_KIND();
   INFO("link: " << kind);
   actor_fixture f;
-  auto server = logless();
-  server.root_handler = testbed_handler();
-  auto pair = make_session_pair(f, link_pair(kind), logless(), server);
+  auto pair = make_session_pair(f, link_pair(kind), logless(), serving(testbed_handler()));
   client<testbed> c{caller{pair.client.root}};
   auto e = c.call<echo>(f.self, {"hi"}, wait_bound);
   REQUIRE(e);
@@ -63,9 +61,7 @@ TEST_CASE("an unknown method gets UnknownMethod and undecodable args get Invalid
   auto kind = VOX_EACH_LINK_KIND();
   INFO("link: " << kind);
   actor_fixture f;
-  auto opts = logless();
-  opts.root_handler = testbed_handler();
-  auto peer = make_raw_peer(f, session_role::acceptor, opts, link_pair(kind));
+  auto peer = make_raw_peer(f, session_role::acceptor, serving(testbed_handler()), link_pair(kind));
   peer.send(message{0, request_message{1, request_call{12345, {}, payload{}, {}}}});
   auto r1 = peer.recv_as<request_message>();
   REQUIRE(r1);
@@ -93,9 +89,7 @@ TEST_CASE("schemas go with the first call and response of each method on each co
   auto kind = VOX_EACH_LINK_KIND();
   INFO("link: " << kind);
   actor_fixture f;
-  auto opts = logless();
-  opts.root_handler = testbed_handler();
-  auto peer = make_raw_peer(f, session_role::initiator, opts, link_pair(kind));
+  auto peer = make_raw_peer(f, session_role::initiator, serving(testbed_handler()), link_pair(kind));
   client<testbed> c{caller{peer.session.root}};
   auto call_once = [&](auto method_tag, typename decltype(method_tag)::type::args_type args) {
     using M = typename decltype(method_tag)::type;
@@ -161,9 +155,7 @@ TEST_CASE("schemas are sent again on a new connection", "[actors][service]") {
 
 TEST_CASE("a repeated schema from the peer is a protocol error that ends the session", "[actors][service]") {
   actor_fixture f;
-  auto opts = logless();
-  opts.root_handler = testbed_handler();
-  auto peer = make_raw_peer(f, session_role::acceptor, opts);
+  auto peer = make_raw_peer(f, session_role::acceptor, serving(testbed_handler()));
   schema::send_tracker naive_a, naive_b;
   auto args = payload{encode(echo::args_type{"x"})};
   peer.send(message{0, request_message{1, request_call{testbed::id<echo>(), {}, args, naive_a.prepare(testbed::schemas<echo>().args)}}});
@@ -178,9 +170,7 @@ TEST_CASE("a repeated schema from the peer is a protocol error that ends the ses
 
 TEST_CASE("malformed schema CBOR from the peer is a protocol error, never a crash", "[actors][service]") {
   actor_fixture f;
-  auto opts = logless();
-  opts.root_handler = testbed_handler();
-  auto peer = make_raw_peer(f, session_role::acceptor, opts);
+  auto peer = make_raw_peer(f, session_role::acceptor, serving(testbed_handler()));
   peer.send(message{0, request_message{1, request_call{testbed::id<echo>(), {}, payload{encode(echo::args_type{"x"})},
                                                        {0xa2, 0x67, 0x73}}}});
   auto err = peer.recv_as<protocol_error>();
@@ -224,9 +214,7 @@ TEST_CASE("a Cancelled answer is the method's first response and carries its res
   // reverse keeps its responder (and never answers); echo drops its responder unanswered.
   d.on<reverse>([held](std::string, responder<testbed, reverse> r) { held->push_back(r); });
   d.on<echo>([](std::string, responder<testbed, echo>) {});
-  auto opts = logless();
-  opts.root_handler = d.handler();
-  auto peer = make_raw_peer(f, session_role::acceptor, opts, link_pair(kind));
+  auto peer = make_raw_peer(f, session_role::acceptor, serving(d.handler()), link_pair(kind));
   auto response_to = [&](request_id id) -> std::optional<request_response> {
     auto r = peer.recv_as<request_message>();
     if (!r || r->second.id != id || !std::holds_alternative<request_response>(r->second.body))
@@ -300,9 +288,7 @@ TEST_CASE("typed calls carry call metadata to the handler and can be cancelled b
     r.ok(std::move(s));
   });
   d.on<reverse>([held](std::string, responder<testbed, reverse> r) { held->set_value(r); });
-  auto server = logless();
-  server.root_handler = d.handler();
-  auto pair = make_session_pair(f, link_pair(kind), logless(), server);
+  auto pair = make_session_pair(f, link_pair(kind), logless(), serving(d.handler()));
   client<testbed> c{caller{pair.client.root}};
   metadata md{{"trace", std::string{"t-9"}, metadata_flags::none},
               {"token", std::string{"k"}, metadata_flags::sensitive}};

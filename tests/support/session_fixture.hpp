@@ -32,6 +32,13 @@ inline session_options logless() {
   return o;
 }
 
+/// `logless()` options whose root connection is served by `handler`.
+inline session_options serving(call_handler handler) {
+  auto o = logless();
+  o.root_handler = std::move(handler);
+  return o;
+}
+
 /// Two connected TCP links on 127.0.0.1 (client end first).
 inline std::pair<link_ptr, link_ptr> tcp_link_pair() {
   auto listener = tcp_listener::bind("127.0.0.1", 0);
@@ -255,17 +262,24 @@ inline std::pair<connection_id, caf::expected<connection_handle>> open_accepted(
   return {open->first, opened.get()};
 }
 
+/// The max_concurrent_requests each side announced in a raw peer's handshake.
+struct request_limits {
+  uint32_t ours = 64;   ///< the session's
+  uint32_t theirs = 64; ///< the test's
+};
+
 /// A session over one end of `links` (memory by default), already past the handshake,
 /// with the test as its peer on the other end. `role` picks our parity: initiator Odd,
 /// acceptor Even.
 inline raw_peer make_raw_peer(actor_fixture& f, session_role role, session_options opts = {},
-                              std::pair<link_ptr, link_ptr> links = make_memory_link_pair()) {
+                              std::pair<link_ptr, link_ptr> links = make_memory_link_pair(),
+                              request_limits limits = {}) {
   auto [ours, theirs] = std::move(links);
   handshake_result hs;
   hs.role = role;
   auto p = role == session_role::initiator ? parity::odd : parity::even;
-  hs.our_settings = {p, 64};
-  hs.peer_settings = {opposite(p), 64};
+  hs.our_settings = {p, limits.ours};
+  hs.peer_settings = {opposite(p), limits.theirs};
   raw_peer out;
   out.link = theirs;
   out.session = f.track(spawn_session(f.sys, ours, hs, std::move(opts)));

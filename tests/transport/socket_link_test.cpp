@@ -294,27 +294,33 @@ TEST_CASE("tcp links describe both endpoints", "[transport][tcp]") {
   CHECK(s.substr(4, arrow_s - 4) == c.substr(arrow_c + 2));
 }
 
+/// Blocks in `l.accept()` on a thread, calls `l.shutdown()` once that thread is blocked,
+/// and returns what accept gave. Should shutdown fail to wake accept, `connect` (run by a
+/// watchdog) does, and the test fails instead of hanging.
+template <class Listener, class Connect>
+std::optional<caf::expected<link_ptr>> accept_woken_by_shutdown(Listener& l, Connect connect) {
+  std::optional<caf::expected<link_ptr>> result;
+  watchdog dog{std::move(connect)};
+  std::atomic<pid_t> tid{0};
+  std::atomic<bool> finished{false};
+  peer_thread acceptor{[&l] { l.shutdown(); }, [&] {
+                         tid = vox::test::current_tid();
+                         result.emplace(l.accept());
+                         finished = true;
+                       }};
+  REQUIRE(vox::test::wait_until_blocked(tid, finished));
+  l.shutdown();
+  acceptor.join();
+  CHECK_FALSE(dog.fired());
+  return result;
+}
+
 TEST_CASE("tcp_listener::shutdown wakes a blocked accept", "[transport][tcp]") {
   auto listener = tcp_listener::bind("127.0.0.1", 0);
   REQUIRE(listener);
   auto& l = **listener;
   auto port = l.port();
-  std::optional<caf::expected<link_ptr>> result;
-  {
-    // Should shutdown fail to wake accept, a connection does, and the test fails.
-    watchdog dog{[port] { raw_connect(port); }};
-    std::atomic<pid_t> tid{0};
-    std::atomic<bool> finished{false};
-    peer_thread acceptor{[&l] { l.shutdown(); }, [&] {
-                           tid = vox::test::current_tid();
-                           result.emplace(l.accept());
-                           finished = true;
-                         }};
-    REQUIRE(vox::test::wait_until_blocked(tid, finished));
-    l.shutdown();
-    acceptor.join();
-    CHECK_FALSE(dog.fired());
-  }
+  auto result = accept_woken_by_shutdown(l, [port] { raw_connect(port); });
   REQUIRE(result);
   REQUIRE_FALSE(*result);
   CHECK(is(result->error(), errc::closed));
@@ -433,23 +439,7 @@ TEST_CASE("unix_listener::shutdown wakes a blocked accept", "[transport][unix]")
   auto path = (dir.path() / "vox.sock").string();
   auto listener = unix_listener::bind(path);
   REQUIRE(listener);
-  auto& l = **listener;
-  std::optional<caf::expected<link_ptr>> result;
-  {
-    // Should shutdown fail to wake accept, a connection does, and the test fails.
-    watchdog dog{[path] { [[maybe_unused]] auto conn = unix_connect(path); }};
-    std::atomic<pid_t> tid{0};
-    std::atomic<bool> finished{false};
-    peer_thread acceptor{[&l] { l.shutdown(); }, [&] {
-                           tid = vox::test::current_tid();
-                           result.emplace(l.accept());
-                           finished = true;
-                         }};
-    REQUIRE(vox::test::wait_until_blocked(tid, finished));
-    l.shutdown();
-    acceptor.join();
-    CHECK_FALSE(dog.fired());
-  }
+  auto result = accept_woken_by_shutdown(**listener, [path] { [[maybe_unused]] auto conn = unix_connect(path); });
   REQUIRE(result);
   REQUIRE_FALSE(*result);
   CHECK(is(result->error(), errc::closed));
