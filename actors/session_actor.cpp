@@ -7,6 +7,7 @@
 
 #include "actors/driver_actor.hpp"
 #include "actors/keepalive_actor.hpp"
+#include "actors/session_input.hpp"
 
 namespace vox {
 
@@ -18,11 +19,9 @@ void session_state::log(const std::string& line) const {
 }
 
 session_state::~session_state() {
-  // Wakes the reader (its recv fails) so that joining it cannot hang.
+  // A session that dies without end_session (killed) still lets its link finish.
   if (conduit)
-    conduit->underlying().abort();
-  if (reader.joinable())
-    reader.join();
+    conduit->underlying().close();
 }
 
 namespace {
@@ -82,9 +81,9 @@ void end_session(session_pointer self, caf::error reason) {
   for (auto& [id, slot] : st.connections)
     retire(slot, shutdown);
   st.connections.clear();
-  // The peer sees end of stream after what we already sent.
+  // The peer sees end of stream after what we already queued; the link then waits (at
+  // most its stall timeout) for the peer to close its side.
   st.conduit->underlying().close();
-  st.conduit->underlying().abort();
   self->quit(std::move(reason));
 }
 
@@ -222,21 +221,12 @@ void start(session_pointer self, attach_root_msg& attach) {
     else
       st.log("keepalive disabled: ping interval and pong timeout must both be non-zero");
   }
-  // The reader decodes on its own thread and never blocks a CAF worker.
-  st.reader = std::thread{[conduit = st.conduit, hdl = caf::actor_cast<session_actor>(self)] {
-    for (;;) {
-      auto m = conduit->recv();
-      if (!m) {
-        caf::anon_send(hdl, link_down_msg{std::move(m.error())});
-        return;
-      }
-      if (!*m) {
-        caf::anon_send(hdl, link_down_msg{});
-        return;
-      }
-      caf::anon_send(hdl, inbound_msg{std::move(**m)});
-    }
-  }};
+  // From here on the link delivers decoded Messages into our mailbox; no thread of ours
+  // waits for it.
+  if (!st.options.io)
+    st.options.io = default_io_reactor(self->system());
+  st.conduit->underlying().start(std::make_shared<session_input>(caf::actor_cast<session_actor>(self)),
+                                 st.options.io);
 }
 
 } // namespace

@@ -6,11 +6,11 @@
 #include <map>
 #include <memory>
 #include <string>
-#include <thread>
 
 #include "actors/channel.hpp"
 #include "actors/handles.hpp"
 #include "actors/interfaces.hpp"
+#include "actors/io.hpp"
 #include "transport/bare_conduit.hpp"
 #include "transport/handshake_exchange.hpp"
 
@@ -36,6 +36,9 @@ struct session_options {
   bool resumable = true;
   /// Prologue plus handshake must finish within this time, or the link is aborted.
   std::chrono::milliseconds handshake_timeout{10000};
+  /// The I/O threads that serve the session's link (socket links only); none: the actor
+  /// system's shared reactor (`default_io_reactor`), one thread for every session.
+  io_reactor_ptr io;
   /// Receives diagnostics ("keepalive disabled…", "ProtocolError from peer…"); default:
   /// standard error.
   std::function<void(const std::string&)> log;
@@ -67,7 +70,6 @@ struct session_state {
   handshake_result handshake;
   session_options options;
   std::shared_ptr<bare_conduit> conduit;
-  std::thread reader;
   std::map<connection_id, connection_slot> connections;
   connection_id next_connection_id = 1;
   bool root_closed = false; ///< every root caller is gone (behaviour 87)

@@ -29,6 +29,7 @@ const char* to_string(errc code) {
     case errc::invalid_request: return "invalid_request";
     case errc::protocol_violation: return "protocol_violation";
     case errc::cancelled: return "cancelled";
+    case errc::backpressure: return "backpressure";
   }
   return "unknown";
 }

@@ -57,6 +57,9 @@ enum class errc : uint8_t {
   protocol_violation,
   /// The caller cancelled the call.
   cancelled,
+  /// The peer stopped reading: its outbound queue passed its limit or made no progress
+  /// within the stall timeout.
+  backpressure,
 };
 
 /// The CAF error category of vox errors.

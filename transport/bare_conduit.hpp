@@ -11,7 +11,7 @@
 namespace vox {
 
 /// Sends and receives whole `Message`s over a link. Thread-safety is the link's: any
-/// thread may send; one thread receives.
+/// thread may send; one thread receives (before `start`; after it the link's receiver does).
 // r[impl conduit.bare]
 class bare_conduit {
 public:
@@ -26,7 +26,6 @@ public:
   caf::expected<std::optional<message>> recv();
 
   link& underlying() { return *link_; }
-  const link_ptr& link_handle() const { return link_; }
 
 private:
   link_ptr link_;

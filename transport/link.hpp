@@ -5,7 +5,10 @@
 #include <optional>
 #include <string>
 
+#include <chrono>
+
 #include <caf/expected.hpp>
+#include <caf/fwd.hpp>
 
 #include "protocol/bytes.hpp"
 #include "protocol/error.hpp"
@@ -17,9 +20,33 @@ struct link_options {
   /// Largest payload accepted from the peer; larger frames fail with
   /// `errc::frame_too_large` before anything is allocated for them.
   uint32_t max_frame_size = 16u * 1024 * 1024;
+  /// Started links: the most bytes queued for a peer that does not read. A send that
+  /// would pass it fails the link with `errc::backpressure` instead of growing the queue.
+  size_t max_outbound_bytes = 8u * 1024 * 1024;
+  /// Started links: output that makes no progress for this long fails the link with
+  /// `errc::backpressure` (a peer that stopped reading).
+  std::chrono::milliseconds stall_timeout{30000};
+};
+
+class io_reactor;
+
+/// Receives what a started link reads. Calls for one link never overlap, and `on_end`
+/// comes last, once.
+class link_receiver {
+public:
+  virtual ~link_receiver() = default;
+  /// One payload, valid only during the call. `ctx` is the execution unit of the I/O
+  /// thread that read it (nullptr when there is none), so that an actor this wakes up can
+  /// run on that thread.
+  virtual void on_frame(byte_span payload, caf::execution_unit* ctx) = 0;
+  /// The input ended: an empty `reason` is a clean end of stream at a frame boundary.
+  virtual void on_end(caf::error reason, caf::execution_unit* ctx) = 0;
 };
 
 /// A bidirectional, ordered, reliable channel of whole payloads (r[link]).
+///
+/// A link starts in blocking mode, used for the transport prologue and the handshake;
+/// `start` switches it to event-driven mode for the session.
 ///
 /// Threading contract: `send` may be called from any thread (calls are serialised
 /// internally and each payload is written whole); `recv` must be called by one
@@ -28,15 +55,24 @@ class link {
 public:
   virtual ~link() = default;
 
-  /// Sends one payload (empty payloads are legal, r[link.message.empty]). Blocks until
-  /// the payload is handed to the transport. Fails with `errc::closed` after `close`/`abort`,
-  /// or with `errc::io_error`/`errc::link_closed` when the transport broke.
+  /// Sends one payload (empty payloads are legal, r[link.message.empty]). Before `start`
+  /// it blocks until the payload is handed to the transport; after `start` it never
+  /// blocks: the payload is queued and written by whoever holds the write turn, together
+  /// with everything queued meanwhile. Fails with `errc::closed` after `close`/`abort`,
+  /// with `errc::io_error`/`errc::link_closed` when the transport broke, and with
+  /// `errc::backpressure` once the peer stopped draining its queue (which ends the link).
   virtual caf::expected<void> send(byte_span payload) = 0;
 
   /// Receives the next payload. Blocks until one arrives. Returns `std::nullopt` on a clean
   /// end of stream (the peer closed at a frame boundary, r[link.rx.eof]); an error when the
   /// stream broke mid-frame, a frame exceeds the limit, or the link was aborted locally.
   virtual caf::expected<std::optional<byte_buffer>> recv() = 0;
+
+  /// Switches to event-driven mode: from now on every payload goes to `receiver` (socket
+  /// links read on a thread of `io`; a memory link delivers on the sender's thread and
+  /// needs no `io`), and `recv` must not be called again. Payloads that arrived before are
+  /// delivered first. The link stays alive until its input ends (`abort` ends it).
+  virtual void start(std::shared_ptr<link_receiver> receiver, const std::shared_ptr<io_reactor>& io) = 0;
 
   /// Graceful close of our sending direction: payloads already sent are delivered, then
   /// the peer's `recv` sees end of stream. Receiving continues to work.

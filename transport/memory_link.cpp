@@ -28,6 +28,15 @@ struct channel {
   bool writer_done = false;
   /// The receiving endpoint aborted: nothing will ever be read again.
   bool reader_gone = false;
+  /// Set once the receiving endpoint started: payloads go straight to it, on the sending
+  /// thread, under `mtx` (which keeps them in order).
+  std::shared_ptr<link_receiver> receiver;
+
+  /// Ends a started receiver's input (once).
+  void end_locked(caf::error reason) {
+    if (auto r = std::move(receiver))
+      r->on_end(std::move(reason), nullptr);
+  }
 };
 
 class memory_link final : public link {
@@ -46,17 +55,26 @@ public:
     if (payload.size() > UINT32_MAX)
       return make_error(errc::frame_too_large, "payload of " + std::to_string(payload.size())
                                                  + " bytes does not fit a u32 length");
-    channel::entry item;
-    // Decide before copying, so an oversized payload costs nothing, like on a socket.
-    if (payload.size() > options_.max_frame_size)
-      item.oversized = payload.size();
-    else
-      item.payload.assign(payload.begin(), payload.end());
+    bool oversized = payload.size() > options_.max_frame_size;
     std::lock_guard<std::mutex> guard{tx_->mtx};
     if (tx_->writer_done)
       return make_error(errc::closed, name_ + ": send after close or abort");
     if (tx_->reader_gone)
       return make_error(errc::link_closed, name_ + ": the peer aborted the link");
+    if (tx_->receiver) {
+      // r[impl link.message.empty]
+      if (oversized)
+        tx_->end_locked(check_frame_size(payload.size(), options_.max_frame_size));
+      else
+        tx_->receiver->on_frame(payload, nullptr); // no copy, no thread
+      return {};
+    }
+    channel::entry item;
+    // Decide before copying, so an oversized payload costs nothing, like on a socket.
+    if (oversized)
+      item.oversized = payload.size();
+    else
+      item.payload.assign(payload.begin(), payload.end());
     tx_->queue.push_back(std::move(item));
     tx_->cv.notify_one();
     return {};
@@ -87,6 +105,7 @@ public:
   void close() override {
     std::lock_guard<std::mutex> guard{tx_->mtx};
     tx_->writer_done = true;
+    tx_->end_locked({});
     tx_->cv.notify_all();
   }
 
@@ -95,9 +114,37 @@ public:
       std::lock_guard<std::mutex> guard{rx_->mtx};
       rx_->reader_gone = true;
       rx_->queue.clear();
+      rx_->end_locked(make_error(errc::closed, name_ + ": link aborted locally"));
       rx_->cv.notify_all();
     }
     close();
+  }
+
+  void start(std::shared_ptr<link_receiver> receiver, const std::shared_ptr<io_reactor>&) override {
+    std::lock_guard<std::mutex> guard{rx_->mtx};
+    if (rx_->reader_gone) {
+      receiver->on_end(make_error(errc::closed, name_ + ": link aborted locally"), nullptr);
+      return;
+    }
+    for (auto& item : rx_->queue) {
+      if (item.oversized > 0) {
+        receiver->on_end(check_frame_size(item.oversized, options_.max_frame_size), nullptr);
+        rx_->queue.clear();
+        rx_->reader_gone = true;
+        return;
+      }
+      receiver->on_frame(item.payload, nullptr);
+    }
+    rx_->queue.clear();
+    if (rx_failure_) {
+      receiver->on_end(rx_failure_, nullptr);
+      return;
+    }
+    if (rx_->writer_done) {
+      receiver->on_end({}, nullptr);
+      return;
+    }
+    rx_->receiver = std::move(receiver);
   }
 
   std::string describe() const override {

@@ -6,10 +6,13 @@
 #include <cstring>
 #include <mutex>
 
+#include <fcntl.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
 #include "transport/framing.hpp"
+#include "transport/io_reactor.hpp"
 
 namespace vox {
 
@@ -18,7 +21,11 @@ namespace {
 /// Bytes read ahead in one syscall, so that a burst of small frames costs one read.
 constexpr size_t read_ahead_size = 64 * 1024;
 
-class socket_link final : public link {
+/// Before `start`, a plain blocking socket (prologue and handshake). After it, the socket
+/// is non-blocking and served by one I/O loop: input is read there and split into frames
+/// straight from the loop's shared buffer; output is queued and written by whichever
+/// thread holds the write turn (see `send`).
+class socket_link final : public link, public io_handler, public std::enable_shared_from_this<socket_link> {
 public:
   socket_link(unique_fd fd, std::string name, link_options options)
     : fd_(std::move(fd)), name_(std::move(name)), options_(options) {
@@ -34,12 +41,14 @@ public:
     if (payload.size() > UINT32_MAX)
       return make_error(errc::frame_too_large, "payload of " + std::to_string(payload.size())
                                                  + " bytes does not fit a u32 length");
-    auto header = encode_frame_header(static_cast<uint32_t>(payload.size()));
-    std::lock_guard<std::mutex> guard{send_mtx_};
+    std::unique_lock<std::mutex> guard{send_mtx_};
     if (send_closed_ || aborted_.load())
       return make_error(errc::closed, name_ + ": send after close or abort");
     if (tx_failure_)
       return tx_failure_;
+    if (loop_)
+      return enqueue(payload, guard);
+    auto header = encode_frame_header(static_cast<uint32_t>(payload.size()));
     iovec iov[2] = {{header.data(), header.size()},
                     {const_cast<uint8_t*>(payload.data()), payload.size()}};
     msghdr msg{};
@@ -118,16 +127,109 @@ public:
     if (send_closed_)
       return;
     send_closed_ = true;
-    if (!aborted_.load())
-      ::shutdown(fd_.get(), SHUT_WR);
+    if (!loop_) {
+      if (!aborted_.load())
+        ::shutdown(fd_.get(), SHUT_WR);
+      return;
+    }
+    // Started: what is queued goes out first; a peer that then never closes its side is cut
+    // after the stall timeout, so a closed link cannot linger.
+    closed_at_ = std::chrono::steady_clock::now();
+    if (!writing_)
+      shut_write_locked();
+    sync_interest_locked();
   }
 
   void abort() override {
     if (aborted_.exchange(true))
       return;
-    // Wakes a blocked recv (it reads EOF) and a blocked send (EPIPE); both then see the
-    // flag. Not under send_mtx_: abort must not wait for a send stuck on a full socket.
+    // Wakes a blocked recv (it reads EOF) and a blocked send (EPIPE), or the I/O loop; all
+    // then see the flag. Not under send_mtx_: abort must not wait for a send stuck on a
+    // full socket.
     ::shutdown(fd_.get(), SHUT_RDWR);
+  }
+
+  void start(std::shared_ptr<link_receiver> receiver, const std::shared_ptr<io_reactor>& io) override {
+    auto loop = io->next_loop();
+    int flags = ::fcntl(fd_.get(), F_GETFL);
+    ::fcntl(fd_.get(), F_SETFL, flags | O_NONBLOCK);
+    receiver_ = std::move(receiver);
+    // Bytes read ahead during the handshake are the start of the session's input.
+    rx_.assign(rx_buf_.begin() + static_cast<std::ptrdiff_t>(rx_pos_),
+               rx_buf_.begin() + static_cast<std::ptrdiff_t>(rx_end_));
+    byte_buffer{}.swap(rx_buf_);
+    rx_pos_ = rx_end_ = 0;
+    {
+      std::lock_guard<std::mutex> guard{send_mtx_};
+      loop_ = loop;
+      watch_ = false;
+    }
+    if (!loop->add(fd_.get(), shared_from_this())) {
+      end_input(*loop, make_system_error(errc::io_error, name_ + ": cannot watch the socket", errno));
+      return;
+    }
+    if (!rx_.empty()) // nothing may wake the loop for them: deliver them from there now
+      loop->post([self = shared_from_this(), loop] { self->on_event(*loop, 0); });
+  }
+
+  // -- io_handler: runs on the loop's thread --
+
+  void on_event(io_loop& loop, uint32_t events) override {
+    if (events & EPOLLOUT)
+      on_writable();
+    if (input_done_)
+      return;
+    if (!rx_.empty() && !deliver(loop, rx_))
+      return;
+    if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) == 0)
+      return;
+    auto& scratch = loop.scratch();
+    auto n = ::recv(fd_.get(), scratch.data(), scratch.size(), MSG_DONTWAIT);
+    if (aborted_.load()) {
+      end_input(loop, failure_or(aborted_error()));
+      return;
+    }
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+        return;
+      end_input(loop, failure_or(make_system_error(errc::io_error, name_ + ": recv failed", errno)));
+      return;
+    }
+    if (n == 0) {
+      // r[impl link.rx.eof]
+      if (rx_.empty())
+        end_input(loop, failure_or(caf::error{}));
+      else
+        end_input(loop, make_error(errc::link_closed, name_ + ": peer closed mid-frame with "
+                                                        + std::to_string(rx_.size()) + " bytes of a frame"));
+      return;
+    }
+    byte_span got{scratch.data(), static_cast<size_t>(n)};
+    if (rx_.empty()) {
+      // The common case: whole frames straight from the shared buffer, no copy.
+      auto used = parse(loop, got);
+      if (used && *used < got.size())
+        rx_.assign(got.begin() + static_cast<std::ptrdiff_t>(*used), got.end());
+      return;
+    }
+    rx_.insert(rx_.end(), got.begin(), got.end());
+    deliver(loop, rx_);
+  }
+
+  void on_tick(io_loop&, std::chrono::steady_clock::time_point now) override {
+    std::unique_lock<std::mutex> guard{send_mtx_};
+    if (!watch_)
+      return;
+    if (writing_ && armed_ && now - last_progress_ > options_.stall_timeout) {
+      fail_locked(make_error(errc::backpressure,
+                             name_ + ": the peer read nothing for " + std::to_string(options_.stall_timeout.count())
+                               + " ms with " + std::to_string(queued_bytes_) + " bytes queued"));
+      return;
+    }
+    if (send_closed_ && now - closed_at_ > options_.stall_timeout) {
+      guard.unlock();
+      abort();
+    }
   }
 
   std::string describe() const override {
@@ -135,6 +237,191 @@ public:
   }
 
 private:
+  // -- event-mode output, all under send_mtx_ --
+
+  /// Queues a frame. The first sender to find no write in progress takes the write turn
+  /// and writes everything queued, including frames others add meanwhile, in as few
+  /// `send` calls as the socket allows; if the socket is full the turn passes to the I/O
+  /// loop (EPOLLOUT). No caller ever waits for the peer.
+  caf::expected<void> enqueue(byte_span payload, std::unique_lock<std::mutex>& guard) {
+    auto size = frame_header_size + payload.size();
+    if (queued_bytes_ + size > options_.max_outbound_bytes) {
+      fail_locked(make_error(errc::backpressure, name_ + ": the peer is not reading: "
+                                                   + std::to_string(queued_bytes_) + " bytes queued, limit "
+                                                   + std::to_string(options_.max_outbound_bytes)));
+      return tx_failure_;
+    }
+    append_frame_header(out_, static_cast<uint32_t>(payload.size()));
+    out_.insert(out_.end(), payload.begin(), payload.end());
+    queued_bytes_ += size;
+    if (writing_)
+      return {};
+    writing_ = true;
+    flush(guard);
+    if (tx_failure_)
+      return tx_failure_;
+    return {};
+  }
+
+  /// Writes while holding the write turn; the lock is dropped around each syscall.
+  void flush(std::unique_lock<std::mutex>& guard) {
+    for (;;) {
+      if (inflight_pos_ == inflight_.size()) {
+        if (out_.empty() || tx_failure_ || aborted_.load()) {
+          writing_ = false;
+          armed_ = false;
+          if (send_closed_)
+            shut_write_locked();
+          sync_interest_locked();
+          return;
+        }
+        inflight_.swap(out_);
+        out_.clear();
+        inflight_pos_ = 0;
+      }
+      auto* data = inflight_.data() + inflight_pos_;
+      auto len = inflight_.size() - inflight_pos_;
+      guard.unlock();
+      auto n = ::send(fd_.get(), data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+      auto err = errno;
+      guard.lock();
+      if (n > 0) {
+        inflight_pos_ += static_cast<size_t>(n);
+        queued_bytes_ -= static_cast<size_t>(n);
+        last_progress_ = std::chrono::steady_clock::now();
+        if (inflight_pos_ == inflight_.size() && inflight_.capacity() > 256 * 1024)
+          byte_buffer{}.swap(inflight_); // a burst is over: do not keep its buffer
+        if (inflight_pos_ == inflight_.size()) {
+          inflight_.clear();
+          inflight_pos_ = 0;
+        }
+        continue;
+      }
+      if (n < 0 && err == EINTR)
+        continue;
+      if (n < 0 && (err == EAGAIN || err == EWOULDBLOCK)) {
+        if (!armed_) {
+          armed_ = true;
+          last_progress_ = std::chrono::steady_clock::now();
+        }
+        sync_interest_locked(); // the loop holds the turn from here
+        return;
+      }
+      if (aborted_.load()) {
+        tx_failure_ = make_error(errc::closed, name_ + ": link aborted during send");
+      } else if (err == EPIPE || err == ECONNRESET) {
+        tx_failure_ = make_system_error(errc::link_closed, name_ + ": peer closed the link", err);
+      } else {
+        tx_failure_ = make_system_error(errc::io_error, name_ + ": send failed", err);
+      }
+      fail_locked(tx_failure_);
+    }
+  }
+
+  void on_writable() {
+    std::unique_lock<std::mutex> guard{send_mtx_};
+    if (writing_ && armed_)
+      flush(guard);
+  }
+
+  /// The link cannot carry output any more: remember why (the receiver hears it as the
+  /// reason its input ended) and tear the socket down.
+  void fail_locked(caf::error reason) {
+    if (!tx_failure_)
+      tx_failure_ = reason;
+    if (!end_reason_)
+      end_reason_ = std::move(reason);
+    out_.clear();
+    queued_bytes_ = 0;
+    if (!aborted_.exchange(true))
+      ::shutdown(fd_.get(), SHUT_RDWR);
+    sync_interest_locked();
+  }
+
+  void shut_write_locked() {
+    if (!write_shut_ && !aborted_.load())
+      ::shutdown(fd_.get(), SHUT_WR);
+    write_shut_ = true;
+  }
+
+  /// Points epoll at what is still wanted, tells the loop whether we need ticks, and
+  /// deregisters once neither input nor output remains.
+  void sync_interest_locked() {
+    if (!loop_ || removed_)
+      return;
+    bool want_out = writing_ && armed_ && !aborted_.load();
+    bool watch = want_out || (send_closed_ && !input_done_flag_);
+    if (watch != watch_) {
+      loop_->watch_stalls(watch ? 1 : -1);
+      watch_ = watch;
+    }
+    if (input_done_flag_ && !want_out) {
+      removed_ = true;
+      if (watch_) {
+        loop_->watch_stalls(-1);
+        watch_ = false;
+      }
+      loop_->remove(fd_.get(), this);
+      return;
+    }
+    bool want_in = !input_done_flag_;
+    if (want_out != out_interest_ || want_in != in_interest_) {
+      out_interest_ = want_out;
+      in_interest_ = want_in;
+      loop_->set_interest(fd_.get(), this, want_in, want_out);
+    }
+  }
+
+  caf::error failure_or(caf::error fallback) {
+    std::lock_guard<std::mutex> guard{send_mtx_};
+    return end_reason_ ? end_reason_ : std::move(fallback);
+  }
+
+  // -- event-mode input: the loop's thread only --
+
+  /// Delivers every whole frame at the start of `data`; returns how many bytes it used, or
+  /// nothing if the input ended (a frame over the limit).
+  std::optional<size_t> parse(io_loop& loop, byte_span data) {
+    size_t pos = 0;
+    while (data.size() - pos >= frame_header_size) {
+      auto len = decode_frame_header(data.data() + pos);
+      // Checked before anything is buffered for the frame.
+      if (auto err = check_frame_size(len, options_.max_frame_size)) {
+        end_input(loop, std::move(err));
+        return std::nullopt;
+      }
+      if (data.size() - pos - frame_header_size < len)
+        break;
+      // r[impl link.message.empty]
+      receiver_->on_frame(data.subspan(pos + frame_header_size, len), &loop);
+      pos += frame_header_size + len;
+    }
+    return pos;
+  }
+
+  /// Parses the carried-over bytes in `buf` and keeps only the unfinished frame.
+  bool deliver(io_loop& loop, byte_buffer& buf) {
+    auto used = parse(loop, buf);
+    if (!used)
+      return false;
+    buf.erase(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(*used));
+    if (buf.empty() && buf.capacity() > 64 * 1024)
+      byte_buffer{}.swap(buf); // an idle link keeps no large buffer
+    return true;
+  }
+
+  void end_input(io_loop& loop, caf::error reason) {
+    if (input_done_)
+      return;
+    input_done_ = true;
+    byte_buffer{}.swap(rx_);
+    auto receiver = std::move(receiver_);
+    receiver->on_end(std::move(reason), &loop);
+    std::lock_guard<std::mutex> guard{send_mtx_};
+    input_done_flag_ = true;
+    sync_interest_locked();
+  }
+
   caf::error aborted_error() const {
     return make_error(errc::closed, name_ + ": link aborted locally");
   }
@@ -207,6 +494,29 @@ private:
   std::mutex send_mtx_;
   bool send_closed_ = false;
   caf::error tx_failure_;
+  // Event mode (all under send_mtx_): frames not yet picked up by a writer, the batch being
+  // written by the holder of the write turn, and how the socket is registered.
+  std::shared_ptr<io_loop> loop_;
+  byte_buffer out_;
+  byte_buffer inflight_;
+  size_t inflight_pos_ = 0;
+  size_t queued_bytes_ = 0;
+  bool writing_ = false;       ///< someone holds the write turn
+  bool armed_ = false;         ///< the turn is with the loop, waiting for EPOLLOUT
+  bool out_interest_ = false;
+  bool in_interest_ = true;
+  bool watch_ = false;
+  bool write_shut_ = false;
+  bool input_done_flag_ = false;
+  bool removed_ = false;
+  caf::error end_reason_;
+  std::chrono::steady_clock::time_point last_progress_{};
+  std::chrono::steady_clock::time_point closed_at_{};
+
+  // Event-mode input, the loop's thread only.
+  std::shared_ptr<link_receiver> receiver_;
+  byte_buffer rx_;
+  bool input_done_ = false;
 
   // Receiving side, touched only by the one thread in recv.
   byte_buffer rx_buf_;

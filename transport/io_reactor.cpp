@@ -1,0 +1,225 @@
+#include "transport/io_reactor.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <caf/actor_system.hpp>
+#include <caf/resumable.hpp>
+#include <caf/scheduler/abstract_coordinator.hpp>
+
+namespace vox {
+
+namespace {
+
+/// Messages an inline actor may handle before the loop looks at its sockets again.
+constexpr size_t inline_throughput = 64;
+/// Inline resumptions per loop iteration, for the same reason.
+constexpr size_t max_jobs_per_iteration = 256;
+constexpr int max_events = 256;
+
+} // namespace
+
+io_loop::io_loop(caf::actor_system* sys, inline_filter filter)
+  : caf::execution_unit(sys), filter_(std::move(filter)) {
+  epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+  wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (epoll_fd_ < 0 || wake_fd_ < 0)
+    throw std::runtime_error(std::string{"vox: cannot create an I/O loop: "} + std::strerror(errno));
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.ptr = nullptr; // the wake-up descriptor
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
+  scratch_.resize(64 * 1024);
+}
+
+io_loop::~io_loop() {
+  if (thread_.joinable())
+    thread_.detach();
+  ::close(wake_fd_);
+  ::close(epoll_fd_);
+}
+
+void io_loop::start(const std::shared_ptr<io_loop>& self) {
+  self->thread_ = std::thread{[self] { self->run(); }};
+}
+
+void io_loop::stop() {
+  stop_.store(true);
+  uint64_t one = 1;
+  (void) ::write(wake_fd_, &one, sizeof(one));
+  if (!thread_.joinable())
+    return;
+  if (on_loop_thread())
+    thread_.detach(); // destroyed from inside a job: the thread ends after this iteration
+  else
+    thread_.join();
+}
+
+bool io_loop::add(int fd, std::shared_ptr<io_handler> handler) {
+  auto* key = handler.get();
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    handlers_.emplace(key, std::move(handler));
+  }
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.ptr = key;
+  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) == 0)
+    return true;
+  std::lock_guard<std::mutex> guard{mtx_};
+  handlers_.erase(key);
+  return false;
+}
+
+void io_loop::set_interest(int fd, io_handler* handler, bool input, bool output) {
+  epoll_event ev{};
+  ev.events = (input ? EPOLLIN : 0u) | (output ? EPOLLOUT : 0u);
+  ev.data.ptr = handler;
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &ev);
+}
+
+void io_loop::remove(int fd, io_handler* handler) {
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    auto i = handlers_.find(handler);
+    if (i == handlers_.end())
+      return;
+    released_.push_back(std::move(i->second));
+    handlers_.erase(i);
+  }
+  // An idle loop would otherwise hold the handler (and its socket) until its next event.
+  if (!on_loop_thread()) {
+    uint64_t one = 1;
+    (void) ::write(wake_fd_, &one, sizeof(one));
+  }
+}
+
+void io_loop::post(std::function<void()> fn) {
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    posted_.push_back(std::move(fn));
+  }
+  uint64_t one = 1;
+  (void) ::write(wake_fd_, &one, sizeof(one));
+}
+
+void io_loop::exec_later(caf::resumable* job) {
+  // Only jobs woken by something running on this thread may stay here; CAF calls this from
+  // an actor's enqueue with the sender's execution unit, which is this loop only while the
+  // sender runs on it.
+  if (on_loop_thread() && filter_ && filter_(job)) {
+    jobs_.push_back(job);
+    return;
+  }
+  system().scheduler().enqueue(job);
+}
+
+void io_loop::run_jobs() {
+  for (size_t n = 0; n < max_jobs_per_iteration && !jobs_.empty(); ++n) {
+    auto* job = jobs_.front();
+    jobs_.pop_front();
+    switch (job->resume(this, inline_throughput)) {
+      case caf::resumable::resume_later:
+        jobs_.push_back(job);
+        break;
+      case caf::resumable::awaiting_message:
+      case caf::resumable::done:
+      case caf::resumable::shutdown_execution_unit:
+        // The reference taken when the job was scheduled.
+        intrusive_ptr_release(job);
+        break;
+    }
+  }
+}
+
+void io_loop::run_posted() {
+  std::vector<std::function<void()>> tasks;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    tasks.swap(posted_);
+  }
+  for (auto& fn : tasks)
+    fn();
+}
+
+void io_loop::tick_all() {
+  std::vector<std::shared_ptr<io_handler>> all;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    all.reserve(handlers_.size());
+    for (auto& [key, h] : handlers_)
+      all.push_back(h);
+  }
+  auto now = std::chrono::steady_clock::now();
+  for (auto& h : all)
+    h->on_tick(*this, now);
+}
+
+void io_loop::run() {
+  thread_id_.store(std::this_thread::get_id());
+  epoll_event events[max_events];
+  while (!stop_.load()) {
+    int timeout = -1;
+    if (!jobs_.empty())
+      timeout = 0;
+    else if (stall_watches_.load(std::memory_order_relaxed) > 0)
+      timeout = static_cast<int>(tick_interval.count());
+    auto n = ::epoll_wait(epoll_fd_, events, max_events, timeout);
+    if (n < 0 && errno != EINTR)
+      break;
+    for (int i = 0; i < n; ++i) {
+      if (events[i].data.ptr == nullptr) {
+        uint64_t count = 0;
+        (void) ::read(wake_fd_, &count, sizeof(count));
+        run_posted();
+      } else {
+        static_cast<io_handler*>(events[i].data.ptr)->on_event(*this, events[i].events);
+      }
+    }
+    run_jobs();
+    if (stall_watches_.load(std::memory_order_relaxed) > 0) {
+      auto now = std::chrono::steady_clock::now();
+      if (now >= next_tick_) {
+        next_tick_ = now + tick_interval;
+        tick_all();
+      }
+    }
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      graveyard_.swap(released_);
+    }
+    graveyard_.clear();
+  }
+  // Jobs not run yet go to the scheduler, so that no actor is stranded on a dead thread.
+  for (auto* job : jobs_)
+    system().scheduler().enqueue(job);
+  jobs_.clear();
+}
+
+std::shared_ptr<io_reactor> io_reactor::start(caf::actor_system& sys, config cfg) {
+  std::vector<std::shared_ptr<io_loop>> loops;
+  for (size_t i = 0; i < std::max<size_t>(cfg.threads, 1); ++i) {
+    auto loop = std::make_shared<io_loop>(&sys, cfg.run_inline);
+    io_loop::start(loop);
+    loops.push_back(std::move(loop));
+  }
+  return std::shared_ptr<io_reactor>{new io_reactor(std::move(loops))};
+}
+
+io_reactor::~io_reactor() {
+  for (auto& loop : loops_)
+    loop->stop();
+}
+
+const std::shared_ptr<io_loop>& io_reactor::next_loop() {
+  return loops_[next_.fetch_add(1, std::memory_order_relaxed) % loops_.size()];
+}
+
+} // namespace vox

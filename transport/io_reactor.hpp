@@ -1,0 +1,148 @@
+// The event-driven I/O layer: a few epoll threads that serve every socket link of a process.
+//
+// Each I/O thread (an `io_loop`) waits in epoll_wait for all the sockets assigned to it and
+// is also a CAF execution unit: an actor that a frame wakes up may run right there, on the
+// thread that read the frame, instead of paying a thread wake-up to reach a CAF worker.
+// Which actors may do that is the owner's choice (`io_reactor::config::run_inline`); every
+// other actor is handed to the CAF scheduler as usual.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include <caf/execution_unit.hpp>
+#include <caf/fwd.hpp>
+
+#include "protocol/bytes.hpp"
+
+namespace vox {
+
+class io_loop;
+
+/// What an I/O thread does for one registered file descriptor. Every call happens on the
+/// loop's thread, never two at a time for one handler.
+class io_handler {
+public:
+  virtual ~io_handler() = default;
+  /// `events` holds the EPOLL* bits that fired (EPOLLIN, EPOLLOUT, EPOLLERR, EPOLLHUP).
+  virtual void on_event(io_loop& loop, uint32_t events) = 0;
+  /// Periodic check while the loop has stall watches (see `io_loop::watch_stalls`).
+  virtual void on_tick(io_loop& loop, std::chrono::steady_clock::time_point now) = 0;
+};
+
+/// One I/O thread: an epoll set, a run queue of actors it executes inline, and tasks
+/// posted from other threads.
+class io_loop final : public caf::execution_unit {
+public:
+  using inline_filter = std::function<bool(caf::resumable*)>;
+
+  io_loop(caf::actor_system* sys, inline_filter filter);
+  ~io_loop() override;
+
+  io_loop(const io_loop&) = delete;
+  io_loop& operator=(const io_loop&) = delete;
+
+  /// Starts the thread. `self` keeps the loop alive until the thread has exited.
+  static void start(const std::shared_ptr<io_loop>& self);
+
+  /// Asks the thread to finish its current iteration and exit. Joins it, unless called on
+  /// the loop's own thread (then the thread exits by itself right after).
+  void stop();
+
+  /// Registers `fd` for input (level-triggered). The loop keeps `handler` alive until
+  /// `remove` (from any thread).
+  bool add(int fd, std::shared_ptr<io_handler> handler);
+
+  /// Sets which of EPOLLIN and EPOLLOUT `fd` waits for. Any thread.
+  void set_interest(int fd, io_handler* handler, bool input, bool output);
+
+  /// Deregisters `fd`; `handler` is released after the current batch of events, so a
+  /// handler may remove itself. Any thread.
+  void remove(int fd, io_handler* handler);
+
+  /// While the count is positive the loop calls `on_tick` of every handler about every
+  /// `tick_interval`; handlers with pending output raise it, so an idle loop never wakes.
+  void watch_stalls(int delta) { stall_watches_.fetch_add(delta, std::memory_order_relaxed); }
+
+  static constexpr std::chrono::milliseconds tick_interval{100};
+
+  /// Runs `fn` on the loop's thread.
+  void post(std::function<void()> fn);
+
+  /// True on this loop's own thread.
+  bool on_loop_thread() const { return std::this_thread::get_id() == thread_id_.load(); }
+
+  /// Read buffer shared by every link of this loop: a link keeps only the bytes of a frame
+  /// that is not complete yet, so an idle link holds no read buffer at all.
+  byte_buffer& scratch() { return scratch_; }
+
+  // caf::execution_unit
+  void exec_later(caf::resumable* job) override;
+
+private:
+  void run();
+  void run_jobs();
+  void run_posted();
+  void tick_all();
+
+  int epoll_fd_ = -1;
+  int wake_fd_ = -1;
+  inline_filter filter_;
+  std::thread thread_;
+  std::atomic<std::thread::id> thread_id_{};
+  std::atomic<bool> stop_{false};
+  std::atomic<int> stall_watches_{0};
+  std::chrono::steady_clock::time_point next_tick_{};
+
+  // Loop thread only.
+  std::deque<caf::resumable*> jobs_;
+  std::vector<std::shared_ptr<io_handler>> graveyard_;
+  byte_buffer scratch_;
+
+  std::mutex mtx_; // guards handlers_, graveyard_ hand-over and posted_
+  std::unordered_map<io_handler*, std::shared_ptr<io_handler>> handlers_;
+  std::vector<std::shared_ptr<io_handler>> released_;
+  std::vector<std::function<void()>> posted_;
+};
+
+/// A set of I/O threads; links are spread over them round-robin.
+class io_reactor {
+public:
+  struct config {
+    /// Number of I/O threads; 1 by default. The count never depends on the number of links.
+    size_t threads = 1;
+    /// Which actors woken on an I/O thread run there (the rest go to the CAF scheduler).
+    io_loop::inline_filter run_inline;
+  };
+
+  /// Starts a reactor whose threads belong to `sys`.
+  static std::shared_ptr<io_reactor> start(caf::actor_system& sys, config cfg);
+
+  ~io_reactor();
+
+  io_reactor(const io_reactor&) = delete;
+  io_reactor& operator=(const io_reactor&) = delete;
+
+  /// The loop for the next link.
+  const std::shared_ptr<io_loop>& next_loop();
+
+  size_t threads() const { return loops_.size(); }
+
+private:
+  explicit io_reactor(std::vector<std::shared_ptr<io_loop>> loops) : loops_(std::move(loops)) {}
+
+  std::vector<std::shared_ptr<io_loop>> loops_;
+  std::atomic<size_t> next_{0};
+};
+
+using io_reactor_ptr = std::shared_ptr<io_reactor>;
+
+} // namespace vox
