@@ -36,17 +36,21 @@ void session_server::accept_loop() {
       return; // shut down (or the listener failed): nothing more to accept
     std::lock_guard<std::mutex> guard{mtx_};
     reap_finished_locked();
-    if (stopped_ || jobs_.size() >= cfg_.max_pending_handshakes) {
+    if (stopped_ || pending_ >= cfg_.max_pending_handshakes) {
       (*lnk)->abort();
       continue;
     }
     auto& job = jobs_.emplace_back();
     job.link = *lnk;
+    ++pending_;
     job.thread = std::thread{[this, &job] {
       auto session = accept_session(sys_, job.link, cfg_.options);
       {
         std::lock_guard<std::mutex> guard{mtx_};
         job.done = true; // `job` may be reaped from here on: do not touch it again
+        --pending_;
+        // The session owns the link now; a finished job must not keep its socket open.
+        job.link.reset();
         if (!session)
           return; // the link was aborted; the peer sees its socket close
         ++started_;

@@ -63,6 +63,7 @@ private:
   std::thread acceptor_;
   std::mutex mtx_;
   std::list<handshake_job> jobs_;
+  size_t pending_ = 0; ///< handshakes still running (finished jobs wait to be joined)
   std::vector<session_actor> sessions_;
   std::atomic<size_t> started_{0};
   bool stopped_ = false;

@@ -84,6 +84,20 @@ std::optional<std::string> child_process::read_line(std::chrono::milliseconds ti
   }
 }
 
+bool child_process::write_line(const std::string& line) {
+  auto text = line + "\n";
+  size_t off = 0;
+  while (to_child_ >= 0 && off < text.size()) {
+    auto n = ::write(to_child_, text.data() + off, text.size() - off);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return false; // EPIPE (SIGPIPE is ignored): the child exited
+    off += static_cast<size_t>(n);
+  }
+  return off == text.size();
+}
+
 std::string child_process::finish(std::chrono::milliseconds grace) {
   if (!ended_.empty())
     return ended_;

@@ -24,6 +24,9 @@ public:
   /// The next line the child prints (without '\n'), or nullopt on timeout or end of output.
   std::optional<std::string> read_line(std::chrono::milliseconds timeout);
 
+  /// Writes `line` and '\n' to the child's stdin; false if the child is gone.
+  bool write_line(const std::string& line);
+
   /// Closes the child's stdin, waits up to `grace` for it to exit, then SIGKILLs it.
   /// Returns a description of how it ended ("exit 0", "signal 9"). Idempotent.
   std::string finish(std::chrono::milliseconds grace = std::chrono::milliseconds{10000});

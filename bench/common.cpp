@@ -2,10 +2,12 @@
 #include "bench/typed.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <variant>
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 namespace voxbench {
@@ -53,8 +55,49 @@ long rss_kb() {
   return resident * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
+latency_recorder::latency_recorder(double seconds, double per_second) {
+  constexpr double cap = 4 << 20;
+  ns_.reserve(static_cast<size_t>(std::min(cap, std::max(0.0, seconds * per_second) + 4096)));
+}
+
+latency_summary latency_recorder::summary() {
+  latency_summary out;
+  out.samples = ns_.size();
+  if (ns_.empty())
+    return out;
+  std::sort(ns_.begin(), ns_.end());
+  auto rank = [&](double p) { // nearest rank: the smallest sample with >= p of all at or below it
+    auto r = static_cast<size_t>(std::ceil(p * static_cast<double>(ns_.size())));
+    return static_cast<double>(ns_[std::clamp<size_t>(r, 1, ns_.size()) - 1]) / 1000.0;
+  };
+  out.p50_us = rank(0.50);
+  out.p99_us = rank(0.99);
+  out.p999_us = rank(0.999);
+  return out;
+}
+
+std::string describe(const latency_summary& l, bool with_p999) {
+  auto us = [](double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, v < 10 ? "%.1f" : "%.0f", v);
+    return std::string{buf};
+  };
+  auto out = "p50 " + us(l.p50_us) + " us p99 " + us(l.p99_us) + " us";
+  if (with_p999)
+    out += " p99.9 " + us(l.p999_us) + " us";
+  return out;
+}
+
 double seconds_since(clock_type::time_point t) {
   return std::chrono::duration<double>(clock_type::now() - t).count();
+}
+
+void raise_fd_limit() {
+  rlimit r;
+  if (::getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < r.rlim_max) {
+    r.rlim_cur = r.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &r);
+  }
 }
 
 } // namespace voxbench

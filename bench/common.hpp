@@ -3,7 +3,9 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include <caf/actor_system_config.hpp>
 
@@ -43,12 +45,41 @@ struct timing {
   double measure_s = 2.0; ///< counted
 };
 
+/// Percentiles of recorded round-trip times (nearest rank), in microseconds.
+struct latency_summary {
+  size_t samples = 0;
+  double p50_us = 0;
+  double p99_us = 0;
+  double p999_us = 0;
+};
+
+/// Round-trip times of one row. The vector is reserved up front so that recording in a
+/// measured loop does not allocate (unless a row outruns the estimate).
+class latency_recorder {
+public:
+  /// Reserves for `per_second` samples over `seconds`, capped at 4M samples (32 MiB).
+  latency_recorder(double seconds, double per_second);
+
+  void add(clock_type::duration d) { ns_.push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(d).count()); }
+  size_t size() const { return ns_.size(); }
+
+  /// Sorts the samples (so call it once the row is done).
+  latency_summary summary();
+
+private:
+  std::vector<int64_t> ns_;
+};
+
+/// "p50 61 us p99 180 us" (and "p99.9 …" if `with_p999`).
+std::string describe(const latency_summary& l, bool with_p999 = false);
+
 /// One measured rate, or why there is none.
 struct measurement {
   bool ok = false;
   uint64_t ops = 0;     ///< operations completed inside the measured interval
   double seconds = 0;   ///< length of the measured interval
   std::string error;    ///< set when !ok
+  std::optional<latency_summary> latency; ///< for rows that record round-trip times
 
   double rate() const { return seconds > 0 ? static_cast<double>(ops) / seconds : 0; }
   static measurement failed(std::string why) {
@@ -62,5 +93,9 @@ struct measurement {
 long rss_kb();
 
 double seconds_since(clock_type::time_point t);
+
+/// Raises RLIMIT_NOFILE to its hard limit (every process of a run does: the sessions row
+/// holds one socket per session on each side).
+void raise_fd_limit();
 
 } // namespace voxbench

@@ -1,4 +1,5 @@
 #include "bench/raw_tcp.hpp"
+#include "bench/driving.hpp"
 
 #include <cerrno>
 #include <cstdio>
@@ -144,20 +145,36 @@ void raw_echo_server::stop() {
   ::close(listen_fd_);
 }
 
-measurement raw_tcp_ping_pong(const std::string& host, uint16_t port, timing t) {
+namespace {
+
+/// A connected blocking TCP_NODELAY socket; a stuck server fails the row (5 s receive
+/// timeout) instead of hanging the run.
+int connect_raw(const std::string& host, uint16_t port, std::string& why) {
   sockaddr_in a;
-  if (!to_addr(host, port, a))
-    return measurement::failed("not an IPv4 address: " + host);
+  if (!to_addr(host, port, a)) {
+    why = "not an IPv4 address: " + host;
+    return -1;
+  }
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    auto why = std::string{"connect: "} + std::strerror(errno);
+    why = std::string{"connect: "} + std::strerror(errno);
     if (fd >= 0)
       ::close(fd);
-    return measurement::failed(why);
+    return -1;
   }
   set_nodelay(fd);
-  timeval tv{5, 0}; // a stuck server fails the row instead of hanging the run
+  timeval tv{5, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  return fd;
+}
+
+} // namespace
+
+measurement raw_tcp_ping_pong(const std::string& host, uint16_t port, timing t) {
+  std::string why;
+  int fd = connect_raw(host, port, why);
+  if (fd < 0)
+    return measurement::failed(why);
   uint8_t frame[4 + payload_size];
   store_le32(frame, payload_size);
   auto body = make_body();
@@ -175,21 +192,89 @@ measurement raw_tcp_ping_pong(const std::string& host, uint16_t port, timing t) 
       return measurement::failed("raw round trip failed during warm-up");
     }
   }
+  latency_recorder latency{t.measure_s, 250000};
   auto start = clock_type::now();
   auto end = start + std::chrono::duration<double>(t.measure_s);
   uint64_t n = 0;
-  while (clock_type::now() < end) {
+  for (auto now = start; now < end;) {
     if (!round_trip()) {
       ::close(fd);
       return measurement::failed("raw round trip failed");
     }
+    auto done = clock_type::now();
+    latency.add(done - now);
+    now = done;
     ++n;
   }
   m.seconds = seconds_since(start);
   ::close(fd);
   m.ok = true;
   m.ops = n;
+  m.latency = latency.summary();
   return m;
+}
+
+measurement raw_tcp_pipelined(const std::string& host, uint16_t port, int depth, timing t) {
+  if (depth < 1)
+    return measurement::failed("depth < 1");
+  std::string why;
+  int fd = connect_raw(host, port, why);
+  if (fd < 0)
+    return measurement::failed(why);
+  constexpr size_t frame_size = 4 + payload_size;
+  auto body = make_body();
+  // Frame k carries k in its first 8 payload bytes, so each echo is checked to be the
+  // right frame in the right order, not just any frame.
+  auto fill = [&](uint8_t* f, uint64_t k) {
+    store_le32(f, payload_size);
+    std::memcpy(f + 4, body.data(), payload_size);
+    for (int i = 0; i < 8; ++i)
+      f[4 + i] = static_cast<uint8_t>(k >> (8 * i));
+  };
+  std::vector<uint8_t> out(frame_size * static_cast<size_t>(depth));
+  std::vector<uint8_t> in(64 * 1024);
+  uint8_t expect[frame_size];
+  size_t have = 0;
+  uint64_t sent = 0, received = 0;
+  bool issuing = true;
+  phase_clock clock{t};
+  auto fail = [&](std::string what) {
+    ::close(fd);
+    return measurement::failed(std::move(what));
+  };
+  for (;;) {
+    if (issuing && sent - received < static_cast<uint64_t>(depth)) {
+      // Top the window up to `depth` with one send, as a batching writer would.
+      size_t k = 0;
+      for (; sent - received < static_cast<uint64_t>(depth); ++k)
+        fill(out.data() + k * frame_size, sent++);
+      if (!write_all(fd, out.data(), k * frame_size))
+        return fail("raw pipelined send failed");
+    }
+    if (sent == received)
+      break;
+    auto r = ::recv(fd, in.data() + have, in.size() - have, 0);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r <= 0)
+      return fail(r == 0 ? "raw pipelined: the server closed the connection"
+                         : std::string{"raw pipelined recv: "} + std::strerror(errno));
+    have += static_cast<size_t>(r);
+    auto now = clock_type::now();
+    size_t used = 0;
+    for (; have - used >= frame_size; used += frame_size) {
+      fill(expect, received);
+      if (std::memcmp(in.data() + used, expect, frame_size) != 0)
+        return fail("raw pipelined: an echo was not its frame");
+      ++received;
+      if (!clock.complete(now))
+        issuing = false;
+    }
+    std::memmove(in.data(), in.data() + used, have - used);
+    have -= used;
+  }
+  ::close(fd);
+  return clock.result();
 }
 
 } // namespace voxbench

@@ -39,6 +39,13 @@ private:
 
 /// Round trips of 32-byte frames on one blocking TCP_NODELAY socket to `host`:`port`:
 /// `t.warmup_s` uncounted, then `t.measure_s` counted. Every echo is checked.
+/// Each round trip's time is recorded (p50/p99 in the result).
 measurement raw_tcp_ping_pong(const std::string& host, uint16_t port, timing t);
+
+/// The pipelined floor: `depth` 32-byte frames kept in flight on one blocking
+/// TCP_NODELAY socket by one thread that tops the window up with one send, then reads
+/// whatever has arrived (64 KiB buffer). Every echo is checked to be its frame, in order.
+/// Warm-up, counted interval and drain as in the vox rows.
+measurement raw_tcp_pipelined(const std::string& host, uint16_t port, int depth, timing t);
 
 } // namespace voxbench

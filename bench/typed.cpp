@@ -2,6 +2,7 @@
 
 #include <future>
 #include <memory>
+#include <optional>
 
 #include <caf/event_based_actor.hpp>
 
@@ -39,20 +40,27 @@ measurement measure_typed_calls(caf::actor_system& sys, const vox::caller& c, in
       uint64_t ops = 0;
       int inflight = 0;
       bool failed = false;
+      std::optional<latency_recorder> latency{}; // one-outstanding rows only
     };
     auto st = std::make_shared<state>(state{vox::client<bench_service>{c}, clock_type::now(), {}, {}});
+    if (depth == 1)
+      st->latency.emplace(t.measure_s, 250000);
     st->counted_from = st->start + std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(t.warmup_s));
     st->end = st->counted_from + std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(t.measure_s));
     auto fire = std::make_shared<std::function<void()>>();
     *fire = [=, &done] {
       ++st->inflight;
+      auto sent = clock_type::now();
       st->client.request<bench_echo>(self, {arg}, [=, &done](caf::expected<bench_echo::result_type> r) {
-        --st->inflight;
         auto now = clock_type::now();
-        if (!r || !r->is_ok() || r->ok() != arg)
+        --st->inflight;
+        if (!r || !r->is_ok() || r->ok() != arg) {
           st->failed = true;
-        else if (now >= st->counted_from)
+        } else if (now >= st->counted_from) {
           ++st->ops;
+          if (st->latency)
+            st->latency->add(now - sent);
+        }
         if (!st->failed && now < st->end) {
           (*fire)();
         } else if (st->inflight == 0) {
@@ -62,6 +70,8 @@ measurement measure_typed_calls(caf::actor_system& sys, const vox::caller& c, in
           m.seconds = std::chrono::duration<double>(now - st->counted_from).count();
           if (st->failed)
             m.error = "a typed call failed or returned a wrong echo";
+          else if (st->latency)
+            m.latency = st->latency->summary();
           done.set_value(m);
           *fire = nullptr;
           self->quit();

@@ -8,9 +8,13 @@
 //       SIGINT/SIGTERM, or with --until-eof until its stdin closes
 //   vox-bench rss [--count N] [--threads N] [--poll N]
 //       (internal) the idle-connection RSS measurement in a fresh process
+//   vox-bench sessions-server [--sessions N] [--threads N] [--poll N]
+//   vox-bench sessions-client --port P [--sessions N] [--threads N] [--poll N]
+//       (internal) the two sides of the idle-sessions row (see bench/sessions.hpp)
 //
-// The default run re-executes this binary twice (/proc/self/exe): once as `rss`, once as
-// `server` for the TCP rows. Memory rows run both sessions in this process.
+// The default run re-executes this binary (/proc/self/exe): as `rss`, as `server` for the
+// TCP rows, and as `sessions-server` and `sessions-client` for the sessions row. Memory
+// rows run both sessions in this process.
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -31,7 +35,10 @@
 #include "actors/session_server.hpp"
 #include "bench/child_process.hpp"
 #include "bench/common.hpp"
+#include "bench/open_loop.hpp"
 #include "bench/raw_tcp.hpp"
+#include "bench/sessions.hpp"
+#include "bench/table.hpp"
 #include "bench/typed.hpp"
 #include "bench/workloads.hpp"
 #include "transport/tcp_link.hpp"
@@ -45,6 +52,7 @@ struct cli {
   timing t;
   sched_options sched;
   size_t count = 10000; ///< idle virtual connections for the RSS row
+  size_t sessions = 10000; ///< idle TCP sessions for the sessions row
   std::string host = "127.0.0.1";
   uint16_t port = 0;
   uint16_t raw_port = 0;
@@ -53,21 +61,26 @@ struct cli {
 
 void usage(FILE* out) {
   std::fprintf(out,
-               "usage: vox-bench [--seconds S] [--warmup S] [--threads N] [--poll N] [--count N]\n"
+               "usage: vox-bench [--seconds S] [--warmup S] [--threads N] [--poll N] [--count N] [--sessions N]\n"
                "       vox-bench server [--host H] [--port N] [--raw-port M] [--threads N] [--poll N] [--until-eof]\n"
                "       vox-bench rss [--count N] [--threads N] [--poll N]\n"
+               "       vox-bench sessions-server [--sessions N] [--threads N] [--poll N]\n"
+               "       vox-bench sessions-client --port P [--sessions N] [--threads N] [--poll N]\n"
                "  --seconds S   counted time per row (default 2)\n"
                "  --warmup S    uncounted warm-up per row (default 0.5)\n"
                "  --threads N   CAF scheduler.max-threads in every process (default 2)\n"
                "  --poll N      CAF work-stealing.aggressive-poll-attempts (default: CAF's)\n"
-               "  --count N     idle virtual connections for the RSS row (default 10000)\n");
+               "  --count N     idle virtual connections for the RSS row (default 10000)\n"
+               "  --sessions N  idle TCP sessions for the sessions row (default 10000)\n");
 }
 
 std::optional<cli> parse(int argc, char** argv) {
   cli o;
   int i = 1;
-  if (argc > 1 && (std::strcmp(argv[1], "server") == 0 || std::strcmp(argv[1], "rss") == 0))
-    o.mode = argv[i++];
+  if (argc > 1)
+    for (const char* m : {"server", "rss", "sessions-server", "sessions-client"})
+      if (std::strcmp(argv[1], m) == 0)
+        o.mode = argv[i++];
   try {
     for (; i < argc; ++i) {
       std::string a = argv[i];
@@ -92,6 +105,8 @@ std::optional<cli> parse(int argc, char** argv) {
         o.sched.poll = std::stol(value());
       else if (a == "--count")
         o.count = std::stoul(value());
+      else if (a == "--sessions")
+        o.sessions = std::stoul(value());
       else if (a == "--host")
         o.host = value();
       else if (a == "--port")
@@ -112,7 +127,8 @@ std::optional<cli> parse(int argc, char** argv) {
     return std::nullopt;
   }
   if (o.t.measure_s <= 0 || o.t.measure_s > 60 || o.t.warmup_s < 0 || o.t.warmup_s > 60 || o.sched.threads < 1
-      || o.sched.threads > 64 || o.count < 1 || o.count > 1000000) {
+      || o.sched.threads > 64 || o.count < 1 || o.count > 1000000
+      || o.sessions < 1 || o.sessions > 1000000) {
     std::fprintf(stderr, "vox-bench: an option is out of range\n");
     usage(stderr);
     return std::nullopt;
@@ -225,72 +241,8 @@ int run_rss(const cli& o) {
 
 // -- default mode ------------------------------------------------------------------------
 
-struct row {
-  std::string name;
-  std::string transport;
-  std::string unit;
-  bool rate = true; ///< compared with the floor
-  bool ok = false;
-  double value = 0;
-  std::string detail; ///< what was counted, or why the row failed
-};
-
-row rate_row(std::string name, std::string transport, std::string unit, std::string what,
-             const measurement& m) {
-  row r{std::move(name), std::move(transport), std::move(unit), true, m.ok, m.rate(), {}};
-  if (m.ok) {
-    char buf[96];
-    std::snprintf(buf, sizeof buf, "%llu %s in %.2f s", static_cast<unsigned long long>(m.ops), what.c_str(),
-                  m.seconds);
-    r.detail = buf;
-  } else {
-    r.detail = "FAILED: " + m.error;
-  }
-  return r;
-}
-
 void progress(const std::string& what) {
   std::fprintf(stderr, "vox-bench: %s\n", what.c_str());
-}
-
-void print_table(const std::vector<row>& rows, double floor) {
-  std::vector<std::vector<std::string>> cells;
-  cells.push_back({"benchmark", "transport", "result", "unit", "vs floor", "measured"});
-  for (auto& r : rows) {
-    char value[32] = "-", ratio[32] = "-";
-    if (r.ok) {
-      std::snprintf(value, sizeof value, r.rate ? "%.0f" : "%.2f", r.value);
-      if (r.rate && floor > 0)
-        std::snprintf(ratio, sizeof ratio, "%.3fx", r.value / floor);
-    }
-    cells.push_back({r.name, r.transport, value, r.unit, ratio, r.detail});
-  }
-  std::vector<size_t> w(cells[0].size(), 0);
-  for (auto& c : cells)
-    for (size_t i = 0; i < c.size(); ++i)
-      w[i] = std::max(w[i], c[i].size());
-  auto line = [&](const std::vector<std::string>& c) {
-    std::string s = "|";
-    for (size_t i = 0; i < c.size(); ++i) {
-      bool right = i == 2 || i == 4; // numbers
-      std::string pad(w[i] - c[i].size(), ' ');
-      s += ' ';
-      if (right)
-        s += pad;
-      s += c[i];
-      if (!right)
-        s += pad;
-      s += " |";
-    }
-    std::printf("%s\n", s.c_str());
-  };
-  line(cells[0]);
-  std::string sep = "|";
-  for (size_t i = 0; i < w.size(); ++i)
-    sep += (i == 2 || i == 4) ? std::string(w[i] + 1, '-') + ":|" : std::string(w[i] + 2, '-') + "|";
-  std::printf("%s\n", sep.c_str());
-  for (size_t i = 1; i < cells.size(); ++i)
-    line(cells[i]);
 }
 
 int run_all(const cli& o) {
@@ -356,7 +308,13 @@ int run_all(const cli& o) {
   progress("raw TCP ping-pong (floor)");
   auto floor_m = raw_tcp_ping_pong("127.0.0.1", static_cast<uint16_t>(raw_port), o.t);
   rows.push_back(rate_row("raw ping-pong (floor)", "tcp", "rt/s", "round trips", floor_m));
-  double floor = floor_m.ok ? floor_m.rate() : 0;
+  floors fl;
+  fl.ping_pong = floor_m.ok ? floor_m.rate() : 0;
+  // 1b. Pipelined floor: 64 frames in flight on one raw socket, the same echo server.
+  progress("raw TCP pipelined, 64 in flight (floor)");
+  auto piped_m = raw_tcp_pipelined("127.0.0.1", static_cast<uint16_t>(raw_port), 64, o.t);
+  rows.push_back(rate_row("raw pipelined (floor)", "tcp", "msgs/s", "echoes", piped_m, floor_kind::pipelined));
+  fl.pipelined = piped_m.ok ? piped_m.rate() : 0;
 
   {
     caf::actor_system_config cfg;
@@ -387,18 +345,39 @@ int run_all(const cli& o) {
       caf::error no_error;
       transport transports[] = {{"memory", static_cast<bool>(mem), &mem_root, mem ? &no_error : &mem.error()},
                                 {"tcp", static_cast<bool>(tcp), &tcp_root, tcp ? &no_error : &tcp.error()}};
-      // 2. Call round trips/s with 1 call outstanding.
+      // 2. Call round trips/s with 1 call outstanding (and each call's round-trip time).
       // 3. Calls/s with 64 calls kept in flight on one connection.
+      double max_tcp_rate = 0; // "call, 64 outstanding" over TCP: what the open loop offers a share of
       for (int depth : {1, 64}) {
         auto name = "call, " + std::to_string(depth) + " outstanding";
+        auto fk = depth > 1 ? floor_kind::pipelined : floor_kind::ping_pong;
         for (auto& tr : transports) {
           if (!tr.up) {
             rows.push_back(failed_row(name, tr.name, "calls/s", *tr.err));
+            rows.back().floor = fk;
             continue;
           }
           progress(name + " (" + tr.name + ")");
-          rows.push_back(rate_row(name, tr.name, "calls/s", "calls", measure_calls(sys, *tr.root, depth, o.t)));
+          auto m = measure_calls(sys, *tr.root, depth, o.t);
+          if (depth == 64 && tr.root == &tcp_root && m.ok)
+            max_tcp_rate = m.rate();
+          rows.push_back(rate_row(name, tr.name, "calls/s", "calls", m, fk));
         }
+      }
+      // 3b. Open loop over TCP: a fixed schedule at shares of max_tcp_rate.
+      for (int pct : {25, 50, 80}) {
+        auto name = "open loop " + std::to_string(pct) + "% of max";
+        row r{name, "tcp", "calls/s", true, false, 0, {}, floor_kind::pipelined};
+        if (!tcp) {
+          r.detail = "FAILED: session setup: " + sys.render(tcp.error());
+        } else if (max_tcp_rate <= 0) {
+          r.detail = "FAILED: no \"call, 64 outstanding\" rate over TCP to offer a share of";
+        } else {
+          double offered = max_tcp_rate * pct / 100.0;
+          progress(name + " (tcp, " + std::to_string(static_cast<long>(offered)) + " calls/s offered)");
+          r = open_loop_row(name, offered, measure_open_loop(sys, tcp_root, offered, o.t));
+        }
+        rows.push_back(r);
       }
       // 4. Virtual connection open (round trip to the peer's acceptor) + close, one at a time.
       for (auto& tr : transports) {
@@ -417,7 +396,8 @@ int run_all(const cli& o) {
           if (!tr.up)
             continue;
           progress(name + " (" + tr.name + ")");
-          rows.push_back(rate_row(name, tr.name, "calls/s", "calls", measure_typed_calls(sys, *tr.root, depth, o.t)));
+          rows.push_back(rate_row(name, tr.name, "calls/s", "calls", measure_typed_calls(sys, *tr.root, depth, o.t),
+                                  depth > 1 ? floor_kind::pipelined : floor_kind::ping_pong));
         }
       }
       // 6. Channel items, server to client, with credit (16 initial, grants of 8).
@@ -425,7 +405,8 @@ int run_all(const cli& o) {
         if (!tr.up)
           continue;
         progress(std::string{"channel items ("} + tr.name + ")");
-        rows.push_back(rate_row("channel items, one way", tr.name, "items/s", "items", measure_channel_items(sys, *tr.root, o.t)));
+        rows.push_back(rate_row("channel items, one way", tr.name, "items/s", "items",
+                                measure_channel_items(sys, *tr.root, o.t), floor_kind::pipelined));
       }
     }
     if (mem) {
@@ -443,11 +424,18 @@ int run_all(const cli& o) {
     std::fprintf(stderr, "vox-bench: the server process ended with %s\n", ended.c_str());
   rows.push_back(rss_row);
 
+  // 7. Idle TCP sessions against one session_server, client and server in their own
+  // processes (started now that this process runs nothing else).
+  {
+    progress("sessions: " + std::to_string(o.sessions) + " idle TCP sessions (two child processes)");
+    rows.push_back(sessions_row(measure_sessions(o.sessions, sched_args(o), std::chrono::seconds{120})));
+  }
+
   std::printf("vox-bench: %zu-byte payloads; --threads %d; each rate row: %.1f s warm-up, then %.1f s counted; "
               "total run %.1f s; %ld cpus, load average at start %s\n",
               payload_size, o.sched.threads, o.t.warmup_s, o.t.measure_s, seconds_since(run_start),
               sysconf(_SC_NPROCESSORS_ONLN), load.c_str());
-  print_table(rows, floor);
+  print_table(rows, fl);
   bool all_ok = true;
   for (auto& r : rows)
     all_ok = all_ok && r.ok;
@@ -458,6 +446,7 @@ int run_all(const cli& o) {
 
 int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
+  raise_fd_limit();
   auto o = parse(argc, argv);
   if (!o)
     return 2;
@@ -465,5 +454,14 @@ int main(int argc, char** argv) {
     return run_server(*o);
   if (o->mode == "rss")
     return run_rss(*o);
+  if (o->mode == "sessions-server")
+    return run_sessions_server(o->sessions + session_open_parallelism + 1, o->sched);
+  if (o->mode == "sessions-client") {
+    if (o->port == 0) {
+      std::fprintf(stderr, "vox-bench sessions-client: --port is required\n");
+      return 2;
+    }
+    return run_sessions_client(o->port, o->sessions, o->sched);
+  }
   return run_all(*o);
 }

@@ -1,107 +1,20 @@
 #include "bench/workloads.hpp"
 
-#include <future>
 #include <memory>
+#include <optional>
 #include <thread>
 
 #include <caf/event_based_actor.hpp>
 #include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
 
+#include "bench/driving.hpp"
+
 #include "transport/memory_link.hpp"
 
 namespace voxbench {
 
 namespace {
-
-/// Splits a run into warm-up (uncounted), a counted interval, and a drain of what is
-/// still in flight when the interval ends (counted, and the interval extends to the last
-/// completion). All calls happen inside the driving actor.
-class phase_clock {
-public:
-  explicit phase_clock(timing t)
-    : warm_end_(clock_type::now() + std::chrono::duration_cast<clock_type::duration>(
-                  std::chrono::duration<double>(t.warmup_s))),
-      measure_(std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(t.measure_s))) {}
-
-  /// Records one completed operation; false once no new operation should be started.
-  bool complete(clock_type::time_point now) {
-    switch (phase_) {
-      case phase::warm:
-        if (now >= warm_end_) { // this completion starts the counted interval
-          phase_ = phase::measuring;
-          start_ = last_ = now;
-          end_ = now + measure_;
-        }
-        return true;
-      case phase::measuring:
-        ++count_;
-        last_ = now;
-        if (now >= end_)
-          phase_ = phase::draining;
-        return phase_ == phase::measuring;
-      case phase::draining:
-        ++count_;
-        last_ = now;
-        return false;
-    }
-    return false;
-  }
-
-  measurement result() const {
-    measurement m;
-    m.ok = true;
-    m.ops = count_;
-    m.seconds = std::chrono::duration<double>(last_ - start_).count();
-    return m;
-  }
-
-private:
-  enum class phase { warm, measuring, draining };
-  phase phase_ = phase::warm;
-  clock_type::time_point warm_end_;
-  clock_type::duration measure_;
-  clock_type::time_point start_, end_, last_;
-  uint64_t count_ = 0;
-};
-
-/// What a driving actor shares with the thread waiting for it. Only the actor touches it
-/// after spawn; the waiting thread only touches the future.
-template <class Result>
-struct run_state {
-  std::promise<Result> done;
-  bool finished = false;
-
-  void finish(caf::event_based_actor* self, Result r) {
-    if (finished)
-      return;
-    finished = true;
-    done.set_value(std::move(r));
-    self->quit();
-  }
-};
-
-/// Spawns `body(self, st)` and waits at most `limit` for its result; on timeout the actor
-/// is killed and `on_timeout` returned.
-template <class State, class Result, class Body>
-Result run_bounded(caf::actor_system& sys, std::shared_ptr<State> st, std::chrono::milliseconds limit,
-                   Result on_timeout, Body body) {
-  auto fut = st->done.get_future();
-  auto worker = sys.spawn([body](caf::event_based_actor* self, std::shared_ptr<State> s) { body(self, s); }, st);
-  if (fut.wait_for(limit) != std::future_status::ready) {
-    caf::anon_send_exit(worker, caf::exit_reason::kill);
-    return on_timeout;
-  }
-  return fut.get();
-}
-
-std::chrono::milliseconds limit_of(timing t) {
-  return std::chrono::milliseconds{static_cast<long>((t.warmup_s + t.measure_s) * 1000) + 20000};
-}
-
-std::string timeout_text(std::chrono::milliseconds limit) {
-  return "no result within " + std::to_string(limit.count() / 1000) + " s";
-}
 
 // -- calls ------------------------------------------------------------------------------
 
@@ -111,6 +24,14 @@ struct call_state : run_state<measurement> {
   vox::payload body;
   int inflight = 0;
   phase_clock clock;
+  std::optional<latency_recorder> latency; ///< one-outstanding rows only
+
+  measurement result() {
+    auto m = clock.result();
+    if (latency)
+      m.latency = latency->summary();
+    return m;
+  }
 };
 
 void issue_call(caf::event_based_actor* self, std::shared_ptr<call_state> st) {
@@ -118,19 +39,25 @@ void issue_call(caf::event_based_actor* self, std::shared_ptr<call_state> st) {
   vox::outgoing_call call;
   call.method_id = 1;
   call.args = st->body;
+  auto sent = clock_type::now();
   self->request(st->driver, caf::infinite, vox::call_atom::value, std::move(call))
     .then(
-      [self, st](vox::call_response& r) {
+      [self, st, sent](vox::call_response& r) {
+        auto now = clock_type::now();
         --st->inflight;
         if (st->finished)
           return;
         if (!is_echo_of(r.ret, st->body)) {
           st->finish(self, measurement::failed("a reply was not the echo of its call"));
-        } else if (st->clock.complete(clock_type::now())) {
-          issue_call(self, st);
-        } else if (st->inflight == 0) {
-          st->finish(self, st->clock.result());
+          return;
         }
+        bool more = st->clock.complete(now);
+        if (st->latency && st->clock.last_counted())
+          st->latency->add(now - sent);
+        if (more)
+          issue_call(self, st);
+        else if (st->inflight == 0)
+          st->finish(self, st->result());
       },
       [self, st](caf::error& e) {
         --st->inflight;
@@ -214,6 +141,8 @@ measurement measure_calls(caf::actor_system& sys, const vox::caller& c, int dept
     return measurement::failed("no caller");
   auto limit = limit_of(t);
   auto st = std::make_shared<call_state>(c.driver(), t);
+  if (depth == 1)
+    st->latency.emplace(t.measure_s, 250000); // above what one outstanding call reaches here
   return run_bounded(sys, st, limit, measurement::failed(timeout_text(limit)),
                      [depth](caf::event_based_actor* self, std::shared_ptr<call_state> st) {
                        for (int i = 0; i < depth; ++i)

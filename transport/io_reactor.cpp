@@ -51,8 +51,7 @@ void io_loop::start(const std::shared_ptr<io_loop>& self) {
 
 void io_loop::stop() {
   stop_.store(true);
-  uint64_t one = 1;
-  (void) ::write(wake_fd_, &one, sizeof(one));
+  wake();
   if (!thread_.joinable())
     return;
   if (on_loop_thread())
@@ -95,10 +94,8 @@ void io_loop::remove(int fd, io_handler* handler) {
     handlers_.erase(i);
   }
   // An idle loop would otherwise hold the handler (and its socket) until its next event.
-  if (!on_loop_thread()) {
-    uint64_t one = 1;
-    (void) ::write(wake_fd_, &one, sizeof(one));
-  }
+  if (!on_loop_thread())
+    wake();
 }
 
 void io_loop::post(std::function<void()> fn) {
@@ -106,6 +103,16 @@ void io_loop::post(std::function<void()> fn) {
     std::lock_guard<std::mutex> guard{mtx_};
     posted_.push_back(std::move(fn));
   }
+  wake();
+}
+
+void io_loop::watch_stalls(int delta) {
+  // A loop asleep without a timeout must learn that it has something to watch now.
+  if (stall_watches_.fetch_add(delta, std::memory_order_relaxed) == 0 && delta > 0 && !on_loop_thread())
+    wake();
+}
+
+void io_loop::wake() {
   uint64_t one = 1;
   (void) ::write(wake_fd_, &one, sizeof(one));
 }

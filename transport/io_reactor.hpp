@@ -70,7 +70,7 @@ public:
 
   /// While the count is positive the loop calls `on_tick` of every handler about every
   /// `tick_interval`; handlers with pending output raise it, so an idle loop never wakes.
-  void watch_stalls(int delta) { stall_watches_.fetch_add(delta, std::memory_order_relaxed); }
+  void watch_stalls(int delta);
 
   static constexpr std::chrono::milliseconds tick_interval{100};
 
@@ -92,6 +92,7 @@ private:
   void run_jobs();
   void run_posted();
   void tick_all();
+  void wake();
 
   int epoll_fd_ = -1;
   int wake_fd_ = -1;

@@ -161,8 +161,8 @@ public:
     rx_pos_ = rx_end_ = 0;
     {
       std::lock_guard<std::mutex> guard{send_mtx_};
+      reactor_ = io; // its threads run as long as a started link needs them
       loop_ = loop;
-      watch_ = false;
     }
     if (!loop->add(fd_.get(), shared_from_this())) {
       end_input(*loop, make_system_error(errc::io_error, name_ + ": cannot watch the socket", errno));
@@ -289,9 +289,9 @@ private:
         inflight_pos_ += static_cast<size_t>(n);
         queued_bytes_ -= static_cast<size_t>(n);
         last_progress_ = std::chrono::steady_clock::now();
-        if (inflight_pos_ == inflight_.size() && inflight_.capacity() > 256 * 1024)
-          byte_buffer{}.swap(inflight_); // a burst is over: do not keep its buffer
         if (inflight_pos_ == inflight_.size()) {
+          if (inflight_.capacity() > 256 * 1024)
+            byte_buffer{}.swap(inflight_); // a burst is over: do not keep its buffer
           inflight_.clear();
           inflight_pos_ = 0;
         }
@@ -496,6 +496,7 @@ private:
   caf::error tx_failure_;
   // Event mode (all under send_mtx_): frames not yet picked up by a writer, the batch being
   // written by the holder of the write turn, and how the socket is registered.
+  std::shared_ptr<io_reactor> reactor_;
   std::shared_ptr<io_loop> loop_;
   byte_buffer out_;
   byte_buffer inflight_;

@@ -1,0 +1,374 @@
+// Started links: socket links served by the epoll reactor, memory links that deliver on
+// the sender's thread. Every wait is bounded; nothing sleeps to synchronise.
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <condition_variable>
+#include <fstream>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <sys/socket.h>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+
+#include "protocol/error.hpp"
+#include "support/transport_helpers.hpp"
+#include "transport/framing.hpp"
+#include "transport/io_reactor.hpp"
+#include "transport/memory_link.hpp"
+#include "transport/socket_link.hpp"
+
+using namespace vox;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// Collects what a started link delivers; tests wait on it with a bound.
+class collector final : public link_receiver {
+public:
+  void on_frame(byte_span payload, caf::execution_unit*) override {
+    std::lock_guard<std::mutex> guard{mtx_};
+    frames_.emplace_back(payload.begin(), payload.end());
+    cv_.notify_all();
+  }
+
+  void on_end(caf::error reason, caf::execution_unit*) override {
+    std::lock_guard<std::mutex> guard{mtx_};
+    ++ends_;
+    reason_ = std::move(reason);
+    cv_.notify_all();
+  }
+
+  bool wait_frames(size_t n, std::chrono::seconds bound = 20s) {
+    std::unique_lock<std::mutex> guard{mtx_};
+    return cv_.wait_for(guard, bound, [&] { return frames_.size() >= n; });
+  }
+
+  bool wait_end(std::chrono::seconds bound = 20s) {
+    std::unique_lock<std::mutex> guard{mtx_};
+    return cv_.wait_for(guard, bound, [&] { return ends_ > 0; });
+  }
+
+  std::vector<byte_buffer> frames() {
+    std::lock_guard<std::mutex> guard{mtx_};
+    return frames_;
+  }
+
+  caf::error reason() {
+    std::lock_guard<std::mutex> guard{mtx_};
+    return reason_;
+  }
+
+  int ends() {
+    std::lock_guard<std::mutex> guard{mtx_};
+    return ends_;
+  }
+
+private:
+  std::mutex mtx_;
+  std::condition_variable cv_;
+  std::vector<byte_buffer> frames_;
+  int ends_ = 0;
+  caf::error reason_;
+};
+
+byte_buffer pattern(size_t size, uint8_t seed) {
+  byte_buffer out(size);
+  for (size_t i = 0; i < size; ++i)
+    out[i] = static_cast<uint8_t>(seed + i * 7);
+  return out;
+}
+
+byte_buffer framed(byte_span payload) {
+  byte_buffer out;
+  append_frame_header(out, static_cast<uint32_t>(payload.size()));
+  out.insert(out.end(), payload.begin(), payload.end());
+  return out;
+}
+
+/// Two connected stream sockets: ours becomes a link, the other stays raw.
+struct socket_pair {
+  unique_fd ours;
+  unique_fd theirs;
+  socket_pair() {
+    int fds[2];
+    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) == 0);
+    ours.reset(fds[0]);
+    theirs.reset(fds[1]);
+    test::set_recv_bound(theirs.get());
+  }
+};
+
+size_t thread_count() {
+  std::ifstream in{"/proc/self/status"};
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("Threads:", 0) == 0)
+      return std::stoul(line.substr(8));
+  return 0;
+}
+
+struct reactor_fixture {
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  io_reactor_ptr io = io_reactor::start(sys, io_reactor::config{});
+};
+
+} // namespace
+
+TEST_CASE("many socket links share one I/O thread", "[transport][io]") {
+  reactor_fixture f;
+  auto threads_before = thread_count();
+  constexpr size_t n = 200;
+  std::vector<socket_pair> pairs(n);
+  std::vector<link_ptr> links;
+  std::vector<std::shared_ptr<collector>> sinks;
+  for (auto& p : pairs) {
+    links.push_back(make_socket_link(std::move(p.ours), "pair"));
+    sinks.push_back(std::make_shared<collector>());
+    links.back()->start(sinks.back(), f.io);
+  }
+  // Every link sends and receives while none has a thread of its own.
+  CHECK(thread_count() == threads_before);
+  for (size_t i = 0; i < n; ++i) {
+    auto payload = pattern(16, static_cast<uint8_t>(i));
+    REQUIRE(test::write_all(pairs[i].theirs.get(), framed(payload)));
+    REQUIRE(links[i]->send(payload));
+  }
+  for (size_t i = 0; i < n; ++i) {
+    REQUIRE(sinks[i]->wait_frames(1));
+    CHECK(sinks[i]->frames()[0] == pattern(16, static_cast<uint8_t>(i)));
+    CHECK(test::read_exactly(pairs[i].theirs.get(), 20) == framed(pattern(16, static_cast<uint8_t>(i))));
+  }
+  for (auto& l : links)
+    l->abort();
+  for (auto& s : sinks)
+    REQUIRE(s->wait_end());
+}
+
+// r[verify transport.stream]
+TEST_CASE("frames written one byte at a time arrive whole and in order", "[transport][io]") {
+  reactor_fixture f;
+  socket_pair p;
+  auto lnk = make_socket_link(std::move(p.ours), "pair");
+  auto sink = std::make_shared<collector>();
+  lnk->start(sink, f.io);
+  byte_buffer stream;
+  std::vector<byte_buffer> sent;
+  for (size_t size : {0, 1, 3, 4, 5, 100, 70000}) {
+    sent.push_back(pattern(size, static_cast<uint8_t>(size)));
+    auto fr = framed(sent.back());
+    stream.insert(stream.end(), fr.begin(), fr.end());
+  }
+  // Byte by byte for the small frames, then the rest in one go.
+  size_t i = 0;
+  for (; i < 200; ++i)
+    REQUIRE(::send(p.theirs.get(), stream.data() + i, 1, MSG_NOSIGNAL) == 1);
+  REQUIRE(test::write_all(p.theirs.get(), byte_span{stream}.subspan(i)));
+  REQUIRE(sink->wait_frames(sent.size()));
+  CHECK(sink->frames() == sent);
+  ::shutdown(p.theirs.get(), SHUT_WR);
+  REQUIRE(sink->wait_end());
+  CHECK_FALSE(sink->reason()); // a clean end at a frame boundary
+}
+
+TEST_CASE("a started socket link reports a stream that ends mid-frame", "[transport][io]") {
+  reactor_fixture f;
+  socket_pair p;
+  auto lnk = make_socket_link(std::move(p.ours), "pair");
+  auto sink = std::make_shared<collector>();
+  lnk->start(sink, f.io);
+  byte_buffer partial;
+  append_frame_header(partial, 100);
+  partial.resize(partial.size() + 10, 0xab);
+  REQUIRE(test::write_all(p.theirs.get(), partial));
+  ::shutdown(p.theirs.get(), SHUT_WR);
+  REQUIRE(sink->wait_end());
+  CHECK(is(sink->reason(), errc::link_closed));
+  CHECK(sink->frames().empty());
+}
+
+TEST_CASE("a started socket link refuses an oversized frame from its header alone", "[transport][io]") {
+  reactor_fixture f;
+  socket_pair p;
+  link_options opts;
+  opts.max_frame_size = 64;
+  auto lnk = make_socket_link(std::move(p.ours), "pair", opts);
+  auto sink = std::make_shared<collector>();
+  lnk->start(sink, f.io);
+  byte_buffer header;
+  append_frame_header(header, 65);
+  REQUIRE(test::write_all(p.theirs.get(), header));
+  REQUIRE(sink->wait_end());
+  CHECK(is(sink->reason(), errc::frame_too_large));
+}
+
+TEST_CASE("frames read ahead before start are delivered first", "[transport][io]") {
+  reactor_fixture f;
+  socket_pair p;
+  auto lnk = make_socket_link(std::move(p.ours), "pair");
+  byte_buffer stream;
+  for (uint8_t k = 1; k <= 3; ++k) {
+    auto fr = framed(pattern(8, k));
+    stream.insert(stream.end(), fr.begin(), fr.end());
+  }
+  REQUIRE(test::write_all(p.theirs.get(), stream));
+  // The blocking reader of the handshake reads ahead: frames 2 and 3 are in its buffer.
+  auto first = lnk->recv();
+  REQUIRE(first);
+  REQUIRE(*first);
+  CHECK(**first == pattern(8, 1));
+  auto sink = std::make_shared<collector>();
+  lnk->start(sink, f.io);
+  REQUIRE(sink->wait_frames(2));
+  CHECK(sink->frames() == std::vector<byte_buffer>{pattern(8, 2), pattern(8, 3)});
+  lnk->abort();
+  REQUIRE(sink->wait_end());
+}
+
+TEST_CASE("sends to a started link never block, and a slow reader does not stall other links",
+          "[transport][io]") {
+  reactor_fixture f;
+  socket_pair slow, fast;
+  link_options opts;
+  opts.max_outbound_bytes = 64u * 1024 * 1024;
+  auto slow_link = make_socket_link(std::move(slow.ours), "slow", opts);
+  auto fast_link = make_socket_link(std::move(fast.ours), "fast", opts);
+  auto slow_sink = std::make_shared<collector>();
+  auto fast_sink = std::make_shared<collector>();
+  slow_link->start(slow_sink, f.io);
+  fast_link->start(fast_sink, f.io);
+  // Far more than the socket buffers hold: a blocking send would hang here.
+  constexpr size_t frames = 256;
+  for (size_t i = 0; i < frames; ++i)
+    REQUIRE(slow_link->send(pattern(64 * 1024, static_cast<uint8_t>(i))));
+  // The other link on the same I/O thread still works both ways.
+  for (uint8_t k = 0; k < 50; ++k) {
+    REQUIRE(fast_link->send(pattern(32, k)));
+    CHECK(test::read_exactly(fast.theirs.get(), 36) == framed(pattern(32, k)));
+    REQUIRE(test::write_all(fast.theirs.get(), framed(pattern(32, k))));
+    REQUIRE(fast_sink->wait_frames(k + 1u));
+  }
+  // The slow peer finally reads: every frame arrives, whole and in order, although the
+  // writes were cut short by a full socket many times.
+  for (size_t i = 0; i < frames; ++i)
+    REQUIRE(test::read_exactly(slow.theirs.get(), 4 + 64 * 1024) == framed(pattern(64 * 1024, static_cast<uint8_t>(i))));
+  slow_link->abort();
+  fast_link->abort();
+  REQUIRE(slow_sink->wait_end());
+  REQUIRE(fast_sink->wait_end());
+}
+
+TEST_CASE("a peer that stops reading fills the bounded outbound queue and the link fails with "
+          "backpressure",
+          "[transport][io]") {
+  reactor_fixture f;
+  socket_pair p;
+  link_options opts;
+  opts.max_outbound_bytes = 1024 * 1024;
+  auto lnk = make_socket_link(std::move(p.ours), "pair", opts);
+  auto sink = std::make_shared<collector>();
+  lnk->start(sink, f.io);
+  caf::error failure;
+  for (size_t i = 0; i < 1000 && !failure; ++i)
+    if (auto sent = lnk->send(pattern(16 * 1024, 1)); !sent)
+      failure = sent.error();
+  REQUIRE(failure);
+  CHECK(is(failure, errc::backpressure));
+  // The receiving side hears why the link ended.
+  REQUIRE(sink->wait_end());
+  CHECK(is(sink->reason(), errc::backpressure));
+  CHECK_FALSE(lnk->send(pattern(8, 1)));
+}
+
+TEST_CASE("a peer that reads nothing within the stall timeout is cut off", "[transport][io]") {
+  reactor_fixture f;
+  socket_pair p;
+  link_options opts;
+  opts.stall_timeout = 200ms;
+  auto lnk = make_socket_link(std::move(p.ours), "pair", opts);
+  auto sink = std::make_shared<collector>();
+  lnk->start(sink, f.io);
+  // Enough to fill the socket buffers, well under the queue limit.
+  for (size_t i = 0; i < 64; ++i)
+    REQUIRE(lnk->send(pattern(64 * 1024, 2)));
+  REQUIRE(sink->wait_end());
+  CHECK(is(sink->reason(), errc::backpressure));
+}
+
+TEST_CASE("aborting a started socket link ends its input and fails later sends", "[transport][io]") {
+  reactor_fixture f;
+  socket_pair p;
+  auto lnk = make_socket_link(std::move(p.ours), "pair");
+  auto sink = std::make_shared<collector>();
+  lnk->start(sink, f.io);
+  lnk->abort();
+  REQUIRE(sink->wait_end());
+  CHECK(is(sink->reason(), errc::closed));
+  CHECK(sink->ends() == 1);
+  auto sent = lnk->send(pattern(4, 1));
+  REQUIRE_FALSE(sent);
+  CHECK(is(sent.error(), errc::closed));
+  CHECK(test::reads_eof(p.theirs.get()));
+}
+
+TEST_CASE("closing a started socket link flushes what is queued before the peer sees end of stream",
+          "[transport][io]") {
+  reactor_fixture f;
+  socket_pair p;
+  auto lnk = make_socket_link(std::move(p.ours), "pair");
+  auto sink = std::make_shared<collector>();
+  lnk->start(sink, f.io);
+  for (size_t i = 0; i < 64; ++i)
+    REQUIRE(lnk->send(pattern(32 * 1024, static_cast<uint8_t>(i))));
+  lnk->close();
+  for (size_t i = 0; i < 64; ++i)
+    REQUIRE(test::read_exactly(p.theirs.get(), 4 + 32 * 1024) == framed(pattern(32 * 1024, static_cast<uint8_t>(i))));
+  CHECK(test::reads_eof(p.theirs.get()));
+  // Our side stops once the peer closes too.
+  ::shutdown(p.theirs.get(), SHUT_WR);
+  REQUIRE(sink->wait_end());
+}
+
+TEST_CASE("a started memory link delivers on the sender's thread, queued payloads first",
+          "[transport][io]") {
+  auto [a, b] = make_memory_link_pair();
+  REQUIRE(a->send(pattern(4, 1)));
+  REQUIRE(a->send(pattern(4, 2)));
+  auto sink = std::make_shared<collector>();
+  b->start(sink, nullptr);
+  CHECK(sink->frames() == std::vector<byte_buffer>{pattern(4, 1), pattern(4, 2)});
+  // No thread in between: the frame is there when send returns.
+  REQUIRE(a->send(pattern(4, 3)));
+  CHECK(sink->frames().size() == 3);
+  a->close();
+  CHECK(sink->ends() == 1);
+  CHECK_FALSE(sink->reason());
+}
+
+TEST_CASE("a started memory link reports an oversized payload and an abort", "[transport][io]") {
+  link_options opts;
+  opts.max_frame_size = 8;
+  {
+    auto [a, b] = make_memory_link_pair(opts);
+    auto sink = std::make_shared<collector>();
+    b->start(sink, nullptr);
+    REQUIRE(a->send(pattern(9, 1)));
+    CHECK(sink->ends() == 1);
+    CHECK(is(sink->reason(), errc::frame_too_large));
+  }
+  {
+    auto [a, b] = make_memory_link_pair(opts);
+    auto sink = std::make_shared<collector>();
+    b->start(sink, nullptr);
+    b->abort();
+    CHECK(sink->ends() == 1);
+    CHECK(is(sink->reason(), errc::closed));
+    auto sent = a->send(pattern(4, 1));
+    REQUIRE_FALSE(sent);
+    CHECK(is(sent.error(), errc::link_closed));
+  }
+}
