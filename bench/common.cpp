@@ -45,6 +45,8 @@ void apply(caf::actor_system_config& cfg, const sched_options& s) {
   cfg.set("scheduler.max-threads", static_cast<size_t>(std::max(1, s.threads)));
   if (s.poll >= 0)
     cfg.set("work-stealing.aggressive-poll-attempts", static_cast<size_t>(s.poll));
+  if (s.moderate >= 0)
+    cfg.set("work-stealing.moderate-poll-attempts", static_cast<size_t>(s.moderate));
 }
 
 long rss_kb() {

@@ -35,6 +35,11 @@ vox::session_options bench_options();
 struct sched_options {
   int threads = 2;  ///< `scheduler.max-threads`
   long poll = -1;   ///< `work-stealing.aggressive-poll-attempts`; < 0 keeps CAF's default
+  /// `work-stealing.moderate-poll-attempts`: 0 (the bench's default) sends an idle worker
+  /// from its brief spin straight to its condition variable, where a new job wakes it at
+  /// once; CAF's 500 polls with 50 us sleeps in between make every hop to an idle worker
+  /// wait out a sleep. < 0 keeps CAF's default.
+  long moderate = 0;
 };
 
 void apply(caf::actor_system_config& cfg, const sched_options& s);

@@ -70,6 +70,7 @@ void usage(FILE* out) {
                "  --warmup S    uncounted warm-up per row (default 0.5)\n"
                "  --threads N   CAF scheduler.max-threads in every process (default 2)\n"
                "  --poll N      CAF work-stealing.aggressive-poll-attempts (default: CAF's)\n"
+               "  --moderate N  CAF work-stealing.moderate-poll-attempts (default 0; CAF's is 500)\n"
                "  --count N     idle virtual connections for the RSS row (default 10000)\n"
                "  --sessions N  idle TCP sessions for the sessions row (default 10000)\n");
 }
@@ -103,6 +104,8 @@ std::optional<cli> parse(int argc, char** argv) {
         o.sched.threads = std::stoi(value());
       else if (a == "--poll")
         o.sched.poll = std::stol(value());
+      else if (a == "--moderate")
+        o.sched.moderate = std::stol(value());
       else if (a == "--count")
         o.count = std::stoul(value());
       else if (a == "--sessions")
@@ -141,6 +144,10 @@ std::vector<std::string> sched_args(const cli& o) {
   if (o.sched.poll >= 0) {
     out.push_back("--poll");
     out.push_back(std::to_string(o.sched.poll));
+  }
+  if (o.sched.moderate >= 0) {
+    out.push_back("--moderate");
+    out.push_back(std::to_string(o.sched.moderate));
   }
   return out;
 }

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# CTest: vox-testbed against the reference TypeScript runtime (../shared/interop), over TCP
+# on 127.0.0.1, in both directions. Skips (exit 77) when node or the bundle is missing.
+#   interop_processes.sh BIN INTEROP_DIR ts-client   the reference client scenarios against vox-testbed serve
+#   interop_processes.sh BIN INTEROP_DIR ts-server   vox-testbed client against the reference server
+set -euo pipefail
+testbed="$1"
+interop="$2"
+if ! command -v node >/dev/null || [[ ! -f "$interop/peer.mjs" ]]; then
+  echo "SKIP: needs node and $interop/peer.mjs (the reference TypeScript runtime)"
+  exit 77
+fi
+case "$3" in
+  ts-client) coproc LISTENER { exec "$testbed" serve --port 0; } ;;
+  ts-server) coproc LISTENER { exec node "$interop/peer.mjs" server --host 127.0.0.1 --port 0; } ;;
+  *) echo "unknown case $3" >&2; exit 2 ;;
+esac
+listener=$LISTENER_PID
+exec 3<&"${LISTENER[0]}"
+trap 'kill $listener 2>/dev/null || true' EXIT
+# The listener names its address on a line of its own; wait for it at most 20 s.
+addr=""
+while read -t 20 -r line <&3; do
+  if [[ "$line" == LISTEN_ADDR=* ]]; then addr="${line#LISTEN_ADDR=}"; break; fi
+done
+[[ -n "$addr" ]] || { echo "the listener printed no LISTEN_ADDR" >&2; exit 1; }
+case "$3" in
+  ts-client) timeout 150 node "$interop/peer.mjs" client --addr "$addr" --scenarios all --jobs 2 ;;
+  ts-server) timeout 150 "$testbed" client --connect "$addr" --scenario all ;;
+esac
