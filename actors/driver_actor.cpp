@@ -44,7 +44,7 @@ void send_response(driver_pointer self, request_id id, vox::metadata md, payload
   // r[impl schema.exchange]
   if (schemas != nullptr && st.response_schemas_sent.insert(method).second)
     cbor = st.schemas_out.prepare(*schemas);
-  // A failed write means the link broke; the session learns that from its reader.
+  // A failed write means the link broke; the session hears it from the link itself.
   (void) st.cfg.conduit->send(message{
     st.cfg.id, request_message{id, request_response{std::move(md), std::move(ret), std::move(cbor)}}});
 }

@@ -1,12 +1,24 @@
 // THE message protocol between vox-caf's actors: who sends what to whom, in one place.
 //
-//   reader thread ──frame_msg / link_down_msg──▶ session ──message──▶ driver (one per connection)
-//   driver ──(writes via the session's conduit_writer)──▶ link
+//   link (its I/O thread) ──inbound_msg / link_down_msg──▶ session ──message──▶ driver (one per connection)
+//   session, driver, channel end ──bare_conduit::send──▶ link (queued; never blocks)
 //   caller guard ──caller_dropped_msg──▶ session        keepalive ──keepalive_timeout_msg──▶ session
 //   session ──pong_atom, nonce──▶ keepalive             session ──connection_closed_msg──▶ driver
 //
-// The session monitors every driver (a driver that dies takes its connection with it) and
-// every driver monitors its session (a session that ends fails every pending call).
+// Concurrency model (the README's "Threads and shared state" says the same at length):
+// - Threads: the application's CAF workers; vox's I/O threads (io_reactor, one by default
+//   per actor system, never one per link), which read, frame and decode, and run the
+//   session and drivers a frame wakes (they are CAF execution units); session_server's
+//   acceptor and one thread per handshake in progress; a watchdog per handshake; one
+//   detached actor per inbound call of a method with channels (until channels become
+//   event-based).
+// - Shared between threads: a started link (any thread sends under its mutex; input is
+//   touched by its I/O thread only), channel cores and registries (mutexes), the caller
+//   registry of a connection (mutex). Everything else belongs to one actor.
+// - The session monitors every driver (a driver that dies takes its connection with it,
+//   while the session goes on; a link would take the session down too) and every driver
+//   monitors its session (a session that ends fails every pending call, which CAF 0.17
+//   does not do for a dead actor's promises).
 #pragma once
 
 #include <cstdint>
@@ -51,13 +63,15 @@ using cancel_atom = caf::atom_constant<caf::atom("vox_cancel")>;
 
 // -- message structs --------------------------------------------------------------------
 
-/// One Message decoded from the link. Sent by the link reader thread.
+/// One Message decoded from the link. Sent by the link's receiver (`session_input`), on
+/// the thread that read it.
 struct inbound_msg {
   vox::message msg;
 };
 
 /// The link ended: `reason` is empty for a clean end of stream, a decode error when the
-/// peer sent a payload that is not a Message. Sent by the reader thread.
+/// peer sent a payload that is not a Message, `errc::backpressure` when the peer stopped
+/// reading. Sent by the link's receiver.
 struct link_down_msg {
   caf::error reason;
 };
@@ -174,11 +188,13 @@ struct caller_registry;
 struct attach_root_msg {
   driver_actor driver;
   std::shared_ptr<detail::caller_registry> callers;
+  /// The link already delivers to the session (see `spawn_session`).
+  bool link_started = false;
 };
 
 /// A session: owns the conduit, the connection table and the id allocator.
 ///   attach_root_msg                      from spawn_session, first
-///   inbound_msg / link_down_msg          from the link reader thread
+///   inbound_msg / link_down_msg          from the link's receiver (an I/O thread)
 ///   (open_atom, open_request)            → connection_handle, or errc::rejected with the
 ///                                          peer's metadata, or errc::session_shutdown
 ///   (close_atom, id, metadata)           → ok_atom, or errc::invalid_request

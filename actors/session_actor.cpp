@@ -225,7 +225,8 @@ void start(session_pointer self, attach_root_msg& attach) {
   // waits for it.
   if (!st.options.io)
     st.options.io = default_io_reactor(self->system());
-  st.conduit->underlying().start(std::make_shared<session_input>(caf::actor_cast<session_actor>(self)),
+  if (!attach.link_started)
+    st.conduit->underlying().start(std::make_shared<session_input>(caf::actor_cast<session_actor>(self)),
                                  st.options.io);
 }
 

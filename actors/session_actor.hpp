@@ -88,8 +88,13 @@ session_actor::behavior_type session_behavior(session_pointer self, std::shared_
                                               handshake_result handshake, session_options options);
 
 /// Starts a session on a link whose prologue and handshake are done. Never blocks.
+/// `link_started`: the link already delivers to a receiver that forwards to the session
+/// (an acceptor driven by link events), so the session must not start it again.
 session_handle spawn_session(caf::actor_system& sys, link_ptr link, handshake_result handshake,
-                             session_options options);
+                             session_options options, bool link_started = false);
+
+/// What a session's options announce in the handshake.
+handshake_options handshake_options_of(const session_options& options);
 
 /// Runs the transport prologue (bare) and the handshake as initiator on the calling
 /// thread (bounded by `options.handshake_timeout`), then starts the session. On failure

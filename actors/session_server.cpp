@@ -1,94 +1,229 @@
 #include "actors/session_server.hpp"
 
+#include <mutex>
+#include <unordered_set>
+#include <vector>
+
 #include <caf/send.hpp>
+#include <caf/weak_intrusive_ptr.hpp>
+
+#include "actors/session_input.hpp"
+#include "transport/handshake_exchange.hpp"
+#include "transport/prologue.hpp"
 
 namespace vox {
+
+namespace {
+
+class accepting_input;
+
+} // namespace
+
+/// The listening socket's handler on an I/O loop, and the server's bookkeeping.
+struct session_server::core final : io_handler, std::enable_shared_from_this<core> {
+  core(caf::actor_system& sys, config cfg, std::unique_ptr<tcp_listener> listener)
+    : sys(sys), cfg(std::move(cfg)), listener(std::move(listener)) {}
+
+  void on_event(io_loop& loop, uint32_t events) override;
+  void on_tick(io_loop&, std::chrono::steady_clock::time_point) override {}
+
+  /// A handshake ended: `session` is set when it succeeded. Returns false when the server
+  /// has stopped meanwhile (the session is then asked to end).
+  bool finished(accepting_input* hs, const session_handle* session);
+
+  caf::actor_system& sys;
+  const config cfg;
+  std::unique_ptr<tcp_listener> listener;
+  io_reactor_ptr io;
+  std::shared_ptr<io_loop> loop;
+  std::atomic<size_t> started{0};
+
+  std::mutex mtx;
+  bool stopped = false;
+  std::unordered_set<std::shared_ptr<accepting_input>> handshakes;
+  /// Weak, so that ended sessions do not stay allocated; pruned as it grows.
+  std::vector<caf::weak_actor_ptr> sessions;
+  size_t prune_at = 64;
+};
+
+namespace {
+
+/// A new connection's receiver: the acceptor's prologue and handshake, one step per frame,
+/// then every frame goes to the session it started (in the same call that delivered
+/// LetsGo, so nothing can overtake).
+class accepting_input final : public link_receiver, public std::enable_shared_from_this<accepting_input> {
+public:
+  accepting_input(std::weak_ptr<session_server::core> server, link_ptr lnk, session_options options)
+    : server_(std::move(server)), link_(std::move(lnk)), options_(std::move(options)),
+      hs_options_(handshake_options_of(options_)) {}
+
+  void on_frame(byte_span payload, caf::execution_unit* ctx) override {
+    if (session_) {
+      session_->on_frame(payload, ctx);
+      return;
+    }
+    if (done_.load())
+      return;
+    switch (stage_) {
+      case stage::prologue:
+        // r[impl session.acceptor]
+        if (auto mode = answer_transport_hello(*link_, payload); !mode)
+          fail();
+        else
+          stage_ = stage::hello;
+        break;
+      case stage::hello:
+        if (auto hs = answer_hello(*link_, payload, hs_options_); !hs) {
+          fail();
+        } else {
+          result_ = std::move(*hs);
+          stage_ = stage::lets_go;
+        }
+        break;
+      case stage::lets_go:
+        if (auto err = expect_lets_go(payload))
+          fail();
+        else
+          establish();
+        break;
+    }
+  }
+
+  void on_end(caf::error reason, caf::execution_unit* ctx) override {
+    if (session_)
+      session_->on_end(std::move(reason), ctx);
+    else
+      fail();
+  }
+
+  /// The handshake deadline passed.
+  void expire() { fail(); }
+
+  void abort() { link_->abort(); }
+
+private:
+  enum class stage { prologue, hello, lets_go };
+
+  /// Ends a handshake that did not complete (a no-op once it ended either way). A
+  /// prologue reject was already written when this runs: the socket was empty.
+  void fail() {
+    if (done_.exchange(true))
+      return;
+    link_->abort();
+    if (auto srv = server_.lock())
+      srv->finished(this, nullptr);
+  }
+
+  void establish() {
+    if (done_.exchange(true))
+      return;
+    auto srv = server_.lock();
+    if (!srv) {
+      link_->abort();
+      return;
+    }
+    auto h = spawn_session(srv->sys, link_, std::move(result_), options_, true);
+    session_ = std::make_shared<session_input>(h.actor);
+    if (!srv->finished(this, &h))
+      caf::anon_send(h.actor, stop_atom::value);
+  }
+
+  std::weak_ptr<session_server::core> server_;
+  link_ptr link_;
+  session_options options_;
+  handshake_options hs_options_;
+  stage stage_ = stage::prologue;
+  handshake_result result_;
+  std::atomic<bool> done_{false};
+  std::shared_ptr<session_input> session_;
+};
+
+} // namespace
+
+void session_server::core::on_event(io_loop&, uint32_t) {
+  for (;;) {
+    auto lnk = listener->try_accept();
+    if (!lnk || !*lnk)
+      return; // nothing pending (or a transient failure: readiness tells us when to retry)
+    auto& link = **lnk;
+    std::shared_ptr<accepting_input> hs;
+    {
+      std::lock_guard<std::mutex> guard{mtx};
+      if (stopped || handshakes.size() >= cfg.max_pending_handshakes) {
+        link->abort();
+        continue;
+      }
+      hs = std::make_shared<accepting_input>(weak_from_this(), link, cfg.options);
+      handshakes.insert(hs);
+    }
+    link->start(hs, io);
+    loop->post_at(std::chrono::steady_clock::now() + cfg.options.handshake_timeout,
+                  [weak = std::weak_ptr<accepting_input>{hs}] {
+                    if (auto h = weak.lock())
+                      h->expire();
+                  });
+  }
+}
+
+bool session_server::core::finished(accepting_input* hs, const session_handle* session) {
+  bool keep;
+  {
+    std::lock_guard<std::mutex> guard{mtx};
+    std::erase_if(handshakes, [hs](const auto& p) { return p.get() == hs; });
+    if (!session)
+      return true;
+    ++started;
+    keep = !stopped;
+    if (keep) {
+      sessions.push_back(caf::actor_cast<caf::weak_actor_ptr>(session->actor));
+      if (sessions.size() >= prune_at) {
+        std::erase_if(sessions, [](const caf::weak_actor_ptr& w) { return w.lock() == nullptr; });
+        prune_at = std::max<size_t>(64, sessions.size() * 2);
+      }
+    }
+  }
+  if (keep && cfg.on_session)
+    cfg.on_session(*session);
+  return keep;
+}
 
 caf::expected<std::unique_ptr<session_server>> session_server::start(caf::actor_system& sys, config cfg) {
   auto listener = tcp_listener::bind(cfg.host, cfg.port, cfg.links);
   if (!listener)
     return std::move(listener.error());
-  std::unique_ptr<session_server> out{new session_server(sys, std::move(cfg), std::move(*listener))};
-  out->acceptor_ = std::thread{[srv = out.get()] { srv->accept_loop(); }};
-  return out;
+  auto port = (*listener)->port();
+  auto io = cfg.options.io ? cfg.options.io : default_io_reactor(sys);
+  auto c = std::make_shared<core>(sys, std::move(cfg), std::move(*listener));
+  c->io = io;
+  c->loop = io->next_loop();
+  if (!c->loop->add(c->listener->fd(), c))
+    return make_system_error(errc::io_error, "cannot watch the listening socket", errno);
+  return std::unique_ptr<session_server>{new session_server(std::move(c), port)};
 }
-
-session_server::session_server(caf::actor_system& sys, config cfg, std::unique_ptr<tcp_listener> listener)
-  : sys_(sys), cfg_(std::move(cfg)), listener_(std::move(listener)) {}
 
 session_server::~session_server() { stop(); }
 
-void session_server::reap_finished_locked() {
-  for (auto i = jobs_.begin(); i != jobs_.end();) {
-    if (i->done) {
-      i->thread.join();
-      i = jobs_.erase(i);
-    } else {
-      ++i;
-    }
-  }
-}
-
-void session_server::accept_loop() {
-  for (;;) {
-    auto lnk = listener_->accept();
-    if (!lnk)
-      return; // shut down (or the listener failed): nothing more to accept
-    std::lock_guard<std::mutex> guard{mtx_};
-    reap_finished_locked();
-    if (stopped_ || pending_ >= cfg_.max_pending_handshakes) {
-      (*lnk)->abort();
-      continue;
-    }
-    auto& job = jobs_.emplace_back();
-    job.link = *lnk;
-    ++pending_;
-    job.thread = std::thread{[this, &job] {
-      auto session = accept_session(sys_, job.link, cfg_.options);
-      {
-        std::lock_guard<std::mutex> guard{mtx_};
-        job.done = true; // `job` may be reaped from here on: do not touch it again
-        --pending_;
-        // The session owns the link now; a finished job must not keep its socket open.
-        job.link.reset();
-        if (!session)
-          return; // the link was aborted; the peer sees its socket close
-        ++started_;
-        if (stopped_) {
-          caf::anon_send(session->actor, stop_atom::value);
-          return;
-        }
-        sessions_.push_back(session->actor);
-      }
-      if (cfg_.on_session)
-        cfg_.on_session(*session);
-    }};
-  }
-}
+size_t session_server::sessions_started() const { return core_->started.load(); }
 
 void session_server::stop() {
+  std::unordered_set<std::shared_ptr<accepting_input>> handshakes;
+  std::vector<caf::weak_actor_ptr> sessions;
   {
-    std::lock_guard<std::mutex> guard{mtx_};
-    if (stopped_)
+    std::lock_guard<std::mutex> guard{core_->mtx};
+    if (core_->stopped)
       return;
-    stopped_ = true;
-    for (auto& job : jobs_)
-      if (!job.done)
-        job.link->abort();
-    for (auto& s : sessions_)
-      caf::anon_send(s, stop_atom::value);
-    sessions_.clear();
+    core_->stopped = true;
+    handshakes.swap(core_->handshakes);
+    sessions.swap(core_->sessions);
   }
-  listener_->shutdown();
-  if (acceptor_.joinable())
-    acceptor_.join();
-  std::list<handshake_job> jobs;
-  {
-    std::lock_guard<std::mutex> guard{mtx_};
-    jobs.swap(jobs_);
-  }
-  for (auto& job : jobs)
-    job.thread.join();
+  // No more connections: the listening socket closes once the loop has let go of it.
+  core_->listener->shutdown();
+  core_->loop->remove(core_->listener->fd(), core_.get());
+  for (auto& hs : handshakes)
+    hs->abort();
+  for (auto& w : sessions)
+    if (auto s = w.lock())
+      caf::anon_send(caf::actor_cast<caf::actor>(s), stop_atom::value);
 }
 
 } // namespace vox

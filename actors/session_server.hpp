@@ -1,14 +1,10 @@
-// A TCP server that runs one acceptor session per accepted socket.
+// A TCP server that runs one acceptor session per accepted socket, on the I/O reactor.
 #pragma once
 
 #include <atomic>
 #include <functional>
-#include <list>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
-#include <vector>
 
 #include <caf/actor_system.hpp>
 
@@ -17,9 +13,10 @@
 
 namespace vox {
 
-/// Accepts TCP connections and runs prologue + handshake for each on its own thread (so a
-/// peer that stalls never delays another; `options.handshake_timeout` cuts it off), then
-/// starts an acceptor session with `options`.
+/// Accepts TCP connections on an I/O thread and runs each one's prologue and handshake as
+/// its frames arrive (no thread per connection or per handshake; a peer that stalls never
+/// delays another and is cut off after `options.handshake_timeout`), then starts an
+/// acceptor session with `options` on the same link.
 class session_server {
 public:
   struct config {
@@ -29,7 +26,8 @@ public:
     link_options links;
     /// Handshakes in progress at once; sockets beyond it are closed at once.
     size_t max_pending_handshakes = 256;
-    /// Called (on a handshake thread) with every established session; must not call stop().
+    /// Called on an I/O thread with every established session, before the session reads
+    /// anything; must not block and must not call stop().
     std::function<void(const session_handle&)> on_session;
   };
 
@@ -37,36 +35,22 @@ public:
 
   ~session_server();
 
-  uint16_t port() const { return listener_->port(); }
+  uint16_t port() const { return port_; }
 
   /// Stops accepting, aborts handshakes in progress and asks every session it started to
   /// end. Idempotent; the destructor calls it.
   void stop();
 
   /// Sessions established so far (including ended ones).
-  size_t sessions_started() const { return started_.load(); }
+  size_t sessions_started() const;
+
+  struct core; ///< what the I/O thread and the handshakes share with the server
 
 private:
-  session_server(caf::actor_system& sys, config cfg, std::unique_ptr<tcp_listener> listener);
-  void accept_loop();
-  void reap_finished_locked();
+  session_server(std::shared_ptr<core> c, uint16_t port) : core_(std::move(c)), port_(port) {}
 
-  struct handshake_job {
-    link_ptr link;
-    std::thread thread;
-    bool done = false;
-  };
-
-  caf::actor_system& sys_;
-  config cfg_;
-  std::unique_ptr<tcp_listener> listener_;
-  std::thread acceptor_;
-  std::mutex mtx_;
-  std::list<handshake_job> jobs_;
-  size_t pending_ = 0; ///< handshakes still running (finished jobs wait to be joined)
-  std::vector<session_actor> sessions_;
-  std::atomic<size_t> started_{0};
-  bool stopped_ = false;
+  std::shared_ptr<core> core_;
+  uint16_t port_;
 };
 
 } // namespace vox

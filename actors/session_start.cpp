@@ -13,7 +13,7 @@
 namespace vox {
 
 session_handle spawn_session(caf::actor_system& sys, link_ptr link, handshake_result handshake,
-                             session_options options) {
+                             session_options options, bool link_started) {
   auto conduit = std::make_shared<bare_conduit>(std::move(link));
   auto root_handler = options.root_handler;
   auto session = sys.spawn(session_behavior, conduit, handshake, std::move(options));
@@ -24,7 +24,7 @@ session_handle spawn_session(caf::actor_system& sys, link_ptr link, handshake_re
                     std::move(root_handler), channels};
   auto root_driver = sys.spawn(driver_behavior, std::move(cfg));
   auto callers = std::make_shared<detail::caller_registry>();
-  caf::anon_send(session, attach_root_msg{root_driver, callers});
+  caf::anon_send(session, attach_root_msg{root_driver, callers, link_started});
   session_handle out;
   out.actor = session;
   out.root = connection_handle{0, session, root_driver, handshake.our_settings, handshake.peer_settings,
@@ -90,14 +90,14 @@ caf::expected<session_handle> establish(caf::actor_system& sys, link_ptr link, s
   return spawn_session(sys, std::move(link), std::move(*hs), std::move(options));
 }
 
+} // namespace
+
 handshake_options handshake_options_of(const session_options& options) {
   handshake_options out;
   out.settings = options.settings;
   out.resumable = options.resumable;
   return out;
 }
-
-} // namespace
 
 // r[impl session.initiator]
 caf::expected<session_handle> connect_session(caf::actor_system& sys, link_ptr link,

@@ -20,17 +20,21 @@ caf::expected<void> send_message(link& lnk, const handshake_message& msg) {
   return lnk.send(bytes);
 }
 
+caf::expected<handshake_message> decode_payload(byte_span payload) {
+  auto msg = decode_handshake(payload);
+  if (!msg)
+    return make_error(errc::handshake_failed,
+                      "undecodable handshake message: " + describe(msg.error()));
+  return msg;
+}
+
 caf::expected<handshake_message> recv_message(link& lnk) {
   auto payload = lnk.recv();
   if (!payload)
     return std::move(payload.error());
   if (!*payload)
     return make_error(errc::link_closed, "peer closed during handshake");
-  auto msg = decode_handshake(**payload);
-  if (!msg)
-    return make_error(errc::handshake_failed,
-                      "undecodable handshake message: " + describe(msg.error()));
-  return msg;
+  return decode_payload(**payload);
 }
 
 // r[impl session.handshake.sorry]
@@ -106,7 +110,26 @@ caf::expected<handshake_result> handshake_as_initiator(link& lnk, const handshak
 
 // r[impl session.handshake]
 caf::expected<handshake_result> handshake_as_acceptor(link& lnk, const handshake_options& opts) {
-  auto first = recv_message(lnk);
+  auto first = lnk.recv();
+  if (!first)
+    return std::move(first.error());
+  if (!*first)
+    return make_error(errc::link_closed, "peer closed during handshake");
+  auto out = answer_hello(lnk, **first, opts);
+  if (!out)
+    return out;
+  auto reply = lnk.recv();
+  if (!reply)
+    return std::move(reply.error());
+  if (!*reply)
+    return make_error(errc::link_closed, "peer closed during handshake");
+  if (auto err = expect_lets_go(**reply))
+    return err;
+  return out;
+}
+
+caf::expected<handshake_result> answer_hello(link& lnk, byte_span payload, const handshake_options& opts) {
+  auto first = decode_payload(payload);
   if (!first)
     return std::move(first.error());
   auto h = std::get_if<hello>(&*first);
@@ -137,12 +160,16 @@ caf::expected<handshake_result> handshake_as_acceptor(link& lnk, const handshake
   }
   if (auto sent = send_message(lnk, hy); !sent)
     return std::move(sent.error());
-  auto reply = recv_message(lnk);
+  return out;
+}
+
+caf::error expect_lets_go(byte_span payload) {
+  auto reply = decode_payload(payload);
   if (!reply)
     return std::move(reply.error());
   if (!std::holds_alternative<lets_go>(*reply))
     return unexpected(*reply, "LetsGo or Sorry");
-  return out;
+  return {};
 }
 
 } // namespace vox

@@ -75,6 +75,12 @@ caf::expected<handshake_result> handshake_as_initiator(link& lnk, const handshak
 /// the system's random source fails.
 caf::expected<handshake_result> handshake_as_acceptor(link& lnk, const handshake_options& opts);
 
+/// The acceptor's two steps for links driven by their events, with the same checks and
+/// errors as `handshake_as_acceptor`: answer a Hello payload with HelloYourself on `lnk`,
+/// then check that the next payload is LetsGo (an error otherwise, e.g. a Sorry).
+caf::expected<handshake_result> answer_hello(link& lnk, byte_span payload, const handshake_options& opts);
+caf::error expect_lets_go(byte_span payload);
+
 /// A fresh session resume key from the operating system's CSPRNG.
 caf::expected<std::array<uint8_t, session_resume_key_size>> make_session_resume_key();
 

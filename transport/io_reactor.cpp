@@ -106,6 +106,46 @@ void io_loop::post(std::function<void()> fn) {
   wake();
 }
 
+void io_loop::post_at(std::chrono::steady_clock::time_point when, std::function<void()> fn) {
+  bool earliest;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    earliest = timers_.empty() || when < timers_.top().when;
+    timers_.push(timer{when, timer_seq_++, std::move(fn)});
+  }
+  if (earliest && !on_loop_thread())
+    wake(); // the loop may be asleep with a later deadline, or none
+}
+
+void io_loop::run_timers() {
+  auto now = std::chrono::steady_clock::now();
+  std::vector<std::function<void()>> due;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    while (!timers_.empty() && timers_.top().when <= now) {
+      due.push_back(std::move(const_cast<timer&>(timers_.top()).fn));
+      timers_.pop();
+    }
+  }
+  for (auto& fn : due)
+    fn();
+}
+
+int io_loop::wait_timeout() {
+  if (!jobs_.empty())
+    return 0;
+  int timeout = -1;
+  if (stall_watches_.load(std::memory_order_relaxed) > 0)
+    timeout = static_cast<int>(tick_interval.count());
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (!timers_.empty()) {
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(timers_.top().when - std::chrono::steady_clock::now());
+    auto ms = static_cast<int>(std::max<int64_t>(0, left.count()));
+    timeout = timeout < 0 ? ms : std::min(timeout, ms);
+  }
+  return timeout;
+}
+
 void io_loop::watch_stalls(int delta) {
   // A loop asleep without a timeout must learn that it has something to watch now.
   if (stall_watches_.fetch_add(delta, std::memory_order_relaxed) == 0 && delta > 0 && !on_loop_thread())
@@ -173,12 +213,7 @@ void io_loop::run() {
   thread_id_.store(std::this_thread::get_id());
   epoll_event events[max_events];
   while (!stop_.load()) {
-    int timeout = -1;
-    if (!jobs_.empty())
-      timeout = 0;
-    else if (stall_watches_.load(std::memory_order_relaxed) > 0)
-      timeout = static_cast<int>(tick_interval.count());
-    auto n = ::epoll_wait(epoll_fd_, events, max_events, timeout);
+    auto n = ::epoll_wait(epoll_fd_, events, max_events, wait_timeout());
     if (n < 0 && errno != EINTR)
       break;
     for (int i = 0; i < n; ++i) {
@@ -190,6 +225,7 @@ void io_loop::run() {
         static_cast<io_handler*>(events[i].data.ptr)->on_event(*this, events[i].events);
       }
     }
+    run_timers();
     run_jobs();
     if (stall_watches_.load(std::memory_order_relaxed) > 0) {
       auto now = std::chrono::steady_clock::now();

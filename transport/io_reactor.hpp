@@ -14,6 +14,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <queue>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -77,6 +78,9 @@ public:
   /// Runs `fn` on the loop's thread.
   void post(std::function<void()> fn);
 
+  /// Runs `fn` on the loop's thread once `when` has passed (e.g. a handshake deadline).
+  void post_at(std::chrono::steady_clock::time_point when, std::function<void()> fn);
+
   /// True on this loop's own thread.
   bool on_loop_thread() const { return std::this_thread::get_id() == thread_id_.load(); }
 
@@ -91,6 +95,8 @@ private:
   void run();
   void run_jobs();
   void run_posted();
+  void run_timers();
+  int wait_timeout();
   void tick_all();
   void wake();
 
@@ -112,6 +118,14 @@ private:
   std::unordered_map<io_handler*, std::shared_ptr<io_handler>> handlers_;
   std::vector<std::shared_ptr<io_handler>> released_;
   std::vector<std::function<void()>> posted_;
+  struct timer {
+    std::chrono::steady_clock::time_point when;
+    uint64_t seq;
+    std::function<void()> fn;
+    bool operator>(const timer& other) const { return when != other.when ? when > other.when : seq > other.seq; }
+  };
+  std::priority_queue<timer, std::vector<timer>, std::greater<>> timers_; // under mtx_
+  uint64_t timer_seq_ = 0;
 };
 
 /// A set of I/O threads; links are spread over them round-robin.

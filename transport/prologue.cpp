@@ -121,7 +121,16 @@ caf::expected<conduit_mode> initiate_transport(link& lnk, conduit_mode requested
 // r[impl transport.prologue]
 // r[impl transport.prologue.accept]
 caf::expected<conduit_mode> accept_transport(link& lnk, conduit_mode_set supported) {
-  auto hello = recv_prologue(lnk);
+  auto payload = lnk.recv();
+  if (!payload)
+    return payload.error();
+  if (!*payload)
+    return make_error(errc::link_closed, "link closed during transport prologue");
+  return answer_transport_hello(lnk, **payload, supported);
+}
+
+caf::expected<conduit_mode> answer_transport_hello(link& lnk, byte_span payload, conduit_mode_set supported) {
+  auto hello = parse_prologue_message(payload);
   if (!hello)
     return hello.error();
   // A peer that does not even speak the prologue gets no reply (as the Rust acceptor).

@@ -98,4 +98,9 @@ caf::expected<conduit_mode> initiate_transport(link& lnk, conduit_mode requested
 caf::expected<conduit_mode> accept_transport(link& lnk,
                                              conduit_mode_set supported = {conduit_mode::bare});
 
+/// `accept_transport` for a `TransportHello` payload that has already arrived: answers it
+/// on `lnk` exactly as `accept_transport` does. For acceptors driven by their link's events.
+caf::expected<conduit_mode> answer_transport_hello(link& lnk, byte_span payload,
+                                                   conduit_mode_set supported = {conduit_mode::bare});
+
 } // namespace vox

@@ -78,6 +78,30 @@ caf::expected<std::unique_ptr<socket_acceptor>> socket_acceptor::make(unique_fd 
                                            unique_fd{pipe_fds[1]});
 }
 
+caf::expected<std::optional<unique_fd>> socket_acceptor::try_accept() {
+  for (;;) {
+    if (shut_down_.load())
+      return make_error(errc::closed, "listener shut down");
+    int fd = ::accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd >= 0)
+      return std::optional<unique_fd>{unique_fd{fd}};
+    switch (errno) {
+      case EAGAIN:
+#if EWOULDBLOCK != EAGAIN
+      case EWOULDBLOCK:
+#endif
+        return std::optional<unique_fd>{};
+      // Transient: the connection went away before we took it, or a signal arrived.
+      case EINTR:
+      case ECONNABORTED:
+      case EPROTO:
+        continue;
+      default:
+        return make_system_error(errc::io_error, "accept failed", errno);
+    }
+  }
+}
+
 caf::expected<unique_fd> socket_acceptor::accept() {
   for (;;) {
     if (shut_down_.load())

@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <sys/socket.h>
@@ -86,6 +87,10 @@ public:
   /// Waits for the next connection and returns its socket (close-on-exec). Fails with
   /// `errc::closed` once `shutdown` was called, including when it interrupts the wait.
   caf::expected<unique_fd> accept();
+
+  /// Takes a pending connection without waiting (the listening socket is non-blocking):
+  /// nullopt when none is pending. For acceptors driven by readiness events on `fd()`.
+  caf::expected<std::optional<unique_fd>> try_accept();
 
   /// Makes every current and future `accept` fail with `errc::closed`. Idempotent.
   void shutdown() noexcept;

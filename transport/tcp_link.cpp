@@ -144,15 +144,36 @@ tcp_listener::bind(const std::string& host, uint16_t port, link_options options)
   return make_system_error(errc::io_error, "cannot listen on " + endpoint(host, port), last_err);
 }
 
+namespace {
+
+link_ptr accepted_link(unique_fd fd, const link_options& options) {
+  // Best effort: it can only fail on a connection that is already gone, and that one
+  // reports itself on its first recv.
+  [[maybe_unused]] auto err = set_nodelay(fd.get());
+  auto name = "tcp " + describe_connection(fd.get());
+  return make_socket_link(std::move(fd), std::move(name), options);
+}
+
+} // namespace
+
 caf::expected<link_ptr> tcp_listener::accept() {
   auto fd = acceptor_->accept();
   if (!fd)
     return fd.error();
-  // Best effort: it can only fail on a connection that is already gone, and that one
-  // reports itself on its first recv.
-  [[maybe_unused]] auto err = set_nodelay(fd->get());
-  auto name = "tcp " + describe_connection(fd->get());
-  return make_socket_link(std::move(*fd), std::move(name), options_);
+  return accepted_link(std::move(*fd), options_);
+}
+
+caf::expected<std::optional<link_ptr>> tcp_listener::try_accept() {
+  auto fd = acceptor_->try_accept();
+  if (!fd)
+    return fd.error();
+  if (!*fd)
+    return std::optional<link_ptr>{};
+  return std::optional<link_ptr>{accepted_link(std::move(**fd), options_)};
+}
+
+int tcp_listener::fd() const noexcept {
+  return acceptor_->fd();
 }
 
 void tcp_listener::shutdown() noexcept {

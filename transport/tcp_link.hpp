@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <caf/expected.hpp>
@@ -38,6 +39,13 @@ public:
   /// Waits for the next connection, with TCP_NODELAY set. Fails with `errc::closed` after
   /// `shutdown`.
   caf::expected<link_ptr> accept();
+
+  /// `accept` without waiting: nullopt when no connection is pending. For acceptors driven
+  /// by readiness events on `fd()` (an I/O loop).
+  caf::expected<std::optional<link_ptr>> try_accept();
+
+  /// The listening socket, for readiness events.
+  int fd() const noexcept;
 
   /// Stops listening for good: wakes a blocked `accept`. Idempotent.
   void shutdown() noexcept;

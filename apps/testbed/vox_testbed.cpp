@@ -220,6 +220,9 @@ int main(int argc, char** argv) {
     cli::block_stop_signals(); // before the actor system's threads exist: they inherit the mask
   caf::actor_system_config cfg;
   cfg.set("scheduler.max-threads", 2);
+  // Idle workers sleep on their condition variable at once instead of polling with 50 us
+  // sleeps (README: Threads and shared state).
+  cfg.set("work-stealing.moderate-poll-attempts", size_t{0});
   caf::actor_system sys{cfg};
   if (mode == "serve")
     return serve(sys, argc, argv);
