@@ -9,9 +9,13 @@
 
 namespace vox {
 
-io_reactor::config io_config(size_t threads) {
+io_reactor::config io_config(size_t threads, io_inline policy) {
   io_reactor::config cfg;
   cfg.threads = threads;
+  if (policy == io_inline::all_actors) {
+    cfg.run_inline = [](caf::resumable* job) { return dynamic_cast<caf::local_actor*>(job) != nullptr; };
+    return cfg;
+  }
   // vox's actors never block (handlers are documented not to), so running them where the
   // frame was read saves a thread wake-up per hop; anything else belongs to the scheduler.
   cfg.run_inline = [](caf::resumable* job) {

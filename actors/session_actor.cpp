@@ -230,6 +230,100 @@ void start(session_pointer self, attach_root_msg& attach) {
                                  st.options.io);
 }
 
+// -- local requests and events ---------------------------------------------------------
+
+void on_link_down(session_pointer self, link_down_msg& m) {
+  if (m.reason && is_decode_error(m.reason)) {
+    fail_protocol(self, "undecodable message from peer: " + describe(m.reason));
+    return;
+  }
+  // Behaviour 26/31: a non-resumable session ends on EOF or a link error (backpressure
+  // included: the peer stopped reading).
+  end_session(self, std::move(m.reason));
+}
+
+caf::typed_response_promise<connection_handle> on_open_request(session_pointer self, open_request& req) {
+  auto& st = self->state;
+  auto rp = self->make_response_promise<connection_handle>();
+  if (st.ended) {
+    rp.deliver(make_error(errc::session_shutdown, "session closed"));
+    return rp;
+  }
+  // r[impl rpc.virtual-connection.open]
+  auto id = st.next_connection_id;
+  st.next_connection_id += 2; // behaviour 78: ids are never reused
+  if (!send(self, id, connection_open{req.settings, std::move(req.metadata)})) {
+    rp.deliver(make_error(errc::io_error, "failed to send ConnectionOpen"));
+    return rp;
+  }
+  auto& slot = st.connections[id];
+  slot.pending = true;
+  slot.local_settings = req.settings;
+  slot.handler = std::move(req.handler);
+  slot.open_promise = rp;
+  return rp;
+}
+
+caf::result<caf::ok_atom> on_close_request(session_pointer self, connection_id id, vox::metadata& md) {
+  auto& st = self->state;
+  // r[impl connection.close]
+  if (id == 0)
+    return make_error(errc::invalid_request, "cannot close root connection");
+  if (st.connections.count(id) == 0)
+    return make_error(errc::invalid_request, "connection not found");
+  close_connection(self, id, make_error(errc::connection_closed, "closed locally"));
+  auto sent = send(self, id, connection_close{std::move(md)});
+  check_root_teardown(self);
+  if (!sent)
+    return make_error(errc::io_error, "failed to send ConnectionClose");
+  return caf::ok_atom::value;
+}
+
+void on_caller_dropped(session_pointer self, connection_id id) {
+  auto& st = self->state;
+  auto i = st.connections.find(id);
+  if (i == st.connections.end())
+    return;
+  // A caller made after the drop keeps the connection.
+  if (i->second.callers && !i->second.callers->guard.expired())
+    return;
+  if (id == 0) {
+    st.root_closed = true; // behaviour 87: no ConnectionClose for the root
+  } else {
+    close_connection(self, id, make_error(errc::connection_closed, "last caller dropped"));
+    send(self, id, connection_close{}); // behaviour 88
+  }
+  check_root_teardown(self);
+}
+
+/// A monitored driver ended: its connection goes with it.
+void on_driver_down(session_pointer self, const caf::down_msg& dm) {
+  auto& st = self->state;
+  for (auto& [id, slot] : st.connections) {
+    if (slot.pending || slot.driver.address() != dm.source)
+      continue;
+    auto cid = id;
+    st.connections.erase(cid);
+    if (cid == 0)
+      st.root_closed = true;
+    else
+      send(self, cid, connection_close{}); // a dead driver takes its connection along
+    check_root_teardown(self);
+    return;
+  }
+}
+
+session_info info_of(const session_state& st) {
+  session_info info;
+  info.parity = st.handshake.our_settings.parity;
+  info.initiator = st.handshake.role == session_role::initiator;
+  for (auto& [id, slot] : st.connections)
+    (slot.pending ? info.pending_connections : info.active_connections)++;
+  info.root_closed = st.root_closed;
+  return info;
+}
+
+
 } // namespace
 
 session_actor::behavior_type session_behavior(session_pointer self, std::shared_ptr<bare_conduit> conduit,
@@ -240,83 +334,14 @@ session_actor::behavior_type session_behavior(session_pointer self, std::shared_
   st.next_connection_id = handshake.our_settings.parity == parity::odd ? 1 : 2;
   st.handshake = std::move(handshake);
   st.options = std::move(options);
-  self->set_down_handler([self](caf::down_msg& dm) {
-    auto& st = self->state;
-    for (auto& [id, slot] : st.connections) {
-      if (slot.pending || slot.driver.address() != dm.source)
-        continue;
-      auto cid = id;
-      st.connections.erase(cid);
-      if (cid == 0)
-        st.root_closed = true;
-      else
-        send(self, cid, connection_close{}); // a dead driver takes its connection along
-      check_root_teardown(self);
-      return;
-    }
-  });
+  self->set_down_handler([self](caf::down_msg& dm) { on_driver_down(self, dm); });
   return {
     [self](attach_root_msg& m) { start(self, m); },
     [self](inbound_msg& m) { dispatch(self, m.msg); },
-    [self](link_down_msg& m) {
-      if (m.reason && is_decode_error(m.reason)) {
-        fail_protocol(self, "undecodable message from peer: " + describe(m.reason));
-        return;
-      }
-      // Behaviour 26/31: a non-resumable session ends on EOF or a link error.
-      end_session(self, std::move(m.reason));
-    },
-    [self](caf::open_atom, open_request& req) -> caf::typed_response_promise<connection_handle> {
-      auto& st = self->state;
-      auto rp = self->make_response_promise<connection_handle>();
-      if (st.ended) {
-        rp.deliver(make_error(errc::session_shutdown, "session closed"));
-        return rp;
-      }
-      // r[impl rpc.virtual-connection.open]
-      auto id = st.next_connection_id;
-      st.next_connection_id += 2; // behaviour 78: ids are never reused
-      if (!send(self, id, connection_open{req.settings, std::move(req.metadata)})) {
-        rp.deliver(make_error(errc::io_error, "failed to send ConnectionOpen"));
-        return rp;
-      }
-      auto& slot = st.connections[id];
-      slot.pending = true;
-      slot.local_settings = req.settings;
-      slot.handler = std::move(req.handler);
-      slot.open_promise = rp;
-      return rp;
-    },
-    [self](caf::close_atom, connection_id id, vox::metadata& md) -> caf::result<caf::ok_atom> {
-      auto& st = self->state;
-      // r[impl connection.close]
-      if (id == 0)
-        return make_error(errc::invalid_request, "cannot close root connection");
-      if (st.connections.count(id) == 0)
-        return make_error(errc::invalid_request, "connection not found");
-      close_connection(self, id, make_error(errc::connection_closed, "closed locally"));
-      auto sent = send(self, id, connection_close{std::move(md)});
-      check_root_teardown(self);
-      if (!sent)
-        return make_error(errc::io_error, "failed to send ConnectionClose");
-      return caf::ok_atom::value;
-    },
-    [self](caller_dropped_msg& m) {
-      auto& st = self->state;
-      auto i = st.connections.find(m.id);
-      if (i == st.connections.end())
-        return;
-      // A caller made after the drop keeps the connection.
-      if (i->second.callers && !i->second.callers->guard.expired())
-        return;
-      if (m.id == 0) {
-        st.root_closed = true; // behaviour 87: no ConnectionClose for the root
-      } else {
-        close_connection(self, m.id, make_error(errc::connection_closed, "last caller dropped"));
-        send(self, m.id, connection_close{}); // behaviour 88
-      }
-      check_root_teardown(self);
-    },
+    [self](link_down_msg& m) { on_link_down(self, m); },
+    [self](caf::open_atom, open_request& req) { return on_open_request(self, req); },
+    [self](caf::close_atom, connection_id id, vox::metadata& md) { return on_close_request(self, id, md); },
+    [self](caller_dropped_msg& m) { on_caller_dropped(self, m.id); },
     [self](caf::ping_atom, uint64_t nonce) {
       if (!send(self, 0, ping{nonce}))
         end_session(self, make_error(errc::io_error, "failed to send keepalive Ping"));
@@ -327,16 +352,7 @@ session_actor::behavior_type session_behavior(session_pointer self, std::shared_
     },
     [self](protocol_violation_msg& m) { fail_protocol(self, describe(m.reason)); },
     [self](stop_atom) { end_session(self, caf::error{}); },
-    [self](caf::get_atom) {
-      auto& st = self->state;
-      session_info info;
-      info.parity = st.handshake.our_settings.parity;
-      info.initiator = st.handshake.role == session_role::initiator;
-      for (auto& [id, slot] : st.connections)
-        (slot.pending ? info.pending_connections : info.active_connections)++;
-      info.root_closed = st.root_closed;
-      return info;
-    },
+    [self](caf::get_atom) { return info_of(self->state); },
   };
 }
 

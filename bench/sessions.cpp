@@ -78,7 +78,7 @@ void wait_for_eof() {
 
 } // namespace
 
-int run_sessions_server(size_t max_sessions, const sched_options& so) {
+int run_sessions_server(const sched_options& so) {
   caf::actor_system_config cfg;
   apply(cfg, so);
   caf::actor_system sys{cfg};
@@ -86,11 +86,6 @@ int run_sessions_server(size_t max_sessions, const sched_options& so) {
   sc.host = "127.0.0.1";
   sc.port = 0;
   sc.options = bench_options();
-  // The server counts a handshake as pending until its thread marks it done under the
-  // server's lock, which on 2 busy cores can lag far behind the handshake itself: with the
-  // default limit (256) and only 64 handshakes really in flight, a run of 64 clients saw
-  // connections closed during the prologue. No connection of this row may be refused.
-  sc.max_pending_handshakes = max_sessions;
   auto srv = vox::session_server::start(sys, sc);
   if (!srv) {
     std::printf("sessions-error the server cannot listen: %s\n", sys.render(srv.error()).c_str());
@@ -236,9 +231,6 @@ sessions_result measure_sessions(size_t n, const std::vector<std::string>& child
                 + " s");
   if (std::sscanf(line->c_str(), "opened %zu seconds %lf", &opened, &secs) != 2 || opened != n)
     return fail("client: " + *line);
-  // Let the server's handshake threads, done with their last sessions, exit: the
-  // "after" sample is of N idle sessions.
-  std::this_thread::sleep_for(left(std::chrono::milliseconds{500}));
   auto after = ask();
   if (!after)
     return fail("the server process did not report its stats");

@@ -15,10 +15,10 @@ namespace voxbench {
 inline constexpr size_t session_open_parallelism = 64;
 
 /// `vox-bench sessions-server`: one vox::session_server on 127.0.0.1 (ephemeral port,
-/// bench_options: echo root handler, at most `max_sessions` pending handshakes). Prints
+/// bench_options: echo root handler, default handshake limit). Prints
 /// "sessions-server port P", then answers every "stats" line on stdin with
 /// "stats threads T rss-kb R sessions S"; exits at EOF.
-int run_sessions_server(size_t max_sessions, const sched_options& s);
+int run_sessions_server(const sched_options& s);
 
 /// `vox-bench sessions-client`: opens one warm-up session and prints "warm"; on the line
 /// "open" it opens `n` more sessions to 127.0.0.1:`port` (tcp_connect, connect_session,

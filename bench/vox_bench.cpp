@@ -332,17 +332,26 @@ int run_all(const cli& o) {
     auto lnk = vox::tcp_connect("127.0.0.1", static_cast<uint16_t>(vox_port));
     caf::expected<vox::session_handle> tcp = lnk ? vox::connect_session(sys, *lnk, bench_options())
                                                  : caf::expected<vox::session_handle>{lnk.error()};
+    // The same over TCP, with a reactor that also runs the driving actor on its I/O thread.
+    auto inline_opts = bench_options();
+    inline_opts.io = vox::io_reactor::start(sys, vox::io_config(1, vox::io_inline::all_actors));
+    auto lnk2 = vox::tcp_connect("127.0.0.1", static_cast<uint16_t>(vox_port));
+    caf::expected<vox::session_handle> tcp_inline
+      = lnk2 ? vox::connect_session(sys, *lnk2, inline_opts) : caf::expected<vox::session_handle>{lnk2.error()};
+    inline_opts.io.reset();
     auto failed_row = [&](std::string name, std::string transport, std::string unit, const caf::error& e) {
       row r{std::move(name), std::move(transport), std::move(unit), true, false, 0, {}};
       r.detail = "FAILED: session setup: " + sys.render(e);
       return r;
     };
     {
-      vox::caller mem_root, tcp_root;
+      vox::caller mem_root, tcp_root, tcp_inline_root;
       if (mem)
         mem_root = vox::caller{mem->client.root};
       if (tcp)
         tcp_root = vox::caller{tcp->root};
+      if (tcp_inline)
+        tcp_inline_root = vox::caller{tcp_inline->root};
       struct transport {
         const char* name;
         bool up;
@@ -351,7 +360,9 @@ int run_all(const cli& o) {
       };
       caf::error no_error;
       transport transports[] = {{"memory", static_cast<bool>(mem), &mem_root, mem ? &no_error : &mem.error()},
-                                {"tcp", static_cast<bool>(tcp), &tcp_root, tcp ? &no_error : &tcp.error()}};
+                                {"tcp", static_cast<bool>(tcp), &tcp_root, tcp ? &no_error : &tcp.error()},
+                                {"tcp, inline", static_cast<bool>(tcp_inline), &tcp_inline_root,
+                                 tcp_inline ? &no_error : &tcp_inline.error()}};
       // 2. Call round trips/s with 1 call outstanding (and each call's round-trip time).
       // 3. Calls/s with 64 calls kept in flight on one connection.
       double max_tcp_rate = 0; // "call, 64 outstanding" over TCP: what the open loop offers a share of
@@ -422,6 +433,8 @@ int run_all(const cli& o) {
     }
     if (tcp)
       stop_session(*tcp);
+    if (tcp_inline)
+      stop_session(*tcp_inline);
     progress("stopping the actor system");
   } // ~actor_system waits for every session and driver
 
@@ -462,7 +475,7 @@ int main(int argc, char** argv) {
   if (o->mode == "rss")
     return run_rss(*o);
   if (o->mode == "sessions-server")
-    return run_sessions_server(o->sessions + session_open_parallelism + 1, o->sched);
+    return run_sessions_server(o->sched);
   if (o->mode == "sessions-client") {
     if (o->port == 0) {
       std::fprintf(stderr, "vox-bench sessions-client: --port is required\n");
