@@ -7,9 +7,9 @@
 //
 // Concurrency model (the README's "Threads and shared state" says the same at length):
 // - Threads: the application's CAF workers; vox's I/O threads (io_reactor, one by default
-//   per actor system, never one per link), which read, frame and decode, and run the
-//   session and drivers a frame wakes (they are CAF execution units); session_server's
-//   acceptor and one thread per handshake in progress; a watchdog per handshake; one
+//   per actor system, never one per link), which accept, run session_server's handshakes,
+//   read, frame and decode, and run the session and drivers a frame wakes (they are CAF
+//   execution units); a watchdog per blocking connect_session/accept_session; one
 //   detached actor per inbound call of a method with channels (until channels become
 //   event-based).
 // - Shared between threads: a started link (any thread sends under its mutex; input is

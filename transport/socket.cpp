@@ -82,23 +82,29 @@ caf::expected<std::optional<unique_fd>> socket_acceptor::try_accept() {
   for (;;) {
     if (shut_down_.load())
       return make_error(errc::closed, "listener shut down");
-    int fd = ::accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd >= 0)
-      return std::optional<unique_fd>{unique_fd{fd}};
-    switch (errno) {
-      case EAGAIN:
+    auto r = accept_once();
+    if (!r.retry)
+      return std::move(r.result);
+  }
+}
+
+socket_acceptor::attempt socket_acceptor::accept_once() {
+  int fd = ::accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC);
+  if (fd >= 0)
+    return {std::optional<unique_fd>{unique_fd{fd}}, false};
+  switch (errno) {
+    case EAGAIN:
 #if EWOULDBLOCK != EAGAIN
-      case EWOULDBLOCK:
+    case EWOULDBLOCK:
 #endif
-        return std::optional<unique_fd>{};
-      // Transient: the connection went away before we took it, or a signal arrived.
-      case EINTR:
-      case ECONNABORTED:
-      case EPROTO:
-        continue;
-      default:
-        return make_system_error(errc::io_error, "accept failed", errno);
-    }
+      return {std::optional<unique_fd>{}, false};
+    // Transient: the connection went away before we took it, or a signal arrived.
+    case EINTR:
+    case ECONNABORTED:
+    case EPROTO:
+      return {std::optional<unique_fd>{}, true};
+    default:
+      return {make_system_error(errc::io_error, "accept failed", errno), false};
   }
 }
 
@@ -116,22 +122,12 @@ caf::expected<unique_fd> socket_acceptor::accept() {
       return make_error(errc::closed, "listener shut down");
     if (fds[0].revents == 0)
       continue;
-    int fd = ::accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd >= 0)
-      return unique_fd{fd};
-    switch (errno) {
-      // Transient: the connection went away before we took it, or a signal arrived.
-      case EAGAIN:
-#if EWOULDBLOCK != EAGAIN
-      case EWOULDBLOCK:
-#endif
-      case EINTR:
-      case ECONNABORTED:
-      case EPROTO:
-        continue;
-      default:
-        return make_system_error(errc::io_error, "accept failed", errno);
-    }
+    auto r = accept_once();
+    if (!r.result)
+      return std::move(r.result.error());
+    if (*r.result)
+      return std::move(**r.result);
+    // Nothing after all, or a transient failure: wait again.
   }
 }
 

@@ -103,6 +103,14 @@ public:
   socket_acceptor(unique_fd listen_fd, unique_fd wake_read, unique_fd wake_write) noexcept;
 
 private:
+  /// One accept4: a socket, nullopt when none is pending (`retry`: after a transient
+  /// failure worth retrying at once), or an error.
+  struct attempt {
+    caf::expected<std::optional<unique_fd>> result;
+    bool retry;
+  };
+  attempt accept_once();
+
   unique_fd listen_fd_;
   unique_fd wake_read_;
   unique_fd wake_write_;

@@ -1,8 +1,6 @@
 // The TCP session server: one acceptor session per socket, stalled handshakes cut off.
 #include <catch2/catch.hpp>
 
-#include <fstream>
-
 #include "actors/session_server.hpp"
 #include "support/session_fixture.hpp"
 #include "support/transport_helpers.hpp"
@@ -73,19 +71,6 @@ TEST_CASE("a client that stalls in the prologue does not delay others and is cut
   CHECK_FALSE(r->has_value());
 }
 
-namespace {
-
-size_t thread_count() {
-  std::ifstream in{"/proc/self/status"};
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("Threads:", 0) == 0)
-      return std::stoul(line.substr(8));
-  return 0;
-}
-
-} // namespace
-
 TEST_CASE("a session server holds many sessions and handshakes without a thread for any of them",
           "[actors][server][tcp][io]") {
   actor_fixture f;
@@ -103,13 +88,13 @@ TEST_CASE("a session server holds many sessions and handshakes without a thread 
     REQUIRE(f.call(callers.back(), 1, payload{7}));
   };
   connect_one();
-  auto baseline = thread_count();
+  auto baseline = test::thread_count();
   // Handshakes in progress: raw sockets that connect and say nothing.
   std::vector<unique_fd> silent;
   for (int i = 0; i < 50; ++i)
     silent.push_back(raw_connect(port));
   for (int i = 0; i < 100; ++i)
     connect_one();
-  CHECK(thread_count() == baseline);
+  CHECK(test::thread_count() == baseline);
   CHECK((*srv)->sessions_started() == 101);
 }

@@ -235,6 +235,16 @@ inline byte_buffer read_exactly(int fd, size_t n) {
   return out;
 }
 
+/// The number of threads of this process (`Threads:` in /proc/self/status).
+inline size_t thread_count() {
+  std::ifstream in{"/proc/self/status"};
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("Threads:", 0) == 0)
+      return std::stoul(line.substr(8));
+  return 0;
+}
+
 /// True if the peer closed its sending side: a read returns end of stream.
 inline bool reads_eof(int fd) {
   uint8_t byte;

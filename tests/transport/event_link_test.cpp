@@ -4,7 +4,6 @@
 
 #include <chrono>
 #include <condition_variable>
-#include <fstream>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -102,26 +101,31 @@ struct socket_pair {
   }
 };
 
-size_t thread_count() {
-  std::ifstream in{"/proc/self/status"};
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("Threads:", 0) == 0)
-      return std::stoul(line.substr(8));
-  return 0;
-}
-
 struct reactor_fixture {
   caf::actor_system_config cfg;
   caf::actor_system sys{cfg};
   io_reactor_ptr io = io_reactor::start(sys, io_reactor::config{});
 };
 
+/// A socket link on our end of a socket pair, started on `f`'s reactor; the test speaks
+/// raw bytes on `theirs`.
+struct started_link {
+  socket_pair p;
+  link_ptr lnk;
+  std::shared_ptr<collector> sink = std::make_shared<collector>();
+
+  explicit started_link(reactor_fixture& f, link_options opts = {})
+    : lnk(make_socket_link(std::move(p.ours), "pair", opts)) {
+    lnk->start(sink, f.io);
+  }
+  int theirs() const { return p.theirs.get(); }
+};
+
 } // namespace
 
 TEST_CASE("many socket links share one I/O thread", "[transport][io]") {
   reactor_fixture f;
-  auto threads_before = thread_count();
+  auto threads_before = test::thread_count();
   constexpr size_t n = 200;
   std::vector<socket_pair> pairs(n);
   std::vector<link_ptr> links;
@@ -132,7 +136,7 @@ TEST_CASE("many socket links share one I/O thread", "[transport][io]") {
     links.back()->start(sinks.back(), f.io);
   }
   // Every link sends and receives while none has a thread of its own.
-  CHECK(thread_count() == threads_before);
+  CHECK(test::thread_count() == threads_before);
   for (size_t i = 0; i < n; ++i) {
     auto payload = pattern(16, static_cast<uint8_t>(i));
     REQUIRE(test::write_all(pairs[i].theirs.get(), framed(payload)));
@@ -152,10 +156,9 @@ TEST_CASE("many socket links share one I/O thread", "[transport][io]") {
 // r[verify transport.stream]
 TEST_CASE("frames written one byte at a time arrive whole and in order", "[transport][io]") {
   reactor_fixture f;
-  socket_pair p;
-  auto lnk = make_socket_link(std::move(p.ours), "pair");
-  auto sink = std::make_shared<collector>();
-  lnk->start(sink, f.io);
+  started_link s{f};
+  auto& sink = s.sink;
+  auto& p = s.p;
   byte_buffer stream;
   std::vector<byte_buffer> sent;
   for (size_t size : {0, 1, 3, 4, 5, 100, 70000}) {
@@ -177,10 +180,9 @@ TEST_CASE("frames written one byte at a time arrive whole and in order", "[trans
 
 TEST_CASE("a started socket link reports a stream that ends mid-frame", "[transport][io]") {
   reactor_fixture f;
-  socket_pair p;
-  auto lnk = make_socket_link(std::move(p.ours), "pair");
-  auto sink = std::make_shared<collector>();
-  lnk->start(sink, f.io);
+  started_link s{f};
+  auto& sink = s.sink;
+  auto& p = s.p;
   byte_buffer partial;
   append_frame_header(partial, 100);
   partial.resize(partial.size() + 10, 0xab);
@@ -193,12 +195,11 @@ TEST_CASE("a started socket link reports a stream that ends mid-frame", "[transp
 
 TEST_CASE("a started socket link refuses an oversized frame from its header alone", "[transport][io]") {
   reactor_fixture f;
-  socket_pair p;
   link_options opts;
   opts.max_frame_size = 64;
-  auto lnk = make_socket_link(std::move(p.ours), "pair", opts);
-  auto sink = std::make_shared<collector>();
-  lnk->start(sink, f.io);
+  started_link s{f, opts};
+  auto& sink = s.sink;
+  auto& p = s.p;
   byte_buffer header;
   append_frame_header(header, 65);
   REQUIRE(test::write_all(p.theirs.get(), header));
@@ -266,12 +267,11 @@ TEST_CASE("a peer that stops reading fills the bounded outbound queue and the li
           "backpressure",
           "[transport][io]") {
   reactor_fixture f;
-  socket_pair p;
   link_options opts;
   opts.max_outbound_bytes = 1024 * 1024;
-  auto lnk = make_socket_link(std::move(p.ours), "pair", opts);
-  auto sink = std::make_shared<collector>();
-  lnk->start(sink, f.io);
+  started_link s{f, opts};
+  auto& lnk = s.lnk;
+  auto& sink = s.sink;
   caf::error failure;
   for (size_t i = 0; i < 1000 && !failure; ++i)
     if (auto sent = lnk->send(pattern(16 * 1024, 1)); !sent)
@@ -286,12 +286,11 @@ TEST_CASE("a peer that stops reading fills the bounded outbound queue and the li
 
 TEST_CASE("a peer that reads nothing within the stall timeout is cut off", "[transport][io]") {
   reactor_fixture f;
-  socket_pair p;
   link_options opts;
   opts.stall_timeout = 200ms;
-  auto lnk = make_socket_link(std::move(p.ours), "pair", opts);
-  auto sink = std::make_shared<collector>();
-  lnk->start(sink, f.io);
+  started_link s{f, opts};
+  auto& lnk = s.lnk;
+  auto& sink = s.sink;
   // Enough to fill the socket buffers, well under the queue limit.
   for (size_t i = 0; i < 64; ++i)
     REQUIRE(lnk->send(pattern(64 * 1024, 2)));
@@ -301,10 +300,10 @@ TEST_CASE("a peer that reads nothing within the stall timeout is cut off", "[tra
 
 TEST_CASE("aborting a started socket link ends its input and fails later sends", "[transport][io]") {
   reactor_fixture f;
-  socket_pair p;
-  auto lnk = make_socket_link(std::move(p.ours), "pair");
-  auto sink = std::make_shared<collector>();
-  lnk->start(sink, f.io);
+  started_link s{f};
+  auto& lnk = s.lnk;
+  auto& sink = s.sink;
+  auto& p = s.p;
   lnk->abort();
   REQUIRE(sink->wait_end());
   CHECK(is(sink->reason(), errc::closed));
@@ -318,10 +317,10 @@ TEST_CASE("aborting a started socket link ends its input and fails later sends",
 TEST_CASE("closing a started socket link flushes what is queued before the peer sees end of stream",
           "[transport][io]") {
   reactor_fixture f;
-  socket_pair p;
-  auto lnk = make_socket_link(std::move(p.ours), "pair");
-  auto sink = std::make_shared<collector>();
-  lnk->start(sink, f.io);
+  started_link s{f};
+  auto& lnk = s.lnk;
+  auto& sink = s.sink;
+  auto& p = s.p;
   for (size_t i = 0; i < 64; ++i)
     REQUIRE(lnk->send(pattern(32 * 1024, static_cast<uint8_t>(i))));
   lnk->close();
