@@ -333,6 +333,9 @@ session_actor::behavior_type session_behavior(session_pointer self, std::shared_
   // r[impl session.parity]
   st.next_connection_id = handshake.our_settings.parity == parity::odd ? 1 : 2;
   st.handshake = std::move(handshake);
+  // The peer's schema blob (kilobytes) is the application's to keep, via session_handle;
+  // an idle session should not carry it.
+  byte_buffer{}.swap(st.handshake.peer_message_payload_schema);
   st.options = std::move(options);
   self->set_down_handler([self](caf::down_msg& dm) { on_driver_down(self, dm); });
   return {

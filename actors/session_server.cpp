@@ -53,9 +53,9 @@ namespace {
 /// LetsGo, so nothing can overtake).
 class accepting_input final : public link_receiver, public std::enable_shared_from_this<accepting_input> {
 public:
-  accepting_input(std::weak_ptr<session_server::core> server, link_ptr lnk, session_options options)
-    : server_(std::move(server)), link_(std::move(lnk)), options_(std::move(options)),
-      hs_options_(handshake_options_of(options_)) {}
+  accepting_input(std::weak_ptr<session_server::core> server, link_ptr lnk, const session_options& options)
+    : server_(std::move(server)), link_(std::move(lnk)),
+      setup_(std::make_unique<setup>(setup{options, handshake_options_of(options), {}})) {}
 
   void on_frame(byte_span payload, caf::execution_unit* ctx) override {
     if (session_) {
@@ -73,10 +73,10 @@ public:
           stage_ = stage::hello;
         break;
       case stage::hello:
-        if (auto hs = answer_hello(*link_, payload, hs_options_); !hs) {
+        if (auto hs = answer_hello(*link_, payload, setup_->handshake); !hs) {
           fail();
         } else {
-          result_ = std::move(*hs);
+          setup_->result = std::move(*hs);
           stage_ = stage::lets_go;
         }
         break;
@@ -122,18 +122,24 @@ private:
       link_->abort();
       return;
     }
-    auto h = spawn_session(srv->sys, link_, std::move(result_), options_, true);
+    auto h = spawn_session(srv->sys, link_, std::move(setup_->result), std::move(setup_->options), true);
     session_ = std::make_shared<session_input>(h.actor);
+    setup_.reset(); // an idle session should not carry its handshake's state (schemas, options)
     if (!srv->finished(this, &h))
       caf::anon_send(h.actor, stop_atom::value);
   }
 
+  /// What only the handshake needs; released once it ends.
+  struct setup {
+    session_options options;
+    handshake_options handshake;
+    handshake_result result;
+  };
+
   std::weak_ptr<session_server::core> server_;
   link_ptr link_;
-  session_options options_;
-  handshake_options hs_options_;
+  std::unique_ptr<setup> setup_;
   stage stage_ = stage::prologue;
-  handshake_result result_;
   std::atomic<bool> done_{false};
   std::shared_ptr<session_input> session_;
 };
