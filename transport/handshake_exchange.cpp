@@ -28,13 +28,21 @@ caf::expected<handshake_message> decode_payload(byte_span payload) {
   return msg;
 }
 
-caf::expected<handshake_message> recv_message(link& lnk) {
+/// The next handshake payload; end of stream is an error.
+caf::expected<byte_buffer> recv_payload(link& lnk) {
   auto payload = lnk.recv();
   if (!payload)
     return std::move(payload.error());
   if (!*payload)
     return make_error(errc::link_closed, "peer closed during handshake");
-  return decode_payload(**payload);
+  return std::move(**payload);
+}
+
+caf::expected<handshake_message> recv_message(link& lnk) {
+  auto payload = recv_payload(lnk);
+  if (!payload)
+    return std::move(payload.error());
+  return decode_payload(*payload);
 }
 
 // r[impl session.handshake.sorry]
@@ -110,20 +118,16 @@ caf::expected<handshake_result> handshake_as_initiator(link& lnk, const handshak
 
 // r[impl session.handshake]
 caf::expected<handshake_result> handshake_as_acceptor(link& lnk, const handshake_options& opts) {
-  auto first = lnk.recv();
+  auto first = recv_payload(lnk);
   if (!first)
     return std::move(first.error());
-  if (!*first)
-    return make_error(errc::link_closed, "peer closed during handshake");
-  auto out = answer_hello(lnk, **first, opts);
+  auto out = answer_hello(lnk, *first, opts);
   if (!out)
     return out;
-  auto reply = lnk.recv();
+  auto reply = recv_payload(lnk);
   if (!reply)
     return std::move(reply.error());
-  if (!*reply)
-    return make_error(errc::link_closed, "peer closed during handshake");
-  if (auto err = expect_lets_go(**reply))
+  if (auto err = expect_lets_go(*reply))
     return err;
   return out;
 }

@@ -36,7 +36,7 @@ io_loop::io_loop(caf::actor_system* sys, inline_filter filter)
   ev.events = EPOLLIN;
   ev.data.ptr = nullptr; // the wake-up descriptor
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
-  scratch_.resize(64 * 1024);
+  scratch_.resize(scratch_size);
 }
 
 io_loop::~io_loop() {
@@ -119,10 +119,12 @@ void io_loop::post_at(std::chrono::steady_clock::time_point when, std::function<
 }
 
 void io_loop::run_timers() {
-  auto now = std::chrono::steady_clock::now();
   std::vector<std::function<void()>> due;
   {
     std::lock_guard<std::mutex> guard{mtx_};
+    if (timers_.empty())
+      return; // the common case: no clock read
+    auto now = std::chrono::steady_clock::now();
     while (!timers_.empty() && timers_.top().when <= now) {
       due.push_back(std::move(const_cast<timer&>(timers_.top()).fn));
       timers_.pop();

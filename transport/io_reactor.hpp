@@ -87,6 +87,7 @@ public:
   /// Read buffer shared by every link of this loop: a link keeps only the bytes of a frame
   /// that is not complete yet, so an idle link holds no read buffer at all.
   byte_buffer& scratch() { return scratch_; }
+  static constexpr size_t scratch_size = 64 * 1024;
 
   // caf::execution_unit
   void exec_later(caf::resumable* job) override;

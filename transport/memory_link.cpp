@@ -86,7 +86,7 @@ public:
       return rx_->reader_gone || rx_failure_ || !rx_->queue.empty() || rx_->writer_done;
     });
     if (rx_->reader_gone)
-      return make_error(errc::closed, name_ + ": link aborted locally");
+      return aborted_error();
     if (rx_failure_)
       return rx_failure_;
     // r[impl link.rx.eof]
@@ -114,7 +114,7 @@ public:
       std::lock_guard<std::mutex> guard{rx_->mtx};
       rx_->reader_gone = true;
       rx_->queue.clear();
-      rx_->end_locked(make_error(errc::closed, name_ + ": link aborted locally"));
+      rx_->end_locked(aborted_error());
       rx_->cv.notify_all();
     }
     close();
@@ -123,7 +123,7 @@ public:
   void start(std::shared_ptr<link_receiver> receiver, const std::shared_ptr<io_reactor>&) override {
     std::lock_guard<std::mutex> guard{rx_->mtx};
     if (rx_->reader_gone) {
-      receiver->on_end(make_error(errc::closed, name_ + ": link aborted locally"), nullptr);
+      receiver->on_end(aborted_error(), nullptr);
       return;
     }
     for (auto& item : rx_->queue) {
@@ -152,6 +152,10 @@ public:
   }
 
 private:
+  caf::error aborted_error() const {
+    return make_error(errc::closed, name_ + ": link aborted locally");
+  }
+
   std::shared_ptr<channel> tx_;
   std::shared_ptr<channel> rx_;
   link_options options_;

@@ -18,14 +18,21 @@ std::string render_magic(uint32_t magic) {
   return to_hex(byte_span{bytes, 4}) + " (\"" + text + "\")";
 }
 
-/// Receives the one prologue payload expected from the peer.
-caf::expected<prologue_message> recv_prologue(link& lnk) {
+/// Receives the one prologue payload expected from the peer; end of stream is an error.
+caf::expected<byte_buffer> recv_prologue_payload(link& lnk) {
   auto payload = lnk.recv();
   if (!payload)
     return payload.error();
   if (!*payload)
     return make_error(errc::link_closed, "link closed during transport prologue");
-  return parse_prologue_message(**payload);
+  return std::move(**payload);
+}
+
+caf::expected<prologue_message> recv_prologue(link& lnk) {
+  auto payload = recv_prologue_payload(lnk);
+  if (!payload)
+    return payload.error();
+  return parse_prologue_message(*payload);
 }
 
 /// Answers a hello we refuse. Best effort: the refusal is the error worth reporting, not a
@@ -121,12 +128,10 @@ caf::expected<conduit_mode> initiate_transport(link& lnk, conduit_mode requested
 // r[impl transport.prologue]
 // r[impl transport.prologue.accept]
 caf::expected<conduit_mode> accept_transport(link& lnk, conduit_mode_set supported) {
-  auto payload = lnk.recv();
+  auto payload = recv_prologue_payload(lnk);
   if (!payload)
     return payload.error();
-  if (!*payload)
-    return make_error(errc::link_closed, "link closed during transport prologue");
-  return answer_transport_hello(lnk, **payload, supported);
+  return answer_transport_hello(lnk, *payload, supported);
 }
 
 caf::expected<conduit_mode> answer_transport_hello(link& lnk, byte_span payload, conduit_mode_set supported) {

@@ -288,7 +288,8 @@ private:
       if (n > 0) {
         inflight_pos_ += static_cast<size_t>(n);
         queued_bytes_ -= static_cast<size_t>(n);
-        last_progress_ = std::chrono::steady_clock::now();
+        if (armed_) // only a stalled write is timed; the common direct write reads no clock
+          last_progress_ = std::chrono::steady_clock::now();
         if (inflight_pos_ == inflight_.size()) {
           if (inflight_.capacity() > 256 * 1024)
             byte_buffer{}.swap(inflight_); // a burst is over: do not keep its buffer
@@ -405,7 +406,7 @@ private:
     if (!used)
       return false;
     buf.erase(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(*used));
-    if (buf.empty() && buf.capacity() > 64 * 1024)
+    if (buf.empty() && buf.capacity() > io_loop::scratch_size)
       byte_buffer{}.swap(buf); // an idle link keeps no large buffer
     return true;
   }
