@@ -1,11 +1,23 @@
 #include "actors/channel.hpp"
 
+#include <caf/scoped_actor.hpp>
+#include <caf/send.hpp>
+
+#include "actors/driver_channels.hpp"
+
 namespace vox::detail {
 
 namespace {
 
-// r[impl rpc.flow-control.credit.grant]
-uint32_t grant_batch(uint32_t initial) { return std::max<uint32_t>(initial / 2, 1); }
+using clock = std::chrono::steady_clock;
+
+/// What is left of `deadline` as a driver-side timeout (never zero: zero means none).
+std::chrono::milliseconds remaining(std::optional<clock::time_point> deadline) {
+  if (!deadline)
+    return std::chrono::milliseconds{0};
+  auto left = std::chrono::ceil<std::chrono::milliseconds>(*deadline - clock::now());
+  return std::max(left, std::chrono::milliseconds{1});
+}
 
 } // namespace
 
@@ -14,262 +26,182 @@ channel_binder*& current_binder() {
   return binder;
 }
 
-void channel_core::bind(channel_id id, std::shared_ptr<channel_registry> registry, bool local_receives,
-                        bool active) {
-  {
-    std::lock_guard<std::mutex> guard{mtx_};
-    id_ = id;
-    registry_ = std::move(registry);
-    local_receives_ = local_receives;
-    active_ = active;
-  }
-  cv_.notify_all();
+channel_end::~channel_end() {
+  if (binding() == nullptr || failure_ || closed_)
+    return;
+  control(binding_.decl.local_receives ? channel_control_msg::kind::release : channel_control_msg::kind::close, {});
 }
 
-void channel_core::activate() {
+bool channel_end::bind(channel_binding b) {
   {
-    std::lock_guard<std::mutex> guard{mtx_};
-    active_ = true;
-  }
-  cv_.notify_all(); // ends used before their call went out wait for this
-}
-
-bool channel_core::bound() const {
-  std::lock_guard<std::mutex> guard{mtx_};
-  return registry_ != nullptr;
-}
-
-channel_id channel_core::id() const {
-  std::lock_guard<std::mutex> guard{mtx_};
-  return id_;
-}
-
-bool channel_core::write(channel_body p) {
-  // Called without mtx_ held: the link may block, and the driver must stay free to
-  // deliver grants meanwhile.
-  std::shared_ptr<channel_registry> reg;
-  channel_id id;
-  {
-    std::lock_guard<std::mutex> guard{mtx_};
-    reg = registry_;
-    id = id_;
-  }
-  return reg && reg->write(id, std::move(p));
-}
-
-caf::expected<void> channel_core::send(payload item, std::optional<std::chrono::steady_clock::time_point> deadline) {
-  {
-    std::unique_lock<std::mutex> guard{mtx_};
-    // r[impl rpc.flow-control.credit.exhaustion]
-    auto ready = [this] { return (active_ && credit_ > 0) || closed_ || reset_ || failure_; };
-    if (deadline) {
-      if (!cv_.wait_until(guard, *deadline, ready))
-        return make_error(errc::timeout, active_ ? "no channel credit before the deadline"
-                                                 : "the channel's call did not go out before the deadline");
-    } else {
-      cv_.wait(guard, ready);
-    }
-    if (failure_)
-      return failure_;
-    if (reset_)
-      return make_error(errc::closed, "channel was reset");
-    if (closed_)
-      return make_error(errc::closed, "channel is closed");
-    --credit_;
-  }
-  // r[impl rpc.channel.item]
-  if (!write(channel_item{std::move(item)}))
-    return make_error(errc::io_error, "sending the channel item failed");
-  return {};
-}
-
-void channel_core::close(vox::metadata md) {
-  {
-    std::lock_guard<std::mutex> guard{mtx_};
-    if (!registry_ || closed_ || reset_ || failure_ || local_receives_)
-      return;
-    closed_ = true;
-  }
-  cv_.notify_all();
-  // r[impl rpc.channel.close]
-  write(channel_close{std::move(md)});
-  std::shared_ptr<channel_registry> reg;
-  {
-    std::lock_guard<std::mutex> guard{mtx_};
-    reg = registry_;
-  }
-  reg->remove(id());
-}
-
-void channel_core::reset(vox::metadata md) {
-  std::shared_ptr<channel_registry> reg;
-  {
-    std::lock_guard<std::mutex> guard{mtx_};
-    if (!registry_ || reset_ || failure_ || (closed_ && !local_receives_))
-      return;
-    reset_ = true;
-    reg = registry_;
-  }
-  cv_.notify_all();
-  // r[impl rpc.channel.reset]
-  write(channel_reset{std::move(md)});
-  reg->remove(id());
-}
-
-caf::expected<std::optional<payload>> channel_core::recv(std::optional<std::chrono::steady_clock::time_point> deadline) {
-  payload item;
-  uint32_t grant = 0;
-  {
-    std::unique_lock<std::mutex> guard{mtx_};
-    auto ready = [this] { return (registry_ && !items_.empty()) || closed_ || reset_ || failure_; };
-    if (deadline) {
-      if (!cv_.wait_until(guard, *deadline, ready))
-        return make_error(errc::timeout, "no channel item before the deadline");
-    } else {
-      cv_.wait(guard, ready);
-    }
-    if (items_.empty()) {
-      if (failure_)
-        return failure_;
-      if (reset_)
-        return make_error(errc::closed, "channel was reset");
-      return std::optional<payload>{};
-    }
-    item = std::move(items_.front());
-    items_.pop_front();
-    // Credit goes back in batches as the application consumes items.
-    if (++consumed_ >= grant_batch(initial_credit_) && !closed_ && !reset_ && !failure_) {
-      grant = consumed_;
-      consumed_ = 0;
-      credit_ += grant;
-    }
-  }
-  if (grant > 0)
-    write(channel_grant_credit{grant});
-  return std::optional<payload>{std::move(item)};
-}
-
-bool channel_core::on_item(payload item) {
-  {
-    std::lock_guard<std::mutex> guard{mtx_};
-    if (!local_receives_ || closed_ || reset_)
-      return true;
-    // r[impl rpc.flow-control.credit.exhaustion]
-    // A receiving end's credit_ is what the peer may still send: initial plus granted,
-    // minus received. Past it the peer is buffering into us unasked.
-    if (credit_ == 0)
+    std::lock_guard<std::mutex> guard{bind_mtx_};
+    if (bound_.load(std::memory_order_relaxed))
       return false;
-    --credit_;
-    items_.push_back(std::move(item));
+    binding_ = std::move(b);
+    bound_.store(true, std::memory_order_release);
   }
-  cv_.notify_all();
+  bind_cv_.notify_all();
   return true;
 }
 
-void channel_core::on_close() {
-  {
-    std::lock_guard<std::mutex> guard{mtx_};
+const channel_binding* channel_end::wait_bound(std::optional<clock::time_point> deadline) const {
+  if (auto* b = binding())
+    return b;
+  std::unique_lock<std::mutex> guard{bind_mtx_};
+  auto ready = [this] { return bound_.load(std::memory_order_relaxed); };
+  if (deadline)
+    bind_cv_.wait_until(guard, *deadline, ready);
+  else
+    bind_cv_.wait(guard, ready);
+  return binding();
+}
+
+void channel_end::abandon(caf::error reason) {
+  if (!failure_)
+    failure_ = std::move(reason);
+}
+
+caf::error channel_end::send_check() const {
+  if (failure_)
+    return failure_;
+  if (closed_)
+    return make_error(errc::closed, "channel is closed");
+  if (binding() == nullptr)
+    return make_error(errc::invalid_request, "the channel end is not bound to a call yet");
+  if (binding_.decl.local_receives)
+    return make_error(errc::invalid_request, "this end receives");
+  return {};
+}
+
+caf::error channel_end::write_item(payload item) {
+  if (binding_.context->closed.load(std::memory_order_acquire)) {
+    abandon(make_error(errc::connection_closed, "the channel's connection is closed"));
+    return failure_;
+  }
+  --credit_;
+  // r[impl rpc.channel.item]
+  auto sent = binding_.context->conduit->send(
+    message{binding_.context->conn, channel_message{binding_.decl.id, channel_item{std::move(item)}}});
+  if (!sent) {
+    abandon(make_error(errc::io_error, "sending the channel item failed: " + describe(sent.error())));
+    return failure_;
+  }
+  return {};
+}
+
+void channel_end::control(channel_control_msg::kind what, vox::metadata md) {
+  caf::anon_send(binding_.driver, channel_control_msg{binding_.decl, what, std::move(md)});
+}
+
+void channel_end::close(vox::metadata md) {
+  if (failure_ || closed_)
+    return;
+  closed_ = true;
+  if (binding() != nullptr && !binding_.decl.local_receives)
+    control(channel_control_msg::kind::close, std::move(md));
+}
+
+void channel_end::reset(vox::metadata md) {
+  if (failure_ || binding() == nullptr || (closed_ && !binding_.decl.local_receives))
+    return;
+  failure_ = make_error(errc::closed, "channel was reset");
+  items_.clear();
+  control(channel_control_msg::kind::reset, std::move(md));
+}
+
+caf::error channel_end::take_error(caf::error e) {
+  // A timeout only ends one wait; anything from CAF itself means the driver is gone.
+  if (is(e, errc::timeout))
+    return e;
+  if (e.category() != vox_error_category)
+    e = make_error(errc::connection_closed, "the channel's connection is closed");
+  abandon(std::move(e));
+  return failure_;
+}
+
+caf::error channel_end::take_credit(caf::expected<uint32_t> credit) {
+  if (!credit)
+    return take_error(std::move(credit.error()));
+  credit_ += *credit;
+  return {};
+}
+
+void channel_end::take_batch(caf::expected<channel_batch> batch) {
+  if (!batch) {
+    take_error(std::move(batch.error()));
+    return;
+  }
+  for (auto& item : batch->items)
+    items_.push_back(std::move(item));
+  if (batch->closed)
     closed_ = true;
-  }
-  cv_.notify_all();
 }
 
-void channel_core::on_reset() {
-  {
-    std::lock_guard<std::mutex> guard{mtx_};
-    reset_ = true;
-  }
-  cv_.notify_all();
+caf::error channel_end::wait_credit(std::optional<clock::time_point> deadline) {
+  if (wait_bound(deadline) == nullptr)
+    return make_error(errc::timeout, "the channel's call did not go out before the deadline");
+  if (auto err = send_check(); err || credit_ > 0)
+    return err;
+  caf::scoped_actor self{*binding_.context->system};
+  caf::error out;
+  self->request(binding_.driver, caf::infinite, channel_credit_atom::value, request(remaining(deadline)))
+    .receive([&](uint32_t n) { out = take_credit(n); }, [&](caf::error& e) { out = take_credit(std::move(e)); });
+  return out;
 }
 
-// r[impl rpc.flow-control.credit.grant]
-void channel_core::on_grant(uint32_t additional) {
-  {
-    std::lock_guard<std::mutex> guard{mtx_};
-    if (local_receives_)
-      return;
-    credit_ += additional;
-  }
-  cv_.notify_all();
+caf::error channel_end::wait_items(std::optional<clock::time_point> deadline) {
+  if (!items_.empty() || closed_ || failure_)
+    return {};
+  if (wait_bound(deadline) == nullptr)
+    return make_error(errc::timeout, "no channel item before the deadline");
+  caf::scoped_actor self{*binding_.context->system};
+  caf::error out;
+  self->request(binding_.driver, caf::infinite, channel_recv_atom::value, request(remaining(deadline)))
+    .receive([&](channel_batch& b) { take_batch(std::move(b)); },
+             [&](caf::error& e) {
+               if (is(e, errc::timeout))
+                 out = make_error(errc::timeout, "no channel item before the deadline");
+               else
+                 take_batch(std::move(e));
+             });
+  return out;
 }
 
-void channel_core::on_connection_closed(caf::error reason) {
-  {
-    std::lock_guard<std::mutex> guard{mtx_};
-    if (!failure_)
-      failure_ = std::move(reason);
-  }
-  cv_.notify_all();
-}
-
-channel_id channel_registry::allocate() {
-  std::lock_guard<std::mutex> guard{mtx_};
-  auto id = next_id_;
-  next_id_ += 2;
-  return id;
-}
-
-bool channel_registry::add(channel_id id, std::shared_ptr<channel_core> core) {
-  std::lock_guard<std::mutex> guard{mtx_};
-  if (closed_ || id == 0)
-    return false;
-  return cores_.emplace(id, std::move(core)).second;
-}
-
-void channel_registry::remove(channel_id id) {
-  std::lock_guard<std::mutex> guard{mtx_};
-  cores_.erase(id);
-}
-
-std::shared_ptr<channel_core> channel_registry::find(channel_id id) {
-  std::lock_guard<std::mutex> guard{mtx_};
-  auto i = cores_.find(id);
-  return i == cores_.end() ? nullptr : i->second;
-}
-
-void channel_registry::close_all(const caf::error& reason) {
-  std::unordered_map<channel_id, std::shared_ptr<channel_core>> cores;
-  {
-    std::lock_guard<std::mutex> guard{mtx_};
-    closed_ = true;
-    cores.swap(cores_);
-  }
-  for (auto& [id, core] : cores)
-    core->on_connection_closed(reason);
-}
-
-bool channel_registry::write(channel_id id, channel_body body) {
-  return static_cast<bool>(conduit_->send(message{conn_, channel_message{id, std::move(body)}}));
-}
-
-void write_channel(postcard::writer& w, const std::shared_ptr<channel_core>& core, bool local_receives) {
+void write_channel(postcard::writer& w, const end_ptr& end, bool local_receives) {
   auto* binder = current_binder();
-  if (binder == nullptr || !binder->registry || !core || core->bound()) {
-    // Not inside a call's encoding, or the end was already used in another call.
+  if (binder == nullptr || !binder->context || binder->table != nullptr || !end) {
+    // Not inside a call's encoding.
     if (binder != nullptr)
       binder->failed = true;
     w.varint(0);
     return;
   }
-  auto id = binder->registry->allocate();
-  core->bind(id, binder->registry, local_receives, false);
-  binder->registry->add(id, core);
-  binder->bound.push_back(core);
-  w.varint(id);
+  // r[impl rpc.channel.binding]
+  channel_decl decl{binder->context->allocate(), local_receives, end->initial_credit()};
+  if (end->failure() || end->closed() || !end->bind({binder->context, binder->driver, decl})) {
+    binder->failed = true; // used in another call already, or closed before any call
+    w.varint(0);
+    return;
+  }
+  binder->declared.push_back(decl);
+  binder->ends.push_back(end);
+  // r[impl rpc.channel.payload-encoding]
+  w.varint(decl.id);
 }
 
-bool read_channel(postcard::reader& r, std::shared_ptr<channel_core>& core, bool local_receives,
-                  uint32_t initial_credit) {
+bool read_channel(postcard::reader& r, end_ptr& end, bool local_receives, uint32_t initial_credit) {
   uint64_t id = 0;
   if (!r.varint(id))
     return false;
   auto* binder = current_binder();
-  if (binder == nullptr || !binder->registry)
+  if (binder == nullptr || binder->table == nullptr)
     return r.fail(errc::invalid_value, "a channel argument outside of a call");
-  core = std::make_shared<channel_core>(initial_credit);
-  core->bind(id, binder->registry, local_receives, true);
-  if (!binder->registry->add(id, core))
+  channel_decl decl{id, local_receives, initial_credit};
+  if (!binder->table->declare(decl, true))
     return r.fail(errc::invalid_value, "channel id " + std::to_string(id) + " is 0 or already in use");
+  end = std::make_shared<channel_end>(initial_credit);
+  end->bind({binder->context, binder->driver, decl});
+  binder->declared.push_back(decl);
   return true;
 }
 

@@ -1,5 +1,7 @@
 #include "actors/driver_actor.hpp"
 
+#include <cstdio>
+
 #include <caf/event_based_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
@@ -13,18 +15,17 @@ void driver_state::fail_pending(const caf::error& reason) {
     rp.deliver(reason);
   auto waiting = std::move(queued);
   queued.clear();
-  for (auto& [call, rp] : waiting) {
-    for (auto& ch : call.channels)
-      ch->on_connection_closed(reason);
+  for (auto& [call, rp] : waiting)
     rp.deliver(reason);
-  }
+  // Channels of calls still queued go with the rest.
+  if (cfg.channels)
+    cfg.channels->closed.store(true, std::memory_order_release);
+  if (channels)
+    channels->close_all(reason);
 }
 
 driver_state::~driver_state() {
-  auto reason = make_error(errc::connection_closed, "connection driver exited");
-  fail_pending(reason);
-  if (cfg.channels)
-    cfg.channels->close_all(reason);
+  fail_pending(make_error(errc::connection_closed, "connection driver exited"));
 }
 
 namespace {
@@ -68,27 +69,19 @@ bool record_schemas(driver_pointer self, const std::vector<uint8_t>& cbor) {
 }
 
 void handle_channel(driver_pointer self, channel_message& cm) {
-  auto& reg = self->state.cfg.channels;
-  auto core = reg ? reg->find(cm.id) : nullptr;
-  if (!core)
-    return; // unknown or finished channel: dropped, as the reference drops late items
-  std::visit(
-    [&](auto& body) {
-      using T = std::decay_t<decltype(body)>;
-      if constexpr (std::is_same_v<T, channel_item>) {
-        if (!core->on_item(std::move(body.item)))
-          report_violation(self, "channel " + std::to_string(cm.id) + " sent an item without credit");
-      } else if constexpr (std::is_same_v<T, channel_close>) {
-        core->on_close();
-        reg->remove(cm.id);
-      } else if constexpr (std::is_same_v<T, channel_reset>) {
-        core->on_reset();
-        reg->remove(cm.id);
-      } else {
-        core->on_grant(body.additional);
-      }
-    },
-    cm.body);
+  if (!self->state.channels->on_message(cm))
+    report_violation(self, "channel " + std::to_string(cm.id) + " sent an item without credit");
+}
+
+std::string method_label(method_id_t id) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "0x%016llx", static_cast<unsigned long long>(id));
+  return buf;
+}
+
+void log(driver_pointer self, const std::string& line) {
+  if (self->state.cfg.log && *self->state.cfg.log)
+    (*self->state.cfg.log)(line);
 }
 
 void handle_request(driver_pointer self, request_message& rm) {
@@ -110,14 +103,21 @@ void handle_request(driver_pointer self, request_message& rm) {
       send_response(self, rm.id, {}, unknown_method_response());
       return;
     }
-    incoming_call in{st.cfg.id, rm.id, call->method_id, std::move(call->metadata),
-                     std::move(call->args), std::move(call->schemas), st.cfg.channels,
-                     &self->system()};
+    auto method = call->method_id;
+    incoming_call in{st.cfg.id, rm.id, method, std::move(call->metadata), std::move(call->args),
+                     std::move(call->schemas), &self->system(), st.cfg.log};
+    // Tx/Rx arguments the handler decodes become channels of this connection at once, so
+    // that items right behind the Call find them.
+    detail::channel_binder binder{st.cfg.channels, caf::actor_cast<driver_actor>(self), &*st.channels};
+    detail::binder_scope scope{binder};
     // r[impl rpc.handler]
     try {
       st.cfg.handler(std::move(in), reply_sink{caf::actor_cast<driver_actor>(self), rm.id, control});
-    } catch (...) {
+    } catch (const std::exception& e) {
       // The handler's sink copies are gone, so the caller gets Cancelled.
+      log(self, "handler of method " + method_label(method) + " threw: " + e.what());
+    } catch (...) {
+      log(self, "handler of method " + method_label(method) + " threw a non-standard exception");
     }
   } else if (auto* resp = std::get_if<request_response>(&rm.body)) {
     if (!record_schemas(self, resp->schemas))
@@ -164,12 +164,12 @@ void start_call(driver_pointer self, outgoing_call call, caf::typed_response_pro
     st.tags.erase(call.cancel_tag);
     auto err = make_error(errc::io_error, "sending the call failed: " + describe(sent.error()));
     for (auto& ch : call.channels)
-      ch->on_connection_closed(err);
+      st.channels->fail(ch.id, err);
     rp.deliver(std::move(err));
     return;
   }
   for (auto& ch : call.channels)
-    ch->activate();
+    st.channels->activate(ch.id);
 }
 
 /// Starts queued calls while the peer's limit allows.
@@ -182,12 +182,19 @@ void send_queued(driver_pointer self) {
   }
 }
 
+/// A channel request that waits gets its deadline as a message to ourselves.
+void arm(driver_pointer self, const channel_request& req, uint64_t serial) {
+  if (serial != 0 && req.timeout.count() > 0)
+    self->delayed_send(self, req.timeout, channel_timeout_atom::value, req.channel.id, serial);
+}
+
 } // namespace
 
 driver_actor::behavior_type driver_behavior(driver_pointer self, driver_config cfg) {
   // r[impl rpc.request.id-allocation]
   self->state.next_request_id = cfg.local_settings.parity == parity::odd ? 1 : 2;
   self->state.cfg = std::move(cfg);
+  self->state.channels.emplace(self->state.cfg.id, self->state.cfg.local_settings.parity, self->state.cfg.conduit);
   self->monitor(self->state.cfg.session);
   self->set_down_handler([self](caf::down_msg&) {
     self->state.fail_pending(make_error(errc::session_shutdown, "the session ended"));
@@ -203,6 +210,8 @@ driver_actor::behavior_type driver_behavior(driver_pointer self, driver_config c
     [self](call_atom, outgoing_call& call) -> caf::typed_response_promise<call_response> {
       auto rp = self->make_response_promise<call_response>();
       auto& st = self->state;
+      for (auto& ch : call.channels)
+        st.channels->declare(ch, false);
       // r[impl rpc.flow-control.max-concurrent-requests]
       if (at_peer_limit(st) || !st.queued.empty())
         st.queued.emplace_back(std::move(call), rp); // waits its turn, in order
@@ -217,7 +226,11 @@ driver_actor::behavior_type driver_behavior(driver_pointer self, driver_config c
         // Not sent yet: drop it from the queue.
         for (auto i = st.queued.begin(); i != st.queued.end(); ++i) {
           if (i->first.cancel_tag == tag) {
-            i->second.deliver(make_error(errc::cancelled, "call cancelled"));
+            auto cancelled = make_error(errc::cancelled, "call cancelled");
+            // Its channels never reach the peer: their ends fail instead of waiting.
+            for (auto& ch : i->first.channels)
+              st.channels->fail(ch.id, cancelled);
+            i->second.deliver(cancelled);
             st.queued.erase(i);
             return;
           }
@@ -241,6 +254,18 @@ driver_actor::behavior_type driver_behavior(driver_pointer self, driver_config c
       self->state.fail_pending(closed.reason);
       self->quit();
     },
+    [self](channel_credit_atom, channel_request& req) {
+      auto rp = self->make_response_promise<uint32_t>();
+      arm(self, req, self->state.channels->want_credit(req, rp));
+      return rp;
+    },
+    [self](channel_recv_atom, channel_request& req) {
+      auto rp = self->make_response_promise<channel_batch>();
+      arm(self, req, self->state.channels->want_items(req, rp));
+      return rp;
+    },
+    [self](channel_control_msg& msg) { self->state.channels->control(msg); },
+    [self](channel_timeout_atom, channel_id id, uint64_t serial) { self->state.channels->expire(id, serial); },
   };
 }
 

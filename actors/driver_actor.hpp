@@ -4,10 +4,12 @@
 #include <atomic>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <unordered_map>
 #include <unordered_set>
 
 #include "actors/channel.hpp"
+#include "actors/driver_channels.hpp"
 #include "actors/handles.hpp"
 #include "actors/interfaces.hpp"
 #include "protocol/schema_tracker.hpp"
@@ -23,7 +25,8 @@ struct driver_config {
   std::shared_ptr<bare_conduit> conduit; ///< the session's conduit; drivers write directly
   session_actor session;
   call_handler handler; ///< serves inbound calls; none answers UnknownMethod
-  std::shared_ptr<detail::channel_registry> channels;
+  std::shared_ptr<detail::channel_context> channels; ///< shared with the connection's handles
+  log_sink log;                                      ///< the session's diagnostics
 };
 
 struct driver_state {
@@ -50,6 +53,8 @@ struct driver_state {
   schema::recv_tracker schemas_in;
   std::unordered_set<method_id_t> args_schemas_sent;
   std::unordered_set<method_id_t> response_schemas_sent;
+  /// The connection's channels (created with the config).
+  std::optional<detail::driver_channels> channels;
 
   /// Fails every pending call with `reason` (a dead actor's promises are not failed by
   /// CAF 0.17 itself, so this runs on every exit path).

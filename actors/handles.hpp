@@ -18,7 +18,7 @@ namespace vox {
 
 namespace detail {
 class caller_guard;
-class channel_registry;
+struct channel_context;
 /// Shared by every copy of a connection_handle: where the connection's one caller guard
 /// is found while any caller is alive.
 struct caller_registry {
@@ -36,7 +36,7 @@ struct connection_handle {
   connection_settings local_settings; ///< what we announced (our parity for request ids)
   connection_settings peer_settings;  ///< what the peer announced
   std::shared_ptr<detail::caller_registry> callers;
-  std::shared_ptr<detail::channel_registry> channels; ///< binds Tx/Rx arguments of calls
+  std::shared_ptr<detail::channel_context> channels; ///< binds Tx/Rx arguments of calls
 };
 
 /// Makes calls on one connection. Copies share one reference count: when the last caller
@@ -85,10 +85,10 @@ struct incoming_call {
   vox::metadata metadata;
   payload args;
   std::vector<uint8_t> schemas;
-  /// Binds Tx/Rx values while the arguments are decoded.
-  std::shared_ptr<detail::channel_registry> channels;
   /// The actor system of the connection (handlers of channel methods run in it).
   caf::actor_system* system = nullptr;
+  /// The session's diagnostics (a handler that throws is reported there).
+  log_sink log;
 };
 
 /// Answers one incoming call, exactly once (rpc.response.one-per-request). Copies share

@@ -1,27 +1,35 @@
 // THE message protocol between vox-caf's actors: who sends what to whom, in one place.
 //
 //   link (its I/O thread) ──inbound_msg / link_down_msg──▶ session ──message──▶ driver (one per connection)
-//   session, driver, channel end ──bare_conduit::send──▶ link (queued; never blocks)
+//   session, driver, sending channel end ──bare_conduit::send──▶ link (queued; never blocks)
 //   caller guard ──caller_dropped_msg──▶ session        keepalive ──keepalive_timeout_msg──▶ session
 //   session ──pong_atom, nonce──▶ keepalive             session ──connection_closed_msg──▶ driver
+//   channel end ──channel_credit_atom / channel_recv_atom──▶ driver ──credit / channel_batch──▶ end's actor
+//   channel end ──channel_control_msg──▶ driver (close, reset, release)
 //
 // Concurrency model (the README's "Threads and shared state" says the same at length):
 // - Threads: the application's CAF workers; vox's I/O threads (io_reactor, one by default
 //   per actor system, never one per link), which accept, run session_server's handshakes,
 //   read, frame and decode, and run the session and drivers a frame wakes (they are CAF
-//   execution units); a watchdog per blocking connect_session/accept_session; one
-//   detached actor per inbound call of a method with channels (until channels become
-//   event-based).
+//   execution units); a watchdog per blocking connect_session/accept_session. Nothing
+//   else: a call of a method with channels runs in an event-based actor, and peer input
+//   never starts a thread.
 // - Shared between threads: a started link (any thread sends under its mutex; input is
-//   touched by its I/O thread only), channel cores and registries (mutexes), the caller
-//   registry of a connection (mutex). Everything else belongs to one actor.
+//   touched by its I/O thread only); per connection, its channel_context (an atomic id
+//   allocator and closed flag); per channel end, its binding (written once, then read-only)
+//   and the caller registry of a connection (mutex). A channel's credit, buffered items
+//   and state belong to the connection's driver; an end's local credit and items belong
+//   to whichever actor or thread uses the end (one at a time). Everything else belongs to
+//   one actor.
 // - The session monitors every driver (a driver that dies takes its connection with it,
 //   while the session goes on; a link would take the session down too) and every driver
 //   monitors its session (a session that ends fails every pending call, which CAF 0.17
 //   does not do for a dead actor's promises).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <vector>
 #include <functional>
 #include <memory>
 #include <string>
@@ -42,13 +50,13 @@ namespace vox {
 struct incoming_call;
 class reply_sink;
 
-namespace detail {
-class channel_core;
-} // namespace detail
-
 /// Serves the calls of one connection (see handles.hpp). Runs inside the connection's
 /// driver actor, so it must not block: reply now, or keep the sink and reply later.
 using call_handler = std::function<void(incoming_call, reply_sink)>;
+
+/// Where a session's diagnostics go (session_options::log, or standard error); shared
+/// with its drivers and the actors that run channel calls.
+using log_sink = std::shared_ptr<const std::function<void(const std::string&)>>;
 
 // -- atoms (CAF's own open/close/get/tick/ping/pong/ok atoms are reused) --------------------
 
@@ -60,6 +68,12 @@ using call_atom = caf::atom_constant<caf::atom("vox_call")>;
 using reply_atom = caf::atom_constant<caf::atom("vox_reply")>;
 /// Cancels an outgoing call by its tag.
 using cancel_atom = caf::atom_constant<caf::atom("vox_cancel")>;
+/// Asks a driver for the credit of a sending channel end.
+using channel_credit_atom = caf::atom_constant<caf::atom("vox_ccred")>;
+/// Asks a driver for the items that arrived for a receiving channel end.
+using channel_recv_atom = caf::atom_constant<caf::atom("vox_crecv")>;
+/// A channel request's deadline passed (driver to itself).
+using channel_timeout_atom = caf::atom_constant<caf::atom("vox_ctime")>;
 
 // -- message structs --------------------------------------------------------------------
 
@@ -93,6 +107,39 @@ struct connection_closed_msg {
   caf::error reason;
 };
 
+/// One channel of a call as its driver needs to know it.
+struct channel_decl {
+  channel_id id = 0;
+  bool local_receives = false; ///< we hold the receiving end (the peer sends)
+  uint32_t initial_credit = 0; ///< the credit the method declares for it
+};
+
+/// What a channel end asks its driver for: credit to send, or the items that arrived.
+/// `timeout` bounds the wait (zero: none); the driver answers errc::timeout then, so that
+/// no credit or item is ever handed to a requester that stopped waiting.
+struct channel_request {
+  channel_decl channel;
+  std::chrono::milliseconds timeout{0};
+};
+
+/// Items for a receiving end, in order; `closed`: the sender closed the channel after them.
+struct channel_batch {
+  std::vector<payload> items;
+  bool closed = false;
+};
+
+/// What a channel end tells its driver without waiting for an answer.
+struct channel_control_msg {
+  enum class kind : uint8_t {
+    close,   ///< our sending end is done: ChannelClose goes out
+    reset,   ///< either end gives up: ChannelReset goes out
+    release, ///< our receiving end is gone: later items are dropped
+  };
+  channel_decl channel;
+  kind what = kind::close;
+  vox::metadata metadata;
+};
+
 /// An outgoing call: the driver allocates the request id and answers with the peer's
 /// Response, or with an error (errc::connection_closed, errc::session_shutdown, …).
 struct outgoing_call {
@@ -102,8 +149,8 @@ struct outgoing_call {
   /// The method's schemas; the args part goes out with the method's first call on this
   /// connection (types the connection already carried are left out). Static storage.
   const schema::schema_payload* args_schemas = nullptr;
-  /// Channel ends bound by these arguments; the driver activates them once the Call is out.
-  std::vector<std::shared_ptr<detail::channel_core>> channels{};
+  /// Channels bound by these arguments; items may flow once the Call is out.
+  std::vector<channel_decl> channels{};
   /// Non-zero: lets the caller cancel the call with (cancel_atom, tag) on the same driver.
   uint64_t cancel_tag = 0;
 };
@@ -173,11 +220,21 @@ using keepalive_actor = caf::typed_actor<caf::reacts_to<caf::pong_atom, uint64_t
 ///   (cancel_atom, tag)            from a caller: cancel the call made with that tag; it
 ///                                 fails with errc::cancelled and Cancel goes to the peer
 ///   connection_closed_msg         from the session: the connection is gone
+///   (channel_credit_atom, req)    from a sending end → the credit it may use now (≥ 1),
+///                                 once the channel's Call is out and the peer allows it
+///   (channel_recv_atom, req)      from a receiving end → the items that arrived (≥ 1, or
+///                                 the close); credit goes back to the peer as they leave
+///   channel_control_msg           from a channel end: close, reset or release it
+///   (channel_timeout_atom, id, n) from itself: request n of channel id waited too long
 using driver_actor
   = caf::typed_actor<caf::reacts_to<vox::message>,
                      caf::replies_to<call_atom, outgoing_call>::with<call_response>,
                      caf::reacts_to<reply_atom, reply_msg>, caf::reacts_to<cancel_atom, uint64_t>,
-                     caf::reacts_to<connection_closed_msg>>;
+                     caf::reacts_to<connection_closed_msg>,
+                     caf::replies_to<channel_credit_atom, channel_request>::with<uint32_t>,
+                     caf::replies_to<channel_recv_atom, channel_request>::with<channel_batch>,
+                     caf::reacts_to<channel_control_msg>,
+                     caf::reacts_to<channel_timeout_atom, channel_id, uint64_t>>;
 
 namespace detail {
 struct caller_registry;
@@ -221,6 +278,9 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vox::caller_dropped_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vox::keepalive_timeout_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vox::connection_closed_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vox::outgoing_call)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vox::channel_request)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vox::channel_batch)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vox::channel_control_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vox::call_response)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vox::reply_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vox::protocol_violation_msg)

@@ -9,11 +9,12 @@
 #include <unordered_map>
 
 #include <caf/actor_system.hpp>
-#include <caf/blocking_actor.hpp>
+#include <caf/event_based_actor.hpp>
 #include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
 
 #include "actors/channel.hpp"
+#include "actors/channel_call.hpp"
 #include "actors/handles.hpp"
 #include "protocol/service.hpp"
 
@@ -76,43 +77,49 @@ inline uint64_t new_cancel_tag() {
 ///
 ///   service_dispatcher<calculator> d;
 ///   d.on<add>([](int64_t a, int64_t b, responder<calculator, add> r) { r.ok(a + b); });
+///   d.on<squares>([](caf::event_based_actor* self, uint32_t n, tx<int64_t> out, responder<…> r) { … });
+///
+/// A method without channels is handled in the connection's driver actor: answer at once,
+/// or keep the responder and answer later, but never block. A method with channels is
+/// handled in an event-based actor of its own, spawned per call and passed first: use
+/// its channel ends from there with the event-based API (for_each, send_all, …); the
+/// actor lives as long as it waits for something. No thread is ever started for a call.
+/// A handler that throws is logged once with the method's name; the caller gets Cancelled.
 template <class Service>
 class service_dispatcher {
 public:
-  /// Registers `fn(args..., responder<Service, M>)` for method `M`. It runs in the driver
-  /// actor: answer at once or keep the responder and answer later.
+  /// Registers the handler `fn` of method `M`: `fn(args..., responder<Service, M>)`, or
+  /// `fn(caf::event_based_actor*, args..., responder<Service, M>)` if `M` has channels.
   template <class M, class F>
   service_dispatcher& on(F fn) {
     auto id = Service::template id<M>();
     (*table_)[id] = [fn = std::move(fn)](incoming_call& in, reply_sink sink) {
       sink.describe_response(&Service::template schemas<M>().response);
       responder<Service, M> r{std::move(sink), std::move(in.metadata)};
-      caf::expected<typename M::args_type> args = caf::error{};
-      {
-        // Tx/Rx arguments bind to this connection while they are decoded.
-        detail::channel_binder binder{in.channels, false, {}};
-        detail::binder_scope scope{binder};
-        args = decode<typename M::args_type>(in.args);
-      }
+      // Tx/Rx arguments become channels of this connection while they are decoded (the
+      // driver set up the binding around this call).
+      auto args = decode<typename M::args_type>(in.args);
       if (!args) {
         // r[impl rpc.error.scope]
         r.fail(vox_error<typename M::error_type>{std::in_place_index<2>,
                                                  invalid_payload{describe(args.error())}});
         return;
       }
+      static const std::string label = std::string{Service::name} + "." + std::string{M::name};
       if constexpr (M::has_channels) {
-        // Channel ends block while they wait for items or credit: such handlers run in a
-        // detached actor of their own (which the actor system waits for on shutdown) and
-        // never hold up the connection's driver.
-        // The state goes in as spawn arguments, not captures: CAF 0.17 dereferences a null
-        // argument tuple for function actors spawned without arguments (UB under UBSan).
-        in.system->spawn<caf::detached>(
-          [fn](caf::blocking_actor*, responder<Service, M> r, typename M::args_type xs) mutable {
-            std::apply([&](auto&... x) { fn(std::move(x)..., r); }, xs);
-          },
-          std::move(r), std::move(*args));
+        static_assert(takes_actor<F, typename M::args_type, responder<Service, M>>::value,
+                      "a handler of a method with channels takes caf::event_based_actor* first: it runs in "
+                      "an actor of its own, where its channel ends are used without blocking");
+        detail::spawn_channel_call(*in.system, in.log, label,
+                                   [fn, r, xs = std::move(*args)](caf::event_based_actor* self) mutable {
+                                     std::apply([&](auto&... x) { fn(self, std::move(x)..., r); }, xs);
+                                   });
       } else {
-        std::apply([&](auto&... xs) { fn(std::move(xs)..., std::move(r)); }, *args);
+        try {
+          std::apply([&](auto&... xs) { fn(std::move(xs)..., std::move(r)); }, *args);
+        } catch (...) {
+          detail::report_handler_exception(in.log, label, std::current_exception());
+        }
       }
     };
     return *this;
@@ -131,6 +138,11 @@ public:
   }
 
 private:
+  template <class F, class Args, class R>
+  struct takes_actor;
+  template <class F, class... Args, class R>
+  struct takes_actor<F, std::tuple<Args...>, R> : std::is_invocable<F&, caf::event_based_actor*, Args..., R> {};
+
   using entry = std::function<void(incoming_call&, reply_sink)>;
   std::shared_ptr<std::unordered_map<method_id_t, entry>> table_
     = std::make_shared<std::unordered_map<method_id_t, entry>>();
@@ -149,13 +161,17 @@ public:
   /// Fails if a channel end among them was already used in another call.
   template <class M>
   caf::expected<outgoing_call> make_call(const typename M::args_type& args, call_options opts = {}) const {
-    detail::channel_binder binder{caller_.connection().channels, false, {}};
+    detail::channel_binder binder{caller_.connection().channels, caller_.driver()};
     detail::binder_scope scope{binder};
     outgoing_call out{Service::template id<M>(), std::move(opts.metadata), payload{encode(args)},
                       &Service::template schemas<M>().args, {}, opts.cancel_tag};
-    out.channels = std::move(binder.bound);
-    if (binder.failed)
-      return make_error(errc::invalid_request, "a channel end in the arguments is already bound to a call");
+    if (binder.failed) {
+      auto err = make_error(errc::invalid_request, "a channel end in the arguments is already bound to a call");
+      for (auto& end : binder.ends)
+        end->abandon(err); // the call never goes out: nothing may wait for it
+      return err;
+    }
+    out.channels = std::move(binder.declared);
     return out;
   }
 

@@ -11,11 +11,11 @@
 
 namespace vox {
 
-void session_state::log(const std::string& line) const {
+log_sink log_sink_of(const session_options& options) {
   if (options.log)
-    options.log(line);
-  else
-    std::cerr << "vox: " << line << '\n';
+    return std::make_shared<const std::function<void(const std::string&)>>(options.log);
+  return std::make_shared<const std::function<void(const std::string&)>>(
+    [](const std::string& line) { std::cerr << "vox: " << line << '\n'; });
 }
 
 session_state::~session_state() {
@@ -38,9 +38,16 @@ connection_handle handle_of(session_pointer self, connection_id id, const connec
 /// Makes `slot` active with a fresh driver (monitored: its exit removes the connection).
 void activate(session_pointer self, connection_id id, connection_slot& slot, call_handler handler) {
   // r[impl rpc.channel.binding]
-  slot.channels = std::make_shared<detail::channel_registry>(slot.local_settings.parity, self->state.conduit, id);
-  driver_config cfg{id, slot.local_settings, slot.peer_settings, self->state.conduit,
-                    caf::actor_cast<session_actor>(self), std::move(handler), slot.channels};
+  slot.channels = std::make_shared<detail::channel_context>(id, slot.local_settings.parity, self->state.conduit,
+                                                            self->system());
+  driver_config cfg{id,
+                    slot.local_settings,
+                    slot.peer_settings,
+                    self->state.conduit,
+                    caf::actor_cast<session_actor>(self),
+                    std::move(handler),
+                    slot.channels,
+                    self->state.log_to};
   slot.driver = self->spawn<caf::monitored>(driver_behavior, std::move(cfg));
   slot.pending = false;
   if (!slot.callers)
@@ -217,7 +224,8 @@ void start(session_pointer self, attach_root_msg& attach) {
   if (st.options.keepalive) {
     auto ka = *st.options.keepalive;
     if (ka.ping_interval.count() > 0 && ka.pong_timeout.count() > 0)
-      st.keepalive = self->spawn(keepalive_behavior, caf::actor_cast<session_actor>(self), ka);
+      // Monitored: a session whose liveness nobody checks any more must not go on silently.
+      st.keepalive = self->spawn<caf::monitored>(keepalive_behavior, caf::actor_cast<session_actor>(self), ka);
     else
       st.log("keepalive disabled: ping interval and pong timeout must both be non-zero");
   }
@@ -296,9 +304,16 @@ void on_caller_dropped(session_pointer self, connection_id id) {
   check_root_teardown(self);
 }
 
-/// A monitored driver ended: its connection goes with it.
-void on_driver_down(session_pointer self, const caf::down_msg& dm) {
+/// A monitored driver ended: its connection goes with it. The keepalive ended: so does
+/// the session (it only exits on its own when the session is gone already).
+void on_down(session_pointer self, const caf::down_msg& dm) {
   auto& st = self->state;
+  if (st.keepalive && dm.source == st.keepalive.address()) {
+    auto why = dm.reason ? describe(dm.reason) : std::string{"exited"};
+    st.log("keepalive monitor died (" + why + "): ending the session");
+    end_session(self, make_error(errc::internal, "keepalive monitor died: " + why));
+    return;
+  }
   for (auto& [id, slot] : st.connections) {
     if (slot.pending || slot.driver.address() != dm.source)
       continue;
@@ -337,7 +352,8 @@ session_actor::behavior_type session_behavior(session_pointer self, std::shared_
   // an idle session should not carry it.
   byte_buffer{}.swap(st.handshake.peer_message_payload_schema);
   st.options = std::move(options);
-  self->set_down_handler([self](caf::down_msg& dm) { on_driver_down(self, dm); });
+  st.log_to = log_sink_of(st.options);
+  self->set_down_handler([self](caf::down_msg& dm) { on_down(self, dm); });
   return {
     [self](attach_root_msg& m) { start(self, m); },
     [self](inbound_msg& m) { dispatch(self, m.msg); },

@@ -60,7 +60,7 @@ struct connection_slot {
   call_handler handler; ///< pending only: serves the connection once accepted
   caf::typed_response_promise<connection_handle> open_promise; ///< pending only
   std::shared_ptr<detail::caller_registry> callers;
-  std::shared_ptr<detail::channel_registry> channels;
+  std::shared_ptr<detail::channel_context> channels;
 };
 
 struct session_state {
@@ -75,8 +75,9 @@ struct session_state {
   bool root_closed = false; ///< every root caller is gone (behaviour 87)
   bool ended = false;
   keepalive_actor keepalive;
+  log_sink log_to; ///< options.log, or standard error
 
-  void log(const std::string& line) const;
+  void log(const std::string& line) const { (*log_to)(line); }
   ~session_state();
 
   static inline const char* name = "vox.session";
@@ -92,6 +93,9 @@ session_actor::behavior_type session_behavior(session_pointer self, std::shared_
 /// (an acceptor driven by link events), so the session must not start it again.
 session_handle spawn_session(caf::actor_system& sys, link_ptr link, handshake_result handshake,
                              session_options options, bool link_started = false);
+
+/// Where a session with `options` writes its diagnostics.
+log_sink log_sink_of(const session_options& options);
 
 /// What a session's options announce in the handshake.
 handshake_options handshake_options_of(const session_options& options);

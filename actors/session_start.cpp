@@ -16,12 +16,13 @@ session_handle spawn_session(caf::actor_system& sys, link_ptr link, handshake_re
                              session_options options, bool link_started) {
   auto conduit = std::make_shared<bare_conduit>(std::move(link));
   auto root_handler = options.root_handler;
+  auto log = log_sink_of(options);
   auto session = sys.spawn(session_behavior, conduit, handshake, std::move(options));
   // The root driver exists before the session reads anything, so the handle returned here
   // is complete; attach_root_msg is the first message the session processes.
-  auto channels = std::make_shared<detail::channel_registry>(handshake.our_settings.parity, conduit, 0);
-  driver_config cfg{0, handshake.our_settings, handshake.peer_settings, conduit, session,
-                    std::move(root_handler), channels};
+  auto channels = std::make_shared<detail::channel_context>(0, handshake.our_settings.parity, conduit, sys);
+  driver_config cfg{0,       handshake.our_settings,  handshake.peer_settings, conduit, session,
+                    std::move(root_handler), channels, std::move(log)};
   auto root_driver = sys.spawn(driver_behavior, std::move(cfg));
   auto callers = std::make_shared<detail::caller_registry>();
   caf::anon_send(session, attach_root_msg{root_driver, callers, link_started});

@@ -11,12 +11,16 @@ namespace voxbench {
 vox::call_handler bench_handler() {
   vox::service_dispatcher<bench_service> d;
   d.on<bench_echo>([](std::vector<uint8_t> b, vox::responder<bench_service, bench_echo> r) { r.ok(std::move(b)); });
-  d.on<bench_generate>([](uint32_t n, vox::tx<int32_t> out, vox::responder<bench_service, bench_generate> r) {
-    for (uint32_t i = 0; i < n; ++i)
-      if (!out.send(static_cast<int32_t>(i)))
-        break;
-    out.close();
-    r.ok({});
+  d.on<bench_generate>([](caf::event_based_actor* self, uint32_t n, vox::tx<int32_t> out,
+                          vox::responder<bench_service, bench_generate> r) {
+    out.send_all(
+      self,
+      [i = uint32_t{0}, n]() mutable -> std::optional<int32_t> {
+        if (i == n)
+          return std::nullopt;
+        return static_cast<int32_t>(i++);
+      },
+      [r](const caf::error&) { r.ok({}); });
   });
   auto typed = d.handler();
   return [typed](vox::incoming_call in, vox::reply_sink sink) {

@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <cstdio>
 #include <future>
+#include <memory>
+#include <optional>
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
@@ -38,13 +40,19 @@ vox::call_handler handler() {
     else
       r.ok(a / b);
   });
-  // Methods with channels run on a thread of their own: blocking on credit is fine here.
-  d.on<squares>([](uint32_t n, vox::tx<int64_t, 8> out, vox::responder<service, squares> r) {
-    for (uint32_t i = 0; i < n; ++i)
-      if (!out.send(int64_t{i} * i))
-        break; // the caller went away
-    out.close();
-    r.ok({});
+  // A method with channels runs in an event-based actor of its own (`self`): items go out
+  // as the caller's credit allows, and no thread ever waits for it.
+  d.on<squares>([](caf::event_based_actor* self, uint32_t n, vox::tx<int64_t, 8> out,
+                   vox::responder<service, squares> r) {
+    out.send_all(
+      self,
+      [i = uint32_t{0}, n]() mutable -> std::optional<int64_t> {
+        if (i == n)
+          return std::nullopt; // done: the channel closes
+        ++i;
+        return int64_t{i - 1} * (i - 1);
+      },
+      [r](const caf::error&) { r.ok({}); }); // Close is on the wire before this Response
   });
   return d.handler();
 }
@@ -88,7 +96,23 @@ int main() {
             && bad->err() == vox::vox_error<calc::calc_error>{std::in_place_index<0>, calc::calc_error::division_by_zero},
           "divide(1, 0) = Err(DivisionByZero)");
 
-    // A streamed result: drain our end while the call is pending (its Response comes last).
+    // A streamed result, from an event-based actor: the call's Response and the items
+    // arrive as callbacks in the actor; credit goes back as it consumes them.
+    std::promise<int64_t> streamed;
+    sys.spawn(
+      [&calculator](caf::event_based_actor* actor, std::promise<int64_t>* result) {
+        auto [out, in] = vox::channel<int64_t, 8>();
+        auto total = std::make_shared<int64_t>(0);
+        calculator.request<calc::squares>(actor, {20, out}, [](caf::expected<calc::squares::result_type>) {});
+        in.for_each(
+          actor, [total](int64_t v) { *total += v; },
+          [=](const caf::error& err) { result->set_value(err ? -1 : *total); });
+      },
+      &streamed);
+    check(streamed.get_future().get() == 2470, "sum of squares(20) from an actor = 2470");
+
+    // The same from blocking code: drain our end while the call is pending (its Response
+    // comes last).
     auto [out, in] = vox::channel<int64_t, 8>();
     auto call = std::async(std::launch::async, [&, out = out] {
       caf::scoped_actor caller_self{sys};
@@ -101,7 +125,7 @@ int main() {
       total += **item;
     }
     auto done = call.get();
-    check(done && done->is_ok() && total == 2470, "sum of squares(20) = 2470");
+    check(done && done->is_ok() && total == 2470, "sum of squares(20), blocking = 2470");
 
     // From an event-based actor: request(...).then(...) never blocks a CAF worker.
     std::promise<int64_t> answer;

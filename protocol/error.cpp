@@ -30,6 +30,7 @@ const char* to_string(errc code) {
     case errc::protocol_violation: return "protocol_violation";
     case errc::cancelled: return "cancelled";
     case errc::backpressure: return "backpressure";
+    case errc::internal: return "internal";
   }
   return "unknown";
 }

@@ -60,6 +60,8 @@ enum class errc : uint8_t {
   /// The peer stopped reading: its outbound queue passed its limit or made no progress
   /// within the stall timeout.
   backpressure,
+  /// One of vox-caf's own actors died (e.g. a session's keepalive monitor).
+  internal,
 };
 
 /// The CAF error category of vox errors.

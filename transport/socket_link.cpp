@@ -332,7 +332,11 @@ private:
       tx_failure_ = reason;
     if (!end_reason_)
       end_reason_ = std::move(reason);
+    // Nothing queued can go out any more; a write turn in progress sees an empty queue
+    // and ends instead of retrying the failed send.
     out_.clear();
+    inflight_.clear();
+    inflight_pos_ = 0;
     queued_bytes_ = 0;
     if (!aborted_.exchange(true))
       ::shutdown(fd_.get(), SHUT_RDWR);

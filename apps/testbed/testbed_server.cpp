@@ -1,4 +1,5 @@
-// The Testbed server behaviour of testbed-service.md §3.
+// The Testbed server behaviour of testbed-service.md §3. Channel methods run in an
+// event-based actor per call: no thread waits for items or credit.
 #include <cmath>
 #include <limits>
 
@@ -27,24 +28,52 @@ std::string reverse_utf8(const std::string& s) {
   return out;
 }
 
-/// Reads `in` to its end, adding every item (a Reset or failure ends it early, as in Rust).
-int64_t drain_sum(const rx<int32_t>& in) {
-  int64_t total = 0;
-  for (;;) {
-    auto item = in.recv();
-    if (!item || !*item)
-      return total;
-    total += **item;
-  }
+/// Adds every item of `in`, then answers with the total (a Reset or failure ends it early,
+/// as in Rust).
+template <class M>
+void sum_into(caf::event_based_actor* self, const rx<int32_t>& in, reply<M> r) {
+  auto total = std::make_shared<int64_t>(0);
+  in.for_each(self, [total](int32_t v) { *total += v; }, [total, r](const caf::error&) { r.ok(*total); });
 }
 
-/// Sends 0..count-1, then Close: Close goes on the wire before the Response.
-void send_range(uint32_t count, const tx<int32_t>& out) {
-  for (uint32_t i = 0; i < count; ++i)
-    if (!out.send(static_cast<int32_t>(i)))
-      break;
-  out.close();
+/// Sends 0..count-1, then Close, then the Response: Close goes on the wire first.
+template <class M>
+void send_range(caf::event_based_actor* self, uint32_t count, const tx<int32_t>& out, reply<M> r) {
+  out.send_all(
+    self, [i = uint32_t{0}, count]() mutable -> std::optional<int32_t> {
+      if (i == count)
+        return std::nullopt;
+      return static_cast<int32_t>(i++);
+    },
+    [r](const caf::error&) { r.ok({}); });
 }
+
+/// Sends every string of `in` back unchanged, one by one, waiting for credit before it
+/// takes the next item. Send errors are ignored, as the reference does; the Response
+/// follows Close.
+struct transform_loop : std::enable_shared_from_this<transform_loop> {
+  transform_loop(caf::event_based_actor* s, rx<std::string> i, tx<std::string> o, reply<m::transform> rp)
+    : self(s), in(std::move(i)), out(std::move(o)), r(std::move(rp)) {}
+  caf::event_based_actor* self;
+  rx<std::string> in;
+  tx<std::string> out;
+  reply<m::transform> r;
+
+  void step() {
+    in.next(self, [loop = shared_from_this()](caf::expected<std::optional<std::string>> item) {
+      if (!item || !*item) {
+        loop->out.close();
+        loop->r.ok({});
+        return;
+      }
+      loop->out.when_ready(loop->self, [loop, s = std::move(**item)](const caf::error& err) {
+        if (!err)
+          loop->out.try_send(s);
+        loop->step();
+      });
+    });
+  }
+};
 
 template <class M>
 auto echo_back() {
@@ -77,28 +106,28 @@ call_handler make_handler() {
     else
       r.err(lookup_error::not_found);
   });
-  d.on<m::sum>([](rx<int32_t> in, reply<m::sum> r) { r.ok(drain_sum(in)); });
-  d.on<m::sum_large>([](rx<int32_t> in, reply<m::sum_large> r) { r.ok(drain_sum(in)); });
-  d.on<m::generate>([](uint32_t n, tx<int32_t> out, reply<m::generate> r) { send_range(n, out); r.ok({}); });
-  d.on<m::generate_large>([](uint32_t n, tx<int32_t> out, reply<m::generate_large> r) { send_range(n, out); r.ok({}); });
-  d.on<m::generate_retry_non_idem>([](uint32_t n, tx<int32_t> out, reply<m::generate_retry_non_idem> r) {
-    send_range(n, out);
-    r.ok({});
+  d.on<m::sum>([](caf::event_based_actor* self, rx<int32_t> in, reply<m::sum> r) { sum_into(self, in, r); });
+  d.on<m::sum_large>(
+    [](caf::event_based_actor* self, rx<int32_t> in, reply<m::sum_large> r) { sum_into(self, in, r); });
+  d.on<m::generate>([](caf::event_based_actor* self, uint32_t n, tx<int32_t> out, reply<m::generate> r) {
+    send_range(self, n, out, r);
   });
-  d.on<m::generate_retry_idem>([](uint32_t n, tx<int32_t> out, reply<m::generate_retry_idem> r) {
-    send_range(n, out);
-    r.ok({});
-  });
-  d.on<m::transform>([](rx<std::string> in, tx<std::string> out, reply<m::transform> r) {
-    for (;;) {
-      auto item = in.recv();
-      if (!item || !*item)
-        break;
-      (void) out.send(**item); // send errors are ignored, as the reference does
-    }
-    out.close();
-    r.ok({});
-  });
+  d.on<m::generate_large>(
+    [](caf::event_based_actor* self, uint32_t n, tx<int32_t> out, reply<m::generate_large> r) {
+      send_range(self, n, out, r);
+    });
+  d.on<m::generate_retry_non_idem>(
+    [](caf::event_based_actor* self, uint32_t n, tx<int32_t> out, reply<m::generate_retry_non_idem> r) {
+      send_range(self, n, out, r);
+    });
+  d.on<m::generate_retry_idem>(
+    [](caf::event_based_actor* self, uint32_t n, tx<int32_t> out, reply<m::generate_retry_idem> r) {
+      send_range(self, n, out, r);
+    });
+  d.on<m::transform>(
+    [](caf::event_based_actor* self, rx<std::string> in, tx<std::string> out, reply<m::transform> r) {
+      std::make_shared<transform_loop>(self, std::move(in), std::move(out), std::move(r))->step();
+    });
   d.on<m::echo_point>(echo_back<m::echo_point>());
   d.on<m::create_person>([](std::string name, uint8_t age, std::optional<std::string> email, reply<m::create_person> r) {
     r.ok(person{std::move(name), age, std::move(email)});

@@ -18,43 +18,55 @@ using sum_small = method<"sum_small", int64_t(rx<int32_t, 4>)>;
 using keep = method<"keep", void(rx<int32_t, 4>)>;
 using streams = service<"Testbed", sum, generate, transform, sum_small, keep>;
 
-template <class Rx>
-int64_t drain_sum(const Rx& in) {
-  int64_t total = 0;
-  for (;;) {
-    auto item = in.recv();
-    if (!item || !*item)
-      return total; // Close, Reset or a dead connection: answer with what arrived
-    total += **item;
-  }
+/// Adds the items of `in` in `self`; answers with what arrived once the channel ends
+/// (Close, Reset or a dead connection).
+template <class M, class Rx>
+void sum_into(caf::event_based_actor* self, const Rx& in, responder<streams, M> r) {
+  auto total = std::make_shared<int64_t>(0);
+  in.for_each(self, [total](int32_t v) { *total += v; }, [total, r](const caf::error&) { r.ok(*total); });
 }
 
 call_handler streams_handler() {
   service_dispatcher<streams> d;
-  d.on<sum>([](rx<int32_t> in, responder<streams, sum> r) { r.ok(drain_sum(in)); });
-  d.on<sum_small>([](rx<int32_t, 4> in, responder<streams, sum_small> r) { r.ok(drain_sum(in)); });
+  d.on<sum>([](caf::event_based_actor* self, rx<int32_t> in, responder<streams, sum> r) { sum_into(self, in, r); });
+  d.on<sum_small>(
+    [](caf::event_based_actor* self, rx<int32_t, 4> in, responder<streams, sum_small> r) { sum_into(self, in, r); });
   // Answers at once and keeps the channel open, never reading it (channels outlive calls).
   auto kept = std::make_shared<std::vector<rx<int32_t, 4>>>();
-  d.on<keep>([kept](rx<int32_t, 4> in, responder<streams, keep> r) {
+  d.on<keep>([kept](caf::event_based_actor*, rx<int32_t, 4> in, responder<streams, keep> r) {
     kept->push_back(std::move(in));
     r.ok({});
   });
-  d.on<generate>([](uint32_t count, tx<int32_t> out, responder<streams, generate> r) {
-    for (uint32_t i = 0; i < count; ++i)
-      if (!out.send(static_cast<int32_t>(i)))
-        break;
-    out.close(); // Close goes on the wire before the Response
-    r.ok({});
+  d.on<generate>([](caf::event_based_actor* self, uint32_t count, tx<int32_t> out, responder<streams, generate> r) {
+    out.send_all(
+      self,
+      [i = uint32_t{0}, count]() mutable -> std::optional<int32_t> {
+        if (i == count)
+          return std::nullopt;
+        return static_cast<int32_t>(i++);
+      },
+      [r](const caf::error&) { r.ok({}); }); // Close goes on the wire before the Response
   });
-  d.on<transform>([](rx<std::string> in, tx<std::string> out, responder<streams, transform> r) {
-    for (;;) {
-      auto item = in.recv();
-      if (!item || !*item)
-        break;
-      (void) out.send(**item);
-    }
-    out.close();
-    r.ok({});
+  d.on<transform>([](caf::event_based_actor* self, rx<std::string> in, tx<std::string> out,
+                     responder<streams, transform> r) {
+    // Each item is echoed once the output has credit; the input is read no faster.
+    auto step = std::make_shared<std::function<void()>>();
+    *step = [self, in, out, r, step] {
+      in.next(self, [self, out, r, step](caf::expected<std::optional<std::string>> item) {
+        if (!item || !*item) {
+          out.close();
+          r.ok({});
+          *step = nullptr; // breaks the cycle
+          return;
+        }
+        out.when_ready(self, [out, step, s = **item](const caf::error& err) {
+          if (!err)
+            out.try_send(s);
+          (*step)();
+        });
+      });
+    };
+    (*step)();
   });
   return d.handler();
 }

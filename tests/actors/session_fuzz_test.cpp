@@ -22,22 +22,20 @@ using fuzzed = service<"Testbed", echo, sum, generate>;
 call_handler fuzzed_handler() {
   service_dispatcher<fuzzed> d;
   d.on<echo>([](std::string s, responder<fuzzed, echo> r) { r.ok(std::move(s)); });
-  d.on<sum>([](rx<int32_t> in, responder<fuzzed, sum> r) {
-    int64_t total = 0;
-    while (auto item = in.recv_for(wait_bound)) {
-      if (!*item)
-        break;
-      total += **item;
-    }
-    r.ok(total);
+  d.on<sum>([](caf::event_based_actor* self, rx<int32_t> in, responder<fuzzed, sum> r) {
+    auto total = std::make_shared<int64_t>(0);
+    in.for_each(self, [total](int32_t v) { *total += v; }, [total, r](const caf::error&) { r.ok(*total); });
   });
-  d.on<generate>([](uint32_t n, tx<int32_t> out, responder<fuzzed, generate> r) {
+  d.on<generate>([](caf::event_based_actor* self, uint32_t n, tx<int32_t> out, responder<fuzzed, generate> r) {
     // Bounded: random GrantCredits must not turn this into an endless stream.
-    for (uint32_t i = 0; i < std::min<uint32_t>(n, 100); ++i)
-      if (!out.send_for(static_cast<int32_t>(i), wait_bound))
-        break;
-    out.close();
-    r.ok({});
+    out.send_all(
+      self,
+      [i = uint32_t{0}, n = std::min<uint32_t>(n, 100)]() mutable -> std::optional<int32_t> {
+        if (i == n)
+          return std::nullopt;
+        return static_cast<int32_t>(i++);
+      },
+      [r](const caf::error&) { r.ok({}); });
   });
   return d.handler();
 }

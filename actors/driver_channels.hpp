@@ -1,0 +1,82 @@
+// The channels of one connection as its driver actor holds them: credit both ways, the
+// items that arrived and are not taken yet, and the requests of local ends that wait. Only
+// the driver touches it, so it needs no lock.
+#pragma once
+
+#include <deque>
+#include <memory>
+#include <optional>
+#include <unordered_map>
+
+#include <caf/typed_response_promise.hpp>
+
+#include "actors/interfaces.hpp"
+#include "transport/bare_conduit.hpp"
+
+namespace vox::detail {
+
+class driver_channels {
+public:
+  driver_channels(connection_id conn, parity local, std::shared_ptr<bare_conduit> conduit)
+    : conn_(conn), local_(local), conduit_(std::move(conduit)) {}
+
+  /// A channel of a call: the handler's (`active` at once) or the caller's (active once its
+  /// Call is on the wire, so that no item overtakes it). False: the id is 0 or in use.
+  bool declare(const channel_decl& decl, bool active);
+  /// The Call announcing `id` is out: items and credit may flow.
+  void activate(channel_id id);
+  /// The call announcing `id` never went out (send failure, cancelled while queued).
+  void fail(channel_id id, const caf::error& reason);
+
+  /// A sending end asks for credit. Returns the serial of the stored request when it has
+  /// to wait (the driver arms its timeout), 0 when it was answered.
+  uint64_t want_credit(const channel_request& req, caf::typed_response_promise<uint32_t> rp);
+  /// A receiving end asks for items; same convention.
+  uint64_t want_items(const channel_request& req, caf::typed_response_promise<channel_batch> rp);
+  /// The timeout of request `serial` on `id` passed.
+  void expire(channel_id id, uint64_t serial);
+  void control(channel_control_msg& msg);
+
+  /// An inbound ChannelMessage; false when the peer sent an item beyond its credit.
+  [[nodiscard]] bool on_message(channel_message& msg);
+  /// The connection is gone: every waiting request fails with `reason`.
+  void close_all(const caf::error& reason);
+
+  size_t size() const { return slots_.size(); }
+
+private:
+  struct slot {
+    channel_decl decl;
+    bool active = false;
+    /// Sending: what the peer allows and no end holds yet. Receiving: what the peer may
+    /// still send (initial plus granted, minus received).
+    uint64_t credit = 0;
+    uint32_t handed = 0; ///< receiving: items taken since the last grant
+    std::deque<payload> items;
+    bool peer_closed = false;
+    caf::error failure; ///< reset by the peer, or the call never went out
+    /// A close or reset the end asked for before its Call was out.
+    std::optional<channel_control_msg> early;
+    caf::typed_response_promise<uint32_t> credit_waiter;
+    caf::typed_response_promise<channel_batch> items_waiter;
+    uint64_t serial = 0;
+  };
+  using iterator = std::unordered_map<channel_id, slot>::iterator;
+
+  /// The slot of a request from one of our ends. An end of ours may ask before the driver
+  /// saw its call (another thread made the call): such a slot waits for `declare`.
+  slot* slot_for(const channel_decl& decl);
+  bool ours(channel_id id) const { return (id % 2 == 1) == (local_ == parity::odd); }
+  /// Answers what waits on `i` if it can; erases the slot once its end has seen the end.
+  void serve(iterator i);
+  void apply(iterator i, channel_control_msg& msg);
+  void write(channel_id id, channel_body body);
+
+  connection_id conn_;
+  parity local_;
+  std::shared_ptr<bare_conduit> conduit_;
+  std::unordered_map<channel_id, slot> slots_;
+  uint64_t next_serial_ = 1;
+};
+
+} // namespace vox::detail
