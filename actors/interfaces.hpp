@@ -34,6 +34,7 @@
 #include <memory>
 #include <string>
 
+#include <caf/actor_addr.hpp>
 #include <caf/atom.hpp>
 #include <caf/error.hpp>
 #include <caf/type_id.hpp>
@@ -191,6 +192,7 @@ struct session_info {
   size_t active_connections = 0;  ///< including the root while it is open
   size_t pending_connections = 0; ///< outbound opens not yet answered
   bool root_closed = false;       ///< every root caller is gone
+  caf::actor_addr keepalive;      ///< the keepalive monitor, if the session runs one
 };
 
 struct connection_handle;

@@ -335,6 +335,7 @@ session_info info_of(const session_state& st) {
   for (auto& [id, slot] : st.connections)
     (slot.pending ? info.pending_connections : info.active_connections)++;
   info.root_closed = st.root_closed;
+  info.keepalive = st.keepalive.address();
   return info;
 }
 

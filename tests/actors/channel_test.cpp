@@ -333,3 +333,28 @@ TEST_CASE("an item beyond the credit a receiver gave is a protocol violation", "
   CHECK(err->second.description.find("without credit") != std::string::npos);
   CHECK(peer.sees_eof());
 }
+
+TEST_CASE("cancelling a call queued behind the peer's limit fails its channel ends at once", "[actors][channels]") {
+  actor_fixture f;
+  auto peer = make_raw_peer(f, session_role::initiator, logless(), make_memory_link_pair(), request_limits{64, 1});
+  client<streams> c{caller{peer.session.root}};
+  // The first call takes the peer's only slot and is never answered.
+  auto [first_out, first_in] = channel<int32_t>();
+  caf::anon_send(c.get_caller().driver(), call_atom::value, *c.make_call<sum>({first_in}));
+  REQUIRE(peer.recv_as<request_message>());
+  // The second waits behind it and is cancelled there: it never reaches the peer.
+  auto [out, in] = channel<int32_t>();
+  call_options opts;
+  opts.cancel_tag = new_cancel_tag();
+  auto call = c.make_call<sum>({in}, opts);
+  REQUIRE(call);
+  caf::error result;
+  auto pending = f.self->request(c.get_caller().driver(), wait_bound, call_atom::value, std::move(*call));
+  f.self->send(c.get_caller().driver(), cancel_atom::value, opts.cancel_tag); // after the call: same sender
+  pending.receive([](call_response&) {}, [&](caf::error& e) { result = std::move(e); });
+  CHECK(is(result, errc::cancelled));
+  // Its sending end fails now, with the call's reason, instead of waiting for credit.
+  auto sent = out.send_for(1, wait_bound);
+  REQUIRE_FALSE(sent);
+  CHECK(is(sent.error(), errc::cancelled));
+}

@@ -152,3 +152,17 @@ TEST_CASE("two sessions with keepalive over TCP keep each other alive", "[actors
   CHECK(f.info(pair.client.actor).active_connections == 1);
   CHECK(f.info(pair.server.actor).active_connections == 1);
 }
+
+TEST_CASE("a session whose keepalive monitor dies ends instead of going on unchecked", "[actors][keepalive]") {
+  actor_fixture f;
+  auto opts = logless();
+  opts.keepalive = keepalive_options{10s, 10s};
+  auto peer = make_raw_peer(f, session_role::initiator, opts);
+  auto info = f.info(peer.session.actor);
+  REQUIRE(info.keepalive);
+  caf::anon_send_exit(info.keepalive, caf::exit_reason::kill);
+  auto reason = f.wait_down(peer.session.actor);
+  REQUIRE(reason);
+  CHECK(is(*reason, errc::internal));
+  CHECK(peer.sees_eof());
+}

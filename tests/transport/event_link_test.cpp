@@ -371,3 +371,31 @@ TEST_CASE("a started memory link reports an oversized payload and an abort", "[t
     CHECK(is(sent.error(), errc::link_closed));
   }
 }
+
+TEST_CASE("a peer that goes away while a write waits ends the link instead of spinning its I/O thread",
+          "[transport][io]") {
+  reactor_fixture f;
+  socket_pair gone, other;
+  link_options opts;
+  opts.max_outbound_bytes = 64u * 1024 * 1024;
+  auto gone_link = make_socket_link(std::move(gone.ours), "gone", opts);
+  auto other_link = make_socket_link(std::move(other.ours), "other", opts);
+  auto gone_sink = std::make_shared<collector>();
+  auto other_sink = std::make_shared<collector>();
+  gone_link->start(gone_sink, f.io);
+  other_link->start(other_sink, f.io);
+  // More than the socket holds: part of a frame stays in flight, the loop waits to write.
+  for (uint8_t i = 0; i < 64; ++i)
+    REQUIRE(gone_link->send(pattern(64 * 1024, i)));
+  gone.theirs.reset(); // unread data: the next write fails (EPIPE / ECONNRESET)
+  REQUIRE(gone_sink->wait_end());
+  CHECK(gone_sink->reason());
+  CHECK_FALSE(gone_link->send(pattern(32, 1)));
+  // The shared I/O thread still serves the other link.
+  for (uint8_t k = 0; k < 10; ++k) {
+    REQUIRE(other_link->send(pattern(32, k)));
+    CHECK(test::read_exactly(other.theirs.get(), 36) == framed(pattern(32, k)));
+  }
+  other_link->abort();
+  REQUIRE(other_sink->wait_end());
+}
