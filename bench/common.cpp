@@ -49,6 +49,20 @@ void apply(caf::actor_system_config& cfg, const sched_options& s) {
     cfg.set("work-stealing.moderate-poll-attempts", static_cast<size_t>(s.moderate));
 }
 
+long thread_count() {
+  std::ifstream in{"/proc/self/status"};
+  std::string key;
+  while (in >> key) {
+    if (key == "Threads:") {
+      long n = -1;
+      in >> n;
+      return n;
+    }
+    in.ignore(1 << 12, '\n');
+  }
+  return -1;
+}
+
 long rss_kb() {
   std::ifstream in{"/proc/self/statm"};
   long size = 0, resident = 0;

@@ -96,6 +96,8 @@ struct measurement {
 
 /// Resident set size of this process in KiB (from /proc/self/statm); -1 on failure.
 long rss_kb();
+/// This process's OS threads (`Threads:` in /proc/self/status), -1 if unknown.
+long thread_count();
 
 double seconds_since(clock_type::time_point t);
 

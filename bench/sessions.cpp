@@ -26,19 +26,6 @@ namespace {
 /// the main process's limit kills it.
 constexpr std::chrono::seconds client_open_limit{100};
 
-long thread_count() {
-  std::ifstream in{"/proc/self/status"};
-  std::string key;
-  while (in >> key) {
-    if (key == "Threads:") {
-      long n = -1;
-      in >> n;
-      return n;
-    }
-    in.ignore(1 << 12, '\n');
-  }
-  return -1;
-}
 
 struct open_session {
   vox::session_handle handle;

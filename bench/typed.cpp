@@ -121,4 +121,33 @@ measurement measure_channel_items(caf::actor_system& sys, const vox::caller& c, 
   return m;
 }
 
+pending_calls start_pending_channel_calls(caf::actor_system& sys, const std::vector<vox::caller>& callers,
+                                          size_t per_connection) {
+  pending_calls out;
+  std::vector<vox::tx<int32_t>> outs;
+  for (size_t i = 0; i < callers.size() * per_connection; ++i) {
+    auto [o, in] = vox::channel<int32_t>();
+    outs.push_back(o);
+    out.ends.push_back(in);
+  }
+  // One event-based actor makes every call; the Responses come when the sessions end.
+  sys.spawn(
+    [callers, per_connection](caf::event_based_actor* self, std::vector<vox::tx<int32_t>> outs) {
+      for (size_t i = 0; i < outs.size(); ++i) {
+        vox::client<bench_service> c{callers[i / per_connection]};
+        c.request<bench_generate>(self, {UINT32_MAX, outs[i]}, [](caf::expected<bench_generate::result_type>) {});
+      }
+    },
+    std::move(outs));
+  // One item from each: its handler runs and now waits for credit we never give.
+  for (auto& in : out.ends) {
+    auto item = in.recv_for(std::chrono::seconds{30});
+    if (!item || !*item) {
+      out.error = "a pending channel call sent no item: " + (item ? std::string{"closed"} : vox::describe(item.error()));
+      break;
+    }
+  }
+  return out;
+}
+
 } // namespace voxbench

@@ -21,4 +21,13 @@ measurement measure_typed_calls(caf::actor_system& sys, const vox::caller& c, in
 /// Channel items/s, server to client: one generate(n) call, items drained as they come.
 measurement measure_channel_items(caf::actor_system& sys, const vox::caller& c, timing t);
 
+/// Channel calls left pending: `generate` calls whose items nobody reads, `per_connection`
+/// on each of `callers`. Each server handler has sent its first items and waits for credit.
+struct pending_calls {
+  std::vector<vox::rx<int32_t>> ends; ///< dropping them lets the calls go
+  std::string error;                  ///< empty on success
+};
+pending_calls start_pending_channel_calls(caf::actor_system& sys, const std::vector<vox::caller>& callers,
+                                          size_t per_connection);
+
 } // namespace voxbench

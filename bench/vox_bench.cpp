@@ -237,7 +237,21 @@ int run_rss(const cli& o) {
     } else {
       std::printf("rss before-kb %ld after-kb %ld connections %zu open-seconds %.3f\n", before, after,
                   opened.callers.size(), opened.seconds);
-      rc = 0;
+      std::fflush(stdout);
+      // Then 64 channel calls on each of the first 50 connections, left waiting for
+      // credit: what a call of a method with channels costs while it is pending.
+      std::vector<vox::caller> first(opened.callers.begin(),
+                                     opened.callers.begin() + static_cast<long>(std::min<size_t>(50, opened.callers.size())));
+      auto threads_before = thread_count();
+      auto calls_before = rss_kb();
+      auto pending = start_pending_channel_calls(sys, first, 64);
+      if (pending.error.empty()) {
+        std::printf("rss-calls before-kb %ld after-kb %ld calls %zu threads-before %ld threads-after %ld\n",
+                    calls_before, rss_kb(), pending.ends.size(), threads_before, thread_count());
+        rc = 0;
+      } else {
+        std::printf("rss-error %s\n", pending.error.c_str());
+      }
     }
     std::fflush(stdout);
     stop_session(mem->client);
@@ -267,6 +281,7 @@ int run_all(const cli& o) {
   // Both children are started while this process is still single-threaded.
   // 5. RSS per idle virtual connection, in a fresh process (see run_rss).
   row rss_row{"RSS per idle vconn (both ends)", "memory", "KiB/vconn", false, false, 0, {}};
+  row calls_row{"RSS per pending channel call (both ends)", "memory", "KiB/call", false, false, 0, {}};
   {
     progress("RSS with " + std::to_string(o.count) + " idle virtual connections (child process)");
     auto args = std::vector<std::string>{"rss", "--count", std::to_string(o.count)};
@@ -277,6 +292,7 @@ int run_all(const cli& o) {
       rss_row.detail = "FAILED: cannot start the rss process";
     } else {
       auto line = child->read_line(std::chrono::seconds{180});
+      auto calls_line = child->read_line(std::chrono::seconds{120});
       auto ended = child->finish(std::chrono::seconds{30});
       long before = 0, after = 0;
       size_t n = 0;
@@ -291,6 +307,19 @@ int run_all(const cli& o) {
         rss_row.detail = buf;
       } else {
         rss_row.detail = "FAILED: " + (line ? *line : std::string{"no answer"}) + " (rss process: " + ended + ")";
+      }
+      long threads_before = 0, threads_after = 0;
+      if (calls_line && std::sscanf(calls_line->c_str(),
+                                    "rss-calls before-kb %ld after-kb %ld calls %zu threads-before %ld threads-after %ld",
+                                    &before, &after, &n, &threads_before, &threads_after) == 5 && n > 0) {
+        calls_row.ok = true;
+        calls_row.value = static_cast<double>(after - before) / static_cast<double>(n);
+        char buf[160];
+        std::snprintf(buf, sizeof buf, "%zu calls waiting for credit: RSS %ld -> %ld KiB, threads %ld -> %ld", n,
+                      before, after, threads_before, threads_after);
+        calls_row.detail = buf;
+      } else {
+        calls_row.detail = "FAILED: " + (calls_line ? *calls_line : std::string{"no answer"});
       }
     }
   }
@@ -443,6 +472,7 @@ int run_all(const cli& o) {
   if (ended != "exit 0")
     std::fprintf(stderr, "vox-bench: the server process ended with %s\n", ended.c_str());
   rows.push_back(rss_row);
+  rows.push_back(calls_row);
 
   // 7. Idle TCP sessions against one session_server, client and server in their own
   // processes (started now that this process runs nothing else).
