@@ -20,6 +20,7 @@ session_handle spawn_session(caf::actor_system& sys, link_ptr link, handshake_re
   auto session = sys.spawn(session_behavior, conduit, handshake, std::move(options));
   // The root driver exists before the session reads anything, so the handle returned here
   // is complete; attach_root_msg is the first message the session processes.
+  // r[impl rpc.channel.binding]
   auto channels = std::make_shared<detail::channel_context>(0, handshake.our_settings.parity, conduit, sys);
   driver_config cfg{0,       handshake.our_settings,  handshake.peer_settings, conduit, session,
                     std::move(root_handler), channels, std::move(log)};
