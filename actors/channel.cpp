@@ -89,6 +89,26 @@ caf::error channel_end::write_item(payload item) {
   return {};
 }
 
+caf::error channel_end::write_items(std::vector<payload> items) {
+  if (binding_.context->closed.load(std::memory_order_acquire)) {
+    abandon(make_error(errc::connection_closed, "the channel's connection is closed"));
+    return failure_;
+  }
+  credit_ -= static_cast<uint32_t>(items.size());
+  std::vector<message> msgs(items.size());
+  for (size_t i = 0; i < items.size(); ++i) {
+    msgs[i].connection_id = binding_.context->conn;
+    // r[impl rpc.channel.item]
+    msgs[i].payload.emplace<channel_message>(channel_message{binding_.decl.id, channel_item{std::move(items[i])}});
+  }
+  auto sent = binding_.context->conduit->send_many(msgs);
+  if (!sent) {
+    abandon(make_error(errc::io_error, "sending channel items failed: " + describe(sent.error())));
+    return failure_;
+  }
+  return {};
+}
+
 void channel_end::control(channel_control_msg::kind what, vox::metadata md) {
   caf::anon_send(binding_.driver, channel_control_msg{binding_.decl, what, std::move(md)});
 }

@@ -112,6 +112,8 @@ public:
 
   /// Writes one item with one credit (there must be credit).
   caf::error write_item(payload item);
+  /// Writes items with one credit each (there must be enough), in one link write.
+  caf::error write_items(std::vector<payload> items);
   /// Why a sending end cannot send now (no error: it has credit or may ask for it).
   caf::error send_check() const;
   void close(vox::metadata md);
@@ -243,14 +245,26 @@ struct send_loop : std::enable_shared_from_this<send_loop<T, Self, Gen, Done>> {
         });
         return;
       }
-      std::optional<T> value = gen();
-      if (!value) {
+      // As many items as the credit allows go out in one write.
+      std::vector<payload> batch;
+      bool finished = false;
+      while (batch.size() < end->credit()) {
+        std::optional<T> value = gen();
+        if (!value) {
+          finished = true;
+          break;
+        }
+        batch.emplace_back(encode(*value));
+      }
+      if (!batch.empty()) {
+        if (auto err = end->write_items(std::move(batch))) {
+          done(std::move(err));
+          return;
+        }
+      }
+      if (finished) {
         end->close({});
         done(caf::error{});
-        return;
-      }
-      if (auto err = end->write_item(payload{encode(*value)})) {
-        done(std::move(err));
         return;
       }
     }

@@ -11,6 +11,24 @@ caf::expected<void> bare_conduit::send(const message& msg) {
   return link_->send(scratch);
 }
 
+caf::expected<void> bare_conduit::send_many(std::span<const message> msgs) {
+  thread_local std::vector<byte_buffer> scratch;
+  thread_local std::vector<byte_span> spans;
+  if (scratch.size() < msgs.size())
+    scratch.resize(msgs.size());
+  spans.clear();
+  for (size_t i = 0; i < msgs.size(); ++i) {
+    scratch[i].clear();
+    encode_message_into(scratch[i], msgs[i]);
+    spans.emplace_back(scratch[i]);
+  }
+  auto sent = link_->send_many(spans);
+  for (auto& buf : scratch)
+    if (buf.capacity() > 64 * 1024)
+      byte_buffer{}.swap(buf); // a burst of large Messages is not kept per thread
+  return sent;
+}
+
 caf::expected<std::optional<message>> bare_conduit::recv() {
   auto frame = link_->recv();
   if (!frame)

@@ -19,6 +19,8 @@ public:
 
   /// Encodes `msg` and sends it as one link payload.
   caf::expected<void> send(const message& msg);
+  /// Encodes and sends several Messages, in order, in as few writes as the link allows.
+  caf::expected<void> send_many(std::span<const message> msgs);
 
   /// The next message; `std::nullopt` at a clean end of stream. A payload that does not
   /// decode fails with the decoder's error (a protocol violation by the peer, which

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <memory>
+#include <span>
 #include <optional>
 #include <string>
 
@@ -62,6 +63,15 @@ public:
   /// with `errc::io_error`/`errc::link_closed` when the transport broke, and with
   /// `errc::backpressure` once the peer stopped draining its queue (which ends the link).
   virtual caf::expected<void> send(byte_span payload) = 0;
+
+  /// Sends several payloads, in order, as `send` would one by one; a started socket link
+  /// queues them all before it writes, so they share one write. Stops at the first error.
+  virtual caf::expected<void> send_many(std::span<const byte_span> payloads) {
+    for (auto p : payloads)
+      if (auto sent = send(p); !sent)
+        return sent;
+    return {};
+  }
 
   /// Receives the next payload. Blocks until one arrives. Returns `std::nullopt` on a clean
   /// end of stream (the peer closed at a frame boundary, r[link.rx.eof]); an error when the

@@ -48,6 +48,30 @@ public:
       return tx_failure_;
     if (loop_)
       return enqueue(payload, guard);
+    return send_blocking(payload);
+  }
+
+  caf::expected<void> send_many(std::span<const byte_span> payloads) override {
+    std::unique_lock<std::mutex> guard{send_mtx_};
+    if (!loop_) {
+      guard.unlock();
+      return link::send_many(payloads);
+    }
+    if (send_closed_ || aborted_.load())
+      return make_error(errc::closed, name_ + ": send after close or abort");
+    for (auto p : payloads) {
+      if (p.size() > UINT32_MAX)
+        return make_error(errc::frame_too_large, "payload of " + std::to_string(p.size())
+                                                   + " bytes does not fit a u32 length");
+      if (auto queued = append_locked(p); !queued)
+        return queued;
+    }
+    return take_write_turn(guard);
+  }
+
+private:
+  /// Before `start`: the caller's thread writes the frame itself (under send_mtx_).
+  caf::expected<void> send_blocking(byte_span payload) {
     auto header = encode_frame_header(static_cast<uint32_t>(payload.size()));
     iovec iov[2] = {{header.data(), header.size()},
                     {const_cast<uint8_t*>(payload.data()), payload.size()}};
@@ -83,6 +107,7 @@ public:
     return {};
   }
 
+public:
   // r[impl transport.stream]
   caf::expected<std::optional<byte_buffer>> recv() override {
     if (aborted_.load())
@@ -244,6 +269,15 @@ private:
   /// `send` calls as the socket allows; if the socket is full the turn passes to the I/O
   /// loop (EPOLLOUT). No caller ever waits for the peer.
   caf::expected<void> enqueue(byte_span payload, std::unique_lock<std::mutex>& guard) {
+    if (auto queued = append_locked(payload); !queued)
+      return queued;
+    return take_write_turn(guard);
+  }
+
+  /// Appends one frame to the outbound queue, within its bound.
+  caf::expected<void> append_locked(byte_span payload) {
+    if (tx_failure_)
+      return tx_failure_;
     auto size = frame_header_size + payload.size();
     if (queued_bytes_ + size > options_.max_outbound_bytes) {
       fail_locked(make_error(errc::backpressure, name_ + ": the peer is not reading: "
@@ -254,6 +288,11 @@ private:
     append_frame_header(out_, static_cast<uint32_t>(payload.size()));
     out_.insert(out_.end(), payload.begin(), payload.end());
     queued_bytes_ += size;
+    return {};
+  }
+
+  /// Writes what is queued unless another sender (or the loop) holds the write turn.
+  caf::expected<void> take_write_turn(std::unique_lock<std::mutex>& guard) {
     if (writing_)
       return {};
     writing_ = true;
