@@ -30,7 +30,9 @@
 // items from the driver, i.e. once the end has consumed the previous batch, so a slow
 // consumer holds the producer back and at most 2N items of one channel are in memory.
 //
-// An end is used by one actor or thread at a time; its copies share one end.
+// An end is used by one actor or thread at a time; its copies share one end. From an
+// actor, make the call that carries a channel before using the end you kept: an end no
+// call carries yet fails at once (a blocking form waits for the call instead).
 #pragma once
 
 #include <atomic>

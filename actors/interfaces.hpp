@@ -6,6 +6,8 @@
 //   session ──pong_atom, nonce──▶ keepalive             session ──connection_closed_msg──▶ driver
 //   channel end ──channel_credit_atom / channel_recv_atom──▶ driver ──credit / channel_batch──▶ end's actor
 //   channel end ──channel_control_msg──▶ driver (close, reset, release)
+//   A call of a method with channels runs in a `vox.channel-call` actor (channel_call.hpp):
+//   an untyped event-based actor that only awaits the answers to its channel requests.
 //
 // Concurrency model (the README's "Threads and shared state" says the same at length):
 // - Threads: the application's CAF workers; vox's I/O threads (io_reactor, one by default
