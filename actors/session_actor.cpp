@@ -292,9 +292,13 @@ void on_caller_dropped(session_pointer self, connection_id id) {
   auto i = st.connections.find(id);
   if (i == st.connections.end())
     return;
-  // A caller made after the drop keeps the connection.
-  if (i->second.callers && !i->second.callers->guard.expired())
-    return;
+  // A caller made after the drop keeps the connection. Callers are made on any thread,
+  // under the registry's mutex: read the guard under it too.
+  if (auto& callers = i->second.callers) {
+    std::lock_guard<std::mutex> guard{callers->mtx};
+    if (!callers->guard.expired())
+      return;
+  }
   if (id == 0) {
     st.root_closed = true; // behaviour 87: no ConnectionClose for the root
   } else {
