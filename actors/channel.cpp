@@ -19,6 +19,8 @@ std::chrono::milliseconds remaining(std::optional<clock::time_point> deadline) {
   return std::max(left, std::chrono::milliseconds{1});
 }
 
+caf::error reset_error() { return make_error(errc::closed, "channel was reset"); }
+
 } // namespace
 
 channel_binder*& current_binder() {
@@ -27,7 +29,7 @@ channel_binder*& current_binder() {
 }
 
 channel_end::~channel_end() {
-  if (binding() == nullptr || failure_ || closed_)
+  if (binding() == nullptr || failure_ || closed_ || reset_.load())
     return;
   control(binding_.decl.local_receives ? channel_control_msg::kind::release : channel_control_msg::kind::close, {});
 }
@@ -56,14 +58,20 @@ const channel_binding* channel_end::wait_bound(std::optional<clock::time_point> 
   return binding();
 }
 
+caf::error channel_end::failure() const {
+  if (!failure_ && reset_.load(std::memory_order_acquire))
+    return reset_error();
+  return failure_;
+}
+
 void channel_end::abandon(caf::error reason) {
   if (!failure_)
     failure_ = std::move(reason);
 }
 
 caf::error channel_end::send_check() const {
-  if (failure_)
-    return failure_;
+  if (auto err = failure())
+    return err;
   if (closed_)
     return make_error(errc::closed, "channel is closed");
   if (binding() == nullptr)
@@ -74,19 +82,9 @@ caf::error channel_end::send_check() const {
 }
 
 caf::error channel_end::write_item(payload item) {
-  if (binding_.context->closed.load(std::memory_order_acquire)) {
-    abandon(make_error(errc::connection_closed, "the channel's connection is closed"));
-    return failure_;
-  }
-  --credit_;
-  // r[impl rpc.channel.item]
-  auto sent = binding_.context->conduit->send(
-    message{binding_.context->conn, channel_message{binding_.decl.id, channel_item{std::move(item)}}});
-  if (!sent) {
-    abandon(make_error(errc::io_error, "sending the channel item failed: " + describe(sent.error())));
-    return failure_;
-  }
-  return {};
+  std::vector<payload> one;
+  one.push_back(std::move(item));
+  return write_items(std::move(one));
 }
 
 caf::error channel_end::write_items(std::vector<payload> items) {
@@ -114,7 +112,7 @@ void channel_end::control(channel_control_msg::kind what, vox::metadata md) {
 }
 
 void channel_end::close(vox::metadata md) {
-  if (failure_ || closed_)
+  if (failure() || closed_)
     return;
   closed_ = true;
   if (binding() != nullptr && !binding_.decl.local_receives)
@@ -122,16 +120,18 @@ void channel_end::close(vox::metadata md) {
 }
 
 void channel_end::reset(vox::metadata md) {
-  if (failure_ || binding() == nullptr || (closed_ && !binding_.decl.local_receives))
+  // Only atomics here: the thread that uses the end may be waiting in it right now; its
+  // wait ends when the driver drops the channel.
+  if (binding() == nullptr || reset_.exchange(true))
     return;
-  failure_ = make_error(errc::closed, "channel was reset");
-  items_.clear();
   control(channel_control_msg::kind::reset, std::move(md));
 }
 
 caf::error channel_end::take_error(caf::error e) {
   // A timeout only ends one wait; anything from CAF itself means the driver is gone.
-  if (is(e, errc::timeout))
+  if (reset_.load(std::memory_order_acquire))
+    e = reset_error();
+  else if (is(e, errc::timeout))
     return e;
   if (e.category() != vox_error_category)
     e = make_error(errc::connection_closed, "the channel's connection is closed");
@@ -170,7 +170,7 @@ caf::error channel_end::wait_credit(std::optional<clock::time_point> deadline) {
 }
 
 caf::error channel_end::wait_items(std::optional<clock::time_point> deadline) {
-  if (!items_.empty() || closed_ || failure_)
+  if (!items_.empty() || closed_ || failure())
     return {};
   if (wait_bound(deadline) == nullptr)
     return make_error(errc::timeout, "no channel item before the deadline");
@@ -179,7 +179,7 @@ caf::error channel_end::wait_items(std::optional<clock::time_point> deadline) {
   self->request(binding_.driver, caf::infinite, channel_recv_atom::value, request(remaining(deadline)))
     .receive([&](channel_batch& b) { take_batch(std::move(b)); },
              [&](caf::error& e) {
-               if (is(e, errc::timeout))
+               if (is(e, errc::timeout) && !reset_.load())
                  out = make_error(errc::timeout, "no channel item before the deadline");
                else
                  take_batch(std::move(e));

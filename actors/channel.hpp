@@ -106,7 +106,8 @@ public:
 
   // -- the user's side (one actor or thread at a time) --
   /// Why the end cannot be used any more, or none.
-  const caf::error& failure() const { return failure_; }
+  caf::error failure() const;
+  bool reset_requested() const { return reset_.load(std::memory_order_acquire); }
   /// Our sending end was closed, or the peer's close reached our receiving end.
   bool closed() const { return closed_; }
   uint32_t credit() const { return credit_; }
@@ -119,6 +120,8 @@ public:
   /// Why a sending end cannot send now (no error: it has credit or may ask for it).
   caf::error send_check() const;
   void close(vox::metadata md);
+  /// The one operation any thread may call while another uses the end (e.g. to stop a
+  /// blocked `recv`): ChannelReset goes out and the end fails from then on.
   void reset(vox::metadata md);
 
   /// The driver's answer to a credit request.
@@ -147,6 +150,7 @@ private:
   std::deque<payload> items_;
   bool closed_ = false;
   caf::error failure_;
+  std::atomic<bool> reset_{false};
 };
 
 using end_ptr = std::shared_ptr<channel_end>;
@@ -416,11 +420,11 @@ private:
     return pop(*end_);
   }
   static caf::expected<std::optional<T>> pop(detail::channel_end& end) {
-    if (end.items().empty()) {
-      if (end.failure())
-        return end.failure();
+    // Items that came before a peer's Reset are still delivered; our own reset drops them.
+    if (auto err = end.failure(); err && (end.items().empty() || end.reset_requested()))
+      return err;
+    if (end.items().empty())
       return std::optional<T>{};
-    }
     auto value = decode<T>(end.items().front());
     end.items().pop_front();
     if (!value)

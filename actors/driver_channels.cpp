@@ -110,7 +110,10 @@ void driver_channels::expire(channel_id id, uint64_t serial) {
 }
 
 void driver_channels::control(channel_control_msg& msg) {
-  if (slot_for(msg.channel) == nullptr)
+  // Only a Close may come before the call it belongs to (another thread made the call);
+  // a reset or release of a channel that is gone has nothing left to do.
+  if (msg.what == channel_control_msg::kind::close ? slot_for(msg.channel) == nullptr
+                                                   : slots_.count(msg.channel.id) == 0)
     return;
   auto i = slots_.find(msg.channel.id);
   if (!i->second.active) {

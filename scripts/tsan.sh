@@ -36,6 +36,9 @@ if [ ! -f "$prefix/lib/libcaf_core.so" ]; then
   fi
   rm -rf "$src/actor-framework-$caf_version"
   tar -xzf "$tarball" -C "$src"
+  # GCC 12 needs <limits> where CAF 0.17.6 forgot it (Debian carries the same fix).
+  sed -i 's|^#include <cstddef>$|#include <cstddef>\n#include <limits>|' \
+    "$src/actor-framework-$caf_version/libcaf_io/caf/io/network/receive_buffer.hpp"
   echo "== CAF $caf_version with ThreadSanitizer =="
   cmake -S "$src/actor-framework-$caf_version" -B "$src/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DCMAKE_CXX_FLAGS="-fsanitize=thread -g -O1" -DCMAKE_SHARED_LINKER_FLAGS="-fsanitize=thread" \

@@ -189,11 +189,13 @@ public:
       reactor_ = io; // its threads run as long as a started link needs them
       loop_ = loop;
     }
+    // Once the socket is watched, input belongs to the loop's thread: look at rx_ before.
+    bool read_ahead = !rx_.empty();
     if (!loop->add(fd_.get(), shared_from_this())) {
       end_input(*loop, make_system_error(errc::io_error, name_ + ": cannot watch the socket", errno));
       return;
     }
-    if (!rx_.empty()) // nothing may wake the loop for them: deliver them from there now
+    if (read_ahead) // nothing may wake the loop for them: deliver them from there now
       loop->post([self = shared_from_this(), loop] { self->on_event(*loop, 0); });
   }
 
