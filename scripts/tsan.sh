@@ -62,5 +62,5 @@ echo "tsan.sh: vox-caf built in $((SECONDS - phase)) s"
 phase=$SECONDS
 export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$root/scripts/tsan.supp"
 export LD_LIBRARY_PATH="$prefix/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-(cd "$dir/vox" && ctest -j "$jobs" --output-on-failure --timeout 600 "$@")
+(cd "$dir/vox" && ctest -j "$jobs" --output-on-failure --timeout 900 "$@")
 echo "tsan.sh: tests ran in $((SECONDS - phase)) s"
