@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include <caf/event_based_actor.hpp>
+#include <caf/send.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
 namespace vox {
@@ -145,6 +146,33 @@ bool at_peer_limit(const driver_state& st) {
   return limit > 0 && st.pending.size() >= limit;
 }
 
+/// Soft backpressure: true while the link has more queued for the peer than its
+/// high-water mark, so new calls and channel credit wait; the link then tells us, once,
+/// when it drained. The session and replies to the peer's calls are not held: they are
+/// bounded by the peer's own request limit.
+bool hold_for_link(driver_pointer self) {
+  auto& st = self->state;
+  auto& lnk = st.cfg.conduit->underlying();
+  if (!lnk.congested())
+    return false;
+  if (!st.awaiting_drain) {
+    st.awaiting_drain = true;
+    // A weak address: the link must not keep a finished driver alive.
+    lnk.when_drained([addr = self->address()] {
+      if (auto a = caf::actor_cast<caf::actor>(addr))
+        caf::anon_send(a, link_drained_atom::value);
+    });
+  }
+  return true;
+}
+
+/// Answers credit requests held back by a congested link, once it is not.
+void pump_credit(driver_pointer self) {
+  auto& ch = *self->state.channels;
+  while (ch.credit_held() && !hold_for_link(self))
+    ch.serve_held();
+}
+
 void start_call(driver_pointer self, outgoing_call call, caf::typed_response_promise<call_response> rp) {
   auto& st = self->state;
   auto id = st.next_request_id;
@@ -172,10 +200,10 @@ void start_call(driver_pointer self, outgoing_call call, caf::typed_response_pro
     st.channels->activate(ch.id);
 }
 
-/// Starts queued calls while the peer's limit allows.
+/// Starts queued calls while the peer's limit and the link allow.
 void send_queued(driver_pointer self) {
   auto& st = self->state;
-  while (!st.queued.empty() && !at_peer_limit(st)) {
+  while (!st.queued.empty() && !at_peer_limit(st) && !hold_for_link(self)) {
     auto [call, rp] = std::move(st.queued.front());
     st.queued.pop_front();
     start_call(self, std::move(call), std::move(rp));
@@ -206,6 +234,7 @@ driver_actor::behavior_type driver_behavior(driver_pointer self, driver_config c
         handle_request(self, *rm);
       else if (auto* cm = std::get_if<channel_message>(&msg.payload))
         handle_channel(self, *cm);
+      pump_credit(self);
     },
     [self](call_atom, outgoing_call& call) -> caf::typed_response_promise<call_response> {
       auto rp = self->make_response_promise<call_response>();
@@ -213,10 +242,11 @@ driver_actor::behavior_type driver_behavior(driver_pointer self, driver_config c
       for (auto& ch : call.channels)
         st.channels->declare(ch, false);
       // r[impl rpc.flow-control.max-concurrent-requests]
-      if (at_peer_limit(st) || !st.queued.empty())
+      if (at_peer_limit(st) || !st.queued.empty() || hold_for_link(self))
         st.queued.emplace_back(std::move(call), rp); // waits its turn, in order
       else
         start_call(self, std::move(call), rp);
+      pump_credit(self);
       return rp;
     },
     [self](cancel_atom, uint64_t tag) {
@@ -257,6 +287,7 @@ driver_actor::behavior_type driver_behavior(driver_pointer self, driver_config c
     [self](channel_credit_atom, channel_request& req) {
       auto rp = self->make_response_promise<uint32_t>();
       arm(self, req, self->state.channels->want_credit(req, rp));
+      pump_credit(self);
       return rp;
     },
     [self](channel_recv_atom, channel_request& req) {
@@ -266,6 +297,11 @@ driver_actor::behavior_type driver_behavior(driver_pointer self, driver_config c
     },
     [self](channel_control_msg& msg) { self->state.channels->control(msg); },
     [self](channel_timeout_atom, channel_id id, uint64_t serial) { self->state.channels->expire(id, serial); },
+    [self](link_drained_atom) {
+      self->state.awaiting_drain = false;
+      send_queued(self);
+      pump_credit(self);
+    },
   };
 }
 

@@ -55,6 +55,8 @@ struct driver_state {
   std::unordered_set<method_id_t> response_schemas_sent;
   /// The connection's channels (created with the config).
   std::optional<detail::driver_channels> channels;
+  /// Soft backpressure: the link is congested and will send link_drained_atom.
+  bool awaiting_drain = false;
 
   /// Fails every pending call with `reason` (a dead actor's promises are not failed by
   /// CAF 0.17 itself, so this runs on every exit path).

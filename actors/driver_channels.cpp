@@ -1,5 +1,7 @@
 #include "actors/driver_channels.hpp"
 
+#include <vector>
+
 namespace vox::detail {
 
 namespace {
@@ -152,6 +154,8 @@ void driver_channels::serve(iterator i) {
       s.credit_waiter.deliver(s.failure);
       s.credit_waiter = {};
       finished = true;
+    } else if (s.active && s.credit > 0 && conduit_->underlying().congested()) {
+      held_ = true;
     } else if (s.active && s.credit > 0) {
       auto n = static_cast<uint32_t>(std::min<uint64_t>(s.credit, UINT32_MAX));
       s.credit -= n;
@@ -188,6 +192,17 @@ void driver_channels::serve(iterator i) {
   }
   if (finished)
     slots_.erase(i);
+}
+
+void driver_channels::serve_held() {
+  held_ = false;
+  std::vector<channel_id> waiting;
+  for (auto& [id, s] : slots_)
+    if (s.credit_waiter.pending())
+      waiting.push_back(id);
+  for (auto id : waiting)
+    if (auto i = slots_.find(id); i != slots_.end())
+      serve(i);
 }
 
 bool driver_channels::on_message(channel_message& msg) {

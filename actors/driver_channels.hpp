@@ -42,6 +42,12 @@ public:
   /// The connection is gone: every waiting request fails with `reason`.
   void close_all(const caf::error& reason);
 
+  /// Soft backpressure: while the link is congested, credit requests that could be
+  /// answered wait instead (a sending end then stops writing). True if one does.
+  bool credit_held() const { return held_; }
+  /// Answers the held credit requests (holding them again if the link is still congested).
+  void serve_held();
+
   size_t size() const { return slots_.size(); }
 
 private:
@@ -77,6 +83,7 @@ private:
   std::shared_ptr<bare_conduit> conduit_;
   std::unordered_map<channel_id, slot> slots_;
   uint64_t next_serial_ = 1;
+  bool held_ = false;
 };
 
 } // namespace vox::detail

@@ -6,6 +6,7 @@
 //   session ──pong_atom, nonce──▶ keepalive             session ──connection_closed_msg──▶ driver
 //   channel end ──channel_credit_atom / channel_recv_atom──▶ driver ──credit / channel_batch──▶ end's actor
 //   channel end ──channel_control_msg──▶ driver (close, reset, release)
+//   link (when_drained, any thread) ──link_drained_atom──▶ driver (soft backpressure over)
 //   A call of a method with channels runs in a `vox.channel-call` actor (channel_call.hpp):
 //   an untyped event-based actor that only awaits the answers to its channel requests.
 //
@@ -77,6 +78,8 @@ using channel_credit_atom = caf::atom_constant<caf::atom("vox_ccred")>;
 using channel_recv_atom = caf::atom_constant<caf::atom("vox_crecv")>;
 /// A channel request's deadline passed (driver to itself).
 using channel_timeout_atom = caf::atom_constant<caf::atom("vox_ctime")>;
+/// The link a driver held calls and credit for is no longer congested (link to driver).
+using link_drained_atom = caf::atom_constant<caf::atom("vox_drain")>;
 
 // -- message structs --------------------------------------------------------------------
 
@@ -230,6 +233,8 @@ using keepalive_actor = caf::typed_actor<caf::reacts_to<caf::pong_atom, uint64_t
 ///                                 the close); credit goes back to the peer as they leave
 ///   channel_control_msg           from a channel end: close, reset or release it
 ///   (channel_timeout_atom, id, n) from itself: request n of channel id waited too long
+///   link_drained_atom             from the link (`when_drained`): the outbound queue fell
+///                                 below its low-water mark; held calls and credit go on
 using driver_actor
   = caf::typed_actor<caf::reacts_to<vox::message>,
                      caf::replies_to<call_atom, outgoing_call>::with<call_response>,
@@ -238,7 +243,8 @@ using driver_actor
                      caf::replies_to<channel_credit_atom, channel_request>::with<uint32_t>,
                      caf::replies_to<channel_recv_atom, channel_request>::with<channel_batch>,
                      caf::reacts_to<channel_control_msg>,
-                     caf::reacts_to<channel_timeout_atom, channel_id, uint64_t>>;
+                     caf::reacts_to<channel_timeout_atom, channel_id, uint64_t>,
+                     caf::reacts_to<link_drained_atom>>;
 
 namespace detail {
 struct caller_registry;

@@ -1,6 +1,7 @@
 // A link carries whole payloads between two peers: the lowest layer of vox.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <span>
 #include <optional>
@@ -27,6 +28,12 @@ struct link_options {
   /// Started links: output that makes no progress for this long fails the link with
   /// `errc::backpressure` (a peer that stopped reading).
   std::chrono::milliseconds stall_timeout{30000};
+  /// Started links, soft backpressure: above this many queued bytes the link reports
+  /// `congested()`, and drivers hold new calls and channel credit instead of queueing
+  /// more, until the queue has drained to `low_water_bytes`. Keep it well below
+  /// `max_outbound_bytes`, which is where a link gives up.
+  size_t high_water_bytes = 1024 * 1024;
+  size_t low_water_bytes = 256 * 1024;
 };
 
 class io_reactor;
@@ -72,6 +79,17 @@ public:
         return sent;
     return {};
   }
+
+  /// True while more than `link_options::high_water_bytes` wait to be written (until the
+  /// queue drains to `low_water_bytes`). A link that cannot fall behind (memory) never is.
+  /// Sending still works while congested: it is a hint to slow down, not a refusal.
+  virtual bool congested() const { return false; }
+
+  /// Calls `fn` once the link is no longer congested, or has failed: at once on the
+  /// calling thread if it is not congested now, otherwise later from the thread whose
+  /// write drained the queue, with the link's send lock held, so `fn` must only hand
+  /// work elsewhere (send an actor a message) and never call back into the link.
+  virtual void when_drained(std::function<void()> fn) { fn(); }
 
   /// Receives the next payload. Blocks until one arrives. Returns `std::nullopt` on a clean
   /// end of stream (the peer closed at a frame boundary, r[link.rx.eof]); an error when the

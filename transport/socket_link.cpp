@@ -4,7 +4,9 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <functional>
 #include <mutex>
+#include <vector>
 
 #include <fcntl.h>
 #include <sys/epoll.h>
@@ -263,6 +265,20 @@ public:
     return name_;
   }
 
+  bool congested() const override {
+    return congested_.load(std::memory_order_acquire);
+  }
+
+  void when_drained(std::function<void()> fn) override {
+    std::unique_lock<std::mutex> guard{send_mtx_};
+    if (!congested_.load(std::memory_order_relaxed) || tx_failure_ || aborted_.load()) {
+      guard.unlock();
+      fn();
+      return;
+    }
+    drained_.push_back(std::move(fn));
+  }
+
 private:
   // -- event-mode output, all under send_mtx_ --
 
@@ -290,6 +306,8 @@ private:
     append_frame_header(out_, static_cast<uint32_t>(payload.size()));
     out_.insert(out_.end(), payload.begin(), payload.end());
     queued_bytes_ += size;
+    if (queued_bytes_ > options_.high_water_bytes)
+      congested_.store(true, std::memory_order_release);
     return {};
   }
 
@@ -331,6 +349,8 @@ private:
         queued_bytes_ -= static_cast<size_t>(n);
         if (armed_) // only a stalled write is timed; the common direct write reads no clock
           last_progress_ = std::chrono::steady_clock::now();
+        if (queued_bytes_ <= options_.low_water_bytes)
+          release_drained_locked();
         if (inflight_pos_ == inflight_.size()) {
           if (inflight_.capacity() > 256 * 1024)
             byte_buffer{}.swap(inflight_); // a burst is over: do not keep its buffer
@@ -379,9 +399,21 @@ private:
     inflight_.clear();
     inflight_pos_ = 0;
     queued_bytes_ = 0;
+    release_drained_locked(); // they learn of the failure from their next send
     if (!aborted_.exchange(true))
       ::shutdown(fd_.get(), SHUT_RDWR);
     sync_interest_locked();
+  }
+
+  /// The queue is below the low-water mark (or gone): whoever waited may queue again.
+  void release_drained_locked() {
+    if (!congested_.load(std::memory_order_relaxed))
+      return;
+    congested_.store(false, std::memory_order_release);
+    auto waiting = std::move(drained_);
+    drained_.clear();
+    for (auto& fn : waiting)
+      fn();
   }
 
   void shut_write_locked() {
@@ -548,6 +580,9 @@ private:
   byte_buffer inflight_;
   size_t inflight_pos_ = 0;
   size_t queued_bytes_ = 0;
+  /// Above the high-water mark and not yet drained to the low one; read without the lock.
+  std::atomic<bool> congested_{false};
+  std::vector<std::function<void()>> drained_; ///< `when_drained` callbacks
   bool writing_ = false;       ///< someone holds the write turn
   bool armed_ = false;         ///< the turn is with the loop, waiting for EPOLLOUT
   bool out_interest_ = false;

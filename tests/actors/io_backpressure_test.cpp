@@ -4,8 +4,11 @@
 
 #include <condition_variable>
 #include <mutex>
+#include <thread>
 
 #include <sys/socket.h>
+
+#include <caf/event_based_actor.hpp>
 
 #include "actors/session_server.hpp"
 #include "support/session_fixture.hpp"
@@ -80,4 +83,62 @@ TEST_CASE("a peer that stops reading is cut off with backpressure while other se
   // Everyone else is still served, by the same server and I/O thread.
   served(f, port);
   lnk->abort();
+}
+
+TEST_CASE("a peer that reads slowly holds our calls back at the link's high-water mark instead "
+          "of ending the session",
+          "[actors][io]") {
+  actor_fixture f;
+  link_options opts;
+  opts.high_water_bytes = 64 * 1024;
+  opts.low_water_bytes = 16 * 1024;
+  opts.max_outbound_bytes = 1024 * 1024; // what 2,000 calls of 16 KiB would pass 30 times over
+  auto links = tcp_link_pair(opts);
+  auto ours = links.first;
+  // The peer sets no request limit, so only the link can hold calls back.
+  auto peer = make_raw_peer(f, session_role::initiator, logless(), std::move(links), {64, 0});
+  caller c{peer.session.root};
+  constexpr int calls = 2000;
+  struct tally {
+    std::mutex mtx;
+    std::condition_variable cv;
+    int ok = 0;
+    std::vector<caf::error> failures;
+  };
+  auto t = std::make_shared<tally>();
+  f.sys.spawn(
+    [](caf::event_based_actor* self, driver_actor driver, std::shared_ptr<tally> t) {
+      payload args(16 * 1024, 0x42);
+      for (int i = 0; i < calls; ++i)
+        self->request(driver, caf::infinite, call_atom::value, outgoing_call{7, {}, args})
+          .then(
+            [t](call_response&) {
+              std::lock_guard<std::mutex> guard{t->mtx};
+              ++t->ok;
+              t->cv.notify_all();
+            },
+            [t](caf::error& e) {
+              std::lock_guard<std::mutex> guard{t->mtx};
+              t->failures.push_back(e);
+              t->cv.notify_all();
+            });
+    },
+    c.driver(), t);
+  // The peer reads nothing until our link is congested.
+  auto deadline = std::chrono::steady_clock::now() + wait_bound;
+  while (!ours->congested() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::yield();
+  REQUIRE(ours->congested());
+  // Now it reads and answers every call; each one completes, none fails.
+  for (int i = 0; i < calls; ++i) {
+    auto req = peer.recv_as<request_message>();
+    REQUIRE(req);
+    REQUIRE(std::holds_alternative<request_call>(req->second.body));
+    peer.send(message{0, request_message{req->second.id, request_response{{}, payload{0}, {}}}});
+  }
+  std::unique_lock<std::mutex> guard{t->mtx};
+  REQUIRE(t->cv.wait_for(guard, wait_bound, [&] { return t->ok + static_cast<int>(t->failures.size()) == calls; }));
+  CHECK(t->failures.empty());
+  CHECK(t->ok == calls);
+  CHECK_FALSE(ours->congested());
 }

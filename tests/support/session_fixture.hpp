@@ -39,12 +39,12 @@ inline session_options serving(call_handler handler) {
   return o;
 }
 
-/// Two connected TCP links on 127.0.0.1 (client end first).
-inline std::pair<link_ptr, link_ptr> tcp_link_pair() {
+/// Two connected TCP links on 127.0.0.1 (client end first, with `client_options`).
+inline std::pair<link_ptr, link_ptr> tcp_link_pair(link_options client_options = {}) {
   auto listener = tcp_listener::bind("127.0.0.1", 0);
   if (!listener)
     throw std::runtime_error(describe(listener.error()));
-  auto client = tcp_connect("127.0.0.1", (*listener)->port());
+  auto client = tcp_connect("127.0.0.1", (*listener)->port(), client_options);
   auto server = (*listener)->accept();
   if (!client || !server)
     throw std::runtime_error("tcp link pair: connect or accept failed");

@@ -2,6 +2,7 @@
 // the sender's thread. Every wait is bounded; nothing sleeps to synchronise.
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
@@ -282,6 +283,74 @@ TEST_CASE("a peer that stops reading fills the bounded outbound queue and the li
   REQUIRE(sink->wait_end());
   CHECK(is(sink->reason(), errc::backpressure));
   CHECK_FALSE(lnk->send(pattern(8, 1)));
+}
+
+TEST_CASE("a started socket link reports congestion above its high-water mark until the peer "
+          "drains it below the low-water mark",
+          "[transport][io]") {
+  reactor_fixture f;
+  link_options opts;
+  opts.high_water_bytes = 256 * 1024;
+  opts.low_water_bytes = 64 * 1024;
+  started_link s{f, opts};
+  std::mutex mtx;
+  std::condition_variable cv;
+  int drained = 0;
+  auto note_drained = [&] {
+    std::lock_guard<std::mutex> guard{mtx};
+    ++drained;
+    cv.notify_all();
+  };
+  // Not congested: the callback runs at once.
+  CHECK_FALSE(s.lnk->congested());
+  s.lnk->when_drained(note_drained);
+  CHECK(drained == 1);
+  // The peer reads nothing: past the socket buffers, the queue grows over the mark.
+  size_t sent = 0;
+  while (!s.lnk->congested() && sent < 4096) {
+    REQUIRE(s.lnk->send(pattern(16 * 1024, 3)));
+    ++sent;
+  }
+  REQUIRE(s.lnk->congested());
+  s.lnk->when_drained(note_drained);
+  CHECK(drained == 1);
+  // Still congested after the peer has read a little: the mark is the low one.
+  REQUIRE(test::read_exactly(s.theirs(), 4 + 16 * 1024) == framed(pattern(16 * 1024, 3)));
+  CHECK(s.lnk->congested());
+  // Once the peer reads everything, the waiter hears it, once.
+  for (size_t i = 1; i < sent; ++i)
+    REQUIRE(test::read_exactly(s.theirs(), 4 + 16 * 1024) == framed(pattern(16 * 1024, 3)));
+  {
+    std::unique_lock<std::mutex> guard{mtx};
+    REQUIRE(cv.wait_for(guard, 20s, [&] { return drained == 2; }));
+  }
+  CHECK_FALSE(s.lnk->congested());
+  s.lnk->abort();
+  REQUIRE(s.sink->wait_end());
+  CHECK(drained == 2);
+}
+
+TEST_CASE("a link that fails while congested releases whoever waits for it to drain", "[transport][io]") {
+  reactor_fixture f;
+  link_options opts;
+  opts.high_water_bytes = 128 * 1024;
+  opts.low_water_bytes = 32 * 1024;
+  opts.max_outbound_bytes = 1024 * 1024;
+  started_link s{f, opts};
+  while (!s.lnk->congested())
+    REQUIRE(s.lnk->send(pattern(16 * 1024, 4)));
+  std::atomic<bool> released{false};
+  s.lnk->when_drained([&] { released = true; });
+  CHECK_FALSE(released.load());
+  // Past the hard limit the link fails with backpressure, and the waiter is let go.
+  caf::error failure;
+  for (size_t i = 0; i < 1000 && !failure; ++i)
+    if (auto r = s.lnk->send(pattern(16 * 1024, 4)); !r)
+      failure = r.error();
+  CHECK(is(failure, errc::backpressure));
+  CHECK(released.load());
+  CHECK_FALSE(s.lnk->congested());
+  REQUIRE(s.sink->wait_end());
 }
 
 TEST_CASE("a peer that reads nothing within the stall timeout is cut off", "[transport][io]") {
