@@ -50,6 +50,12 @@ public:
 
   size_t size() const { return slots_.size(); }
 
+  /// Most credit one answer hands a sending end. An end writes what it holds without
+  /// asking again, so a peer's large grant must not let it write past the link's
+  /// high-water mark unchecked: each answer is a point where a congested link holds it.
+  /// The reference's own windows (16, grants of 8) never reach this.
+  static constexpr uint32_t max_credit_per_answer = 64;
+
 private:
   struct slot {
     channel_decl decl;

@@ -9,9 +9,10 @@
 
 namespace vox {
 
-io_reactor::config io_config(size_t threads, io_inline policy) {
+io_reactor::config io_config(size_t threads, io_inline policy, std::chrono::microseconds busy_poll) {
   io_reactor::config cfg;
   cfg.threads = threads;
+  cfg.busy_poll = busy_poll;
   if (policy == io_inline::all_actors) {
     cfg.run_inline = [](caf::resumable* job) { return dynamic_cast<caf::local_actor*>(job) != nullptr; };
     return cfg;

@@ -19,7 +19,9 @@ enum class io_inline {
 };
 
 /// The configuration of a vox reactor with `threads` I/O threads.
-io_reactor::config io_config(size_t threads = 1, io_inline policy = io_inline::vox_actors);
+/// `busy_poll`: see `io_reactor::config::busy_poll` (0, the default: sleep at once).
+io_reactor::config io_config(size_t threads = 1, io_inline policy = io_inline::vox_actors,
+                             std::chrono::microseconds busy_poll = std::chrono::microseconds{0});
 
 /// The reactor shared by every session of `sys` that names none in its options
 /// (`io_config()`: one thread, vox actors inline). It lives while a session or a started

@@ -49,6 +49,11 @@ void apply(caf::actor_system_config& cfg, const sched_options& s) {
     cfg.set("work-stealing.moderate-poll-attempts", static_cast<size_t>(s.moderate));
 }
 
+vox::io_reactor_ptr busy_poll_reactor(caf::actor_system& sys, const sched_options& s) {
+  return vox::io_reactor::start(
+    sys, vox::io_config(1, vox::io_inline::vox_actors, std::chrono::microseconds{std::max(0L, s.busy_poll_us)}));
+}
+
 long thread_count() {
   std::ifstream in{"/proc/self/status"};
   std::string key;

@@ -40,9 +40,15 @@ struct sched_options {
   /// once; CAF's 500 polls with 50 us sleeps in between make every hop to an idle worker
   /// wait out a sleep. < 0 keeps CAF's default.
   long moderate = 0;
+  /// `io_reactor::config::busy_poll`, in microseconds, of the reactors behind the
+  /// "tcp, busy-poll" rows (client and server); every other row uses the default reactor.
+  long busy_poll_us = 100;
 };
 
 void apply(caf::actor_system_config& cfg, const sched_options& s);
+
+/// A reactor of one I/O thread that busy-polls for `s.busy_poll_us` (the "tcp, busy-poll" rows).
+vox::io_reactor_ptr busy_poll_reactor(caf::actor_system& sys, const sched_options& s);
 
 /// How long one row runs.
 struct timing {

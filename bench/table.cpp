@@ -37,7 +37,7 @@ row open_loop_row(std::string name, double offered, const open_loop_result& r) {
 }
 
 row sessions_row(const sessions_result& r) {
-  row out{"RSS per idle session (server)", "tcp", "KiB/session", false, r.ok, 0, {}};
+  row out{sessions_row_name, "tcp", "KiB/session", false, r.ok, 0, {}};
   if (!r.ok) {
     out.detail = "FAILED: " + r.error;
     return out;

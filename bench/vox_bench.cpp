@@ -57,11 +57,17 @@ struct cli {
   uint16_t port = 0;
   uint16_t raw_port = 0;
   bool until_eof = false;
+  std::string only; ///< run only the rows whose name contains this (the floors always run)
+
+  bool wants(const std::string& row_name) const {
+    return only.empty() || row_name.find(only) != std::string::npos;
+  }
 };
 
 void usage(FILE* out) {
   std::fprintf(out,
                "usage: vox-bench [--seconds S] [--warmup S] [--threads N] [--poll N] [--count N] [--sessions N]\n"
+               "                 [--only TEXT]\n"
                "       vox-bench server [--host H] [--port N] [--raw-port M] [--threads N] [--poll N] [--until-eof]\n"
                "       vox-bench rss [--count N] [--threads N] [--poll N]\n"
                "       vox-bench sessions-server [--sessions N] [--threads N] [--poll N]\n"
@@ -70,9 +76,11 @@ void usage(FILE* out) {
                "  --warmup S    uncounted warm-up per row (default 0.5)\n"
                "  --threads N   CAF scheduler.max-threads in every process (default 2)\n"
                "  --poll N      CAF work-stealing.aggressive-poll-attempts (default: CAF's)\n"
+               "  --busy-poll U busy-poll window of the \"tcp, busy-poll\" rows' reactors, us (default 100)\n"
                "  --moderate N  CAF work-stealing.moderate-poll-attempts (default 0; CAF's is 500)\n"
                "  --count N     idle virtual connections for the RSS row (default 10000)\n"
-               "  --sessions N  idle TCP sessions for the sessions row (default 10000)\n");
+               "  --sessions N  idle TCP sessions for the sessions row (default 10000)\n"
+               "  --only TEXT   run only the rows whose \"name (transport)\" contains TEXT (floors always run)\n");
 }
 
 std::optional<cli> parse(int argc, char** argv) {
@@ -104,6 +112,8 @@ std::optional<cli> parse(int argc, char** argv) {
         o.sched.threads = std::stoi(value());
       else if (a == "--poll")
         o.sched.poll = std::stol(value());
+      else if (a == "--busy-poll")
+        o.sched.busy_poll_us = std::stol(value());
       else if (a == "--moderate")
         o.sched.moderate = std::stol(value());
       else if (a == "--count")
@@ -116,6 +126,8 @@ std::optional<cli> parse(int argc, char** argv) {
         o.port = port();
       else if (a == "--raw-port")
         o.raw_port = port();
+      else if (a == "--only")
+        o.only = value();
       else if (a == "--until-eof")
         o.until_eof = true;
       else if (a == "--help" || a == "-h") {
@@ -145,6 +157,8 @@ std::vector<std::string> sched_args(const cli& o) {
     out.push_back("--poll");
     out.push_back(std::to_string(o.sched.poll));
   }
+  out.push_back("--busy-poll");
+  out.push_back(std::to_string(o.sched.busy_poll_us));
   if (o.sched.moderate >= 0) {
     out.push_back("--moderate");
     out.push_back(std::to_string(o.sched.moderate));
@@ -180,10 +194,22 @@ int run_server(const cli& o) {
                  sys.render(srv.error()).c_str());
     return 1;
   }
+  // The same service on an ephemeral port served by a busy-polling reactor.
+  auto busy_sc = sc;
+  busy_sc.port = 0;
+  busy_sc.options.io = busy_poll_reactor(sys, o.sched);
+  auto busy_srv = vox::session_server::start(sys, busy_sc);
+  if (!busy_srv) {
+    std::fprintf(stderr, "vox-bench server: cannot listen on %s: %s\n", o.host.c_str(),
+                 sys.render(busy_srv.error()).c_str());
+    return 1;
+  }
+  busy_sc.options.io.reset();
   auto raw = raw_echo_server::start(o.host, o.raw_port);
   if (!raw)
     return 1; // srv's destructor stops it
-  std::printf("vox-bench server: vox-port %u raw-port %u\n", (*srv)->port(), raw->port());
+  std::printf("vox-bench server: vox-port %u raw-port %u busy-poll-port %u\n", (*srv)->port(), raw->port(),
+              (*busy_srv)->port());
   std::fflush(stdout);
   pollfd fds[2] = {{sfd, POLLIN, 0}, {0, POLLIN, 0}};
   for (;;) {
@@ -200,6 +226,7 @@ int run_server(const cli& o) {
     }
   }
   (*srv)->stop(); // asks every session to end; ~actor_system waits for them
+  (*busy_srv)->stop();
   raw->stop();
   ::close(sfd);
   return 0;
@@ -282,7 +309,8 @@ int run_all(const cli& o) {
   // 5. RSS per idle virtual connection, in a fresh process (see run_rss).
   row rss_row{"RSS per idle vconn (both ends)", "memory", "KiB/vconn", false, false, 0, {}};
   row calls_row{"RSS per pending channel call (both ends)", "memory", "KiB/call", false, false, 0, {}};
-  {
+  bool want_rss = o.wants(rss_row.name) || o.wants(calls_row.name);
+  if (want_rss) {
     progress("RSS with " + std::to_string(o.count) + " idle virtual connections (child process)");
     auto args = std::vector<std::string>{"rss", "--count", std::to_string(o.count)};
     auto sa = sched_args(o);
@@ -330,10 +358,11 @@ int run_all(const cli& o) {
   auto sa = sched_args(o);
   server_args.insert(server_args.end(), sa.begin(), sa.end());
   auto server = child_process::spawn(server_args);
-  unsigned vox_port = 0, raw_port = 0;
+  unsigned vox_port = 0, raw_port = 0, busy_port = 0;
   {
     auto line = server ? server->read_line(std::chrono::seconds{15}) : std::nullopt;
-    if (!line || std::sscanf(line->c_str(), "vox-bench server: vox-port %u raw-port %u", &vox_port, &raw_port) != 2) {
+    if (!line || std::sscanf(line->c_str(), "vox-bench server: vox-port %u raw-port %u busy-poll-port %u", &vox_port,
+                                 &raw_port, &busy_port) != 3) {
       std::fprintf(stderr, "vox-bench: the server process did not start (%s)\n",
                    server ? server->finish(std::chrono::seconds{5}).c_str() : "fork failed");
       return 1;
@@ -368,19 +397,28 @@ int run_all(const cli& o) {
     caf::expected<vox::session_handle> tcp_inline
       = lnk2 ? vox::connect_session(sys, *lnk2, inline_opts) : caf::expected<vox::session_handle>{lnk2.error()};
     inline_opts.io.reset();
+    // And to the server's busy-polling port, with a busy-polling reactor here too.
+    auto busy_opts = bench_options();
+    busy_opts.io = busy_poll_reactor(sys, o.sched);
+    auto lnk3 = vox::tcp_connect("127.0.0.1", static_cast<uint16_t>(busy_port));
+    caf::expected<vox::session_handle> tcp_busy
+      = lnk3 ? vox::connect_session(sys, *lnk3, busy_opts) : caf::expected<vox::session_handle>{lnk3.error()};
+    busy_opts.io.reset();
     auto failed_row = [&](std::string name, std::string transport, std::string unit, const caf::error& e) {
       row r{std::move(name), std::move(transport), std::move(unit), true, false, 0, {}};
       r.detail = "FAILED: session setup: " + sys.render(e);
       return r;
     };
     {
-      vox::caller mem_root, tcp_root, tcp_inline_root;
+      vox::caller mem_root, tcp_root, tcp_inline_root, tcp_busy_root;
       if (mem)
         mem_root = vox::caller{mem->client.root};
       if (tcp)
         tcp_root = vox::caller{tcp->root};
       if (tcp_inline)
         tcp_inline_root = vox::caller{tcp_inline->root};
+      if (tcp_busy)
+        tcp_busy_root = vox::caller{tcp_busy->root};
       struct transport {
         const char* name;
         bool up;
@@ -391,7 +429,9 @@ int run_all(const cli& o) {
       transport transports[] = {{"memory", static_cast<bool>(mem), &mem_root, mem ? &no_error : &mem.error()},
                                 {"tcp", static_cast<bool>(tcp), &tcp_root, tcp ? &no_error : &tcp.error()},
                                 {"tcp, inline", static_cast<bool>(tcp_inline), &tcp_inline_root,
-                                 tcp_inline ? &no_error : &tcp_inline.error()}};
+                                 tcp_inline ? &no_error : &tcp_inline.error()},
+                                {"tcp, busy-poll", static_cast<bool>(tcp_busy), &tcp_busy_root,
+                                 tcp_busy ? &no_error : &tcp_busy.error()}};
       // 2. Call round trips/s with 1 call outstanding (and each call's round-trip time).
       // 3. Calls/s with 64 calls kept in flight on one connection.
       double max_tcp_rate = 0; // "call, 64 outstanding" over TCP: what the open loop offers a share of
@@ -399,6 +439,8 @@ int run_all(const cli& o) {
         auto name = "call, " + std::to_string(depth) + " outstanding";
         auto fk = depth > 1 ? floor_kind::pipelined : floor_kind::ping_pong;
         for (auto& tr : transports) {
+          if (!o.wants(name + " (" + tr.name + ")"))
+            continue;
           if (!tr.up) {
             rows.push_back(failed_row(name, tr.name, "calls/s", *tr.err));
             rows.back().floor = fk;
@@ -414,6 +456,8 @@ int run_all(const cli& o) {
       // 3b. Open loop over TCP: a fixed schedule at shares of max_tcp_rate.
       for (int pct : {25, 50, 80}) {
         auto name = "open loop " + std::to_string(pct) + "% of max";
+        if (!o.wants(name))
+          continue;
         row r{name, "tcp", "calls/s", true, false, 0, {}, floor_kind::pipelined};
         if (!tcp) {
           r.detail = "FAILED: session setup: " + sys.render(tcp.error());
@@ -428,6 +472,8 @@ int run_all(const cli& o) {
       }
       // 4. Virtual connection open (round trip to the peer's acceptor) + close, one at a time.
       for (auto& tr : transports) {
+        if (!o.wants(std::string{"vconn open+close ("} + tr.name + ")"))
+          continue;
         if (!tr.up) {
           rows.push_back(failed_row("vconn open+close", tr.name, "vconns/s", *tr.err));
           continue;
@@ -440,7 +486,7 @@ int run_all(const cli& o) {
       for (int depth : {1, 64}) {
         auto name = "typed call, " + std::to_string(depth) + " outstanding";
         for (auto& tr : transports) {
-          if (!tr.up)
+          if (!tr.up || !o.wants(name + " (" + tr.name + ")"))
             continue;
           progress(name + " (" + tr.name + ")");
           rows.push_back(rate_row(name, tr.name, "calls/s", "calls", measure_typed_calls(sys, *tr.root, depth, o.t),
@@ -449,7 +495,7 @@ int run_all(const cli& o) {
       }
       // 6. Channel items, server to client, with credit (16 initial, grants of 8).
       for (auto& tr : transports) {
-        if (!tr.up)
+        if (!tr.up || !o.wants(std::string{"channel items, one way ("} + tr.name + ")"))
           continue;
         progress(std::string{"channel items ("} + tr.name + ")");
         rows.push_back(rate_row("channel items, one way", tr.name, "items/s", "items",
@@ -464,6 +510,8 @@ int run_all(const cli& o) {
       stop_session(*tcp);
     if (tcp_inline)
       stop_session(*tcp_inline);
+    if (tcp_busy)
+      stop_session(*tcp_busy);
     progress("stopping the actor system");
   } // ~actor_system waits for every session and driver
 
@@ -471,12 +519,14 @@ int run_all(const cli& o) {
   auto ended = server->finish(std::chrono::seconds{15});
   if (ended != "exit 0")
     std::fprintf(stderr, "vox-bench: the server process ended with %s\n", ended.c_str());
-  rows.push_back(rss_row);
-  rows.push_back(calls_row);
+  if (want_rss) {
+    rows.push_back(rss_row);
+    rows.push_back(calls_row);
+  }
 
   // 7. Idle TCP sessions against one session_server, client and server in their own
   // processes (started now that this process runs nothing else).
-  {
+  if (o.wants(sessions_row_name)) {
     progress("sessions: " + std::to_string(o.sessions) + " idle TCP sessions (two child processes)");
     rows.push_back(sessions_row(measure_sessions(o.sessions, sched_args(o), std::chrono::seconds{120})));
   }

@@ -26,8 +26,8 @@ constexpr int max_events = 256;
 
 } // namespace
 
-io_loop::io_loop(caf::actor_system* sys, inline_filter filter)
-  : caf::execution_unit(sys), filter_(std::move(filter)) {
+io_loop::io_loop(caf::actor_system* sys, inline_filter filter, std::chrono::microseconds busy_poll)
+  : caf::execution_unit(sys), filter_(std::move(filter)), busy_poll_(busy_poll) {
   epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (epoll_fd_ < 0 || wake_fd_ < 0)
@@ -149,6 +149,37 @@ int io_loop::wait_timeout() {
   return timeout;
 }
 
+int io_loop::wait(epoll_event* events, int max_events) {
+  auto timeout = wait_timeout();
+  if (busy_poll_.count() == 0 || timeout == 0)
+    return ::epoll_wait(epoll_fd_, events, max_events, timeout);
+  using clock = std::chrono::steady_clock;
+  if (spinning_) {
+    // Timers are due in whole milliseconds; a spin of a few microseconds delays none.
+    auto until = last_events_ + busy_poll_;
+    while (!stop_.load(std::memory_order_relaxed)) {
+      auto n = ::epoll_wait(epoll_fd_, events, max_events, 0);
+      if (n != 0) {
+        if (n > 0)
+          last_events_ = clock::now();
+        return n;
+      }
+      if (clock::now() >= until)
+        break;
+    }
+    spinning_ = false; // the traffic paused: sleep until it shows it is back
+  }
+  auto asleep = clock::now();
+  auto n = ::epoll_wait(epoll_fd_, events, max_events, timeout);
+  if (n > 0) {
+    last_events_ = clock::now();
+    // Spin next time only if this sleep was shorter than the window, i.e. traffic comes
+    // fast enough that spinning saves wake-ups; sparse traffic never spins.
+    spinning_ = last_events_ - asleep < busy_poll_;
+  }
+  return n;
+}
+
 void io_loop::watch_stalls(int delta) {
   // A loop asleep without a timeout must learn that it has something to watch now.
   if (stall_watches_.fetch_add(delta, std::memory_order_relaxed) == 0 && delta > 0 && !on_loop_thread())
@@ -218,7 +249,7 @@ void io_loop::run() {
 
   epoll_event events[max_events];
   while (!stop_.load()) {
-    auto n = ::epoll_wait(epoll_fd_, events, max_events, wait_timeout());
+    auto n = wait(events, max_events);
     if (n < 0 && errno != EINTR)
       break;
     for (int i = 0; i < n; ++i) {
@@ -254,7 +285,7 @@ void io_loop::run() {
 std::shared_ptr<io_reactor> io_reactor::start(caf::actor_system& sys, config cfg) {
   std::vector<std::shared_ptr<io_loop>> loops;
   for (size_t i = 0; i < std::max<size_t>(cfg.threads, 1); ++i) {
-    auto loop = std::make_shared<io_loop>(&sys, cfg.run_inline);
+    auto loop = std::make_shared<io_loop>(&sys, cfg.run_inline, cfg.busy_poll);
     io_loop::start(loop);
     loops.push_back(std::move(loop));
   }

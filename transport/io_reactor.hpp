@@ -24,6 +24,8 @@
 
 #include "protocol/bytes.hpp"
 
+struct epoll_event;
+
 namespace vox {
 
 class io_loop;
@@ -45,7 +47,9 @@ class io_loop final : public caf::execution_unit {
 public:
   using inline_filter = std::function<bool(caf::resumable*)>;
 
-  io_loop(caf::actor_system* sys, inline_filter filter);
+  /// `busy_poll`: see `io_reactor::config::busy_poll`.
+  io_loop(caf::actor_system* sys, inline_filter filter,
+          std::chrono::microseconds busy_poll = std::chrono::microseconds{0});
   ~io_loop() override;
 
   io_loop(const io_loop&) = delete;
@@ -98,12 +102,16 @@ private:
   void run_posted();
   void run_timers();
   int wait_timeout();
+  int wait(::epoll_event* events, int max_events);
   void tick_all();
   void wake();
 
   int epoll_fd_ = -1;
   int wake_fd_ = -1;
   inline_filter filter_;
+  std::chrono::microseconds busy_poll_;
+  std::chrono::steady_clock::time_point last_events_{}; // loop thread only
+  bool spinning_ = false;                                // loop thread only
   std::thread thread_;
   std::atomic<std::thread::id> thread_id_{};
   std::atomic<bool> stop_{false};
@@ -137,6 +145,12 @@ public:
     size_t threads = 1;
     /// Which actors woken on an I/O thread run there (the rest go to the CAF scheduler).
     io_loop::inline_filter run_inline;
+    /// After handling events, keep polling (`epoll_wait` with no timeout) for this long
+    /// before sleeping; 0 (the default) sleeps at once. A reply that arrives within the
+    /// window is read without a thread wake-up, which on a VM is the largest cost of a
+    /// round trip (the sender pays for waking a halted vCPU, the receiver waits for it);
+    /// the price is a core kept busy for up to this long after every burst of traffic.
+    std::chrono::microseconds busy_poll{0};
   };
 
   /// Starts a reactor whose threads belong to `sys`.

@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <condition_variable>
+#include <future>
 #include <mutex>
 #include <thread>
 
@@ -10,6 +11,8 @@
 
 #include <caf/event_based_actor.hpp>
 
+#include "actors/channel.hpp"
+#include "actors/service.hpp"
 #include "actors/session_server.hpp"
 #include "support/session_fixture.hpp"
 #include "support/transport_helpers.hpp"
@@ -20,6 +23,9 @@ using namespace vox;
 using namespace vox::test;
 
 namespace {
+
+using upload = method<"upload", void(rx<std::string>)>;
+using uploads = service<"Uploads", upload>;
 
 /// One echo call on a fresh, well-behaved session.
 void served(actor_fixture& f, uint16_t port) {
@@ -140,5 +146,45 @@ TEST_CASE("a peer that reads slowly holds our calls back at the link's high-wate
   REQUIRE(t->cv.wait_for(guard, wait_bound, [&] { return t->ok + static_cast<int>(t->failures.size()) == calls; }));
   CHECK(t->failures.empty());
   CHECK(t->ok == calls);
+  CHECK_FALSE(ours->congested());
+}
+
+TEST_CASE("a channel sender with a huge grant is held at the link's high-water mark instead of "
+          "overrunning the outbound queue",
+          "[actors][io][channels]") {
+  actor_fixture f;
+  link_options opts;
+  opts.high_water_bytes = 64 * 1024;
+  opts.low_water_bytes = 16 * 1024;
+  opts.max_outbound_bytes = 4 * 1024 * 1024; // 2,000 items of 16 KiB would pass it 8 times over
+  auto links = tcp_link_pair(opts);
+  auto ours = links.first;
+  auto peer = make_raw_peer(f, session_role::initiator, logless(), std::move(links));
+  client<uploads> c{caller{peer.session.root}};
+  auto [out, in] = channel<std::string>();
+  caf::anon_send(c.get_caller().driver(), call_atom::value, *c.make_call<upload>({in}));
+  REQUIRE(peer.recv_as<request_message>());
+  // Credit for every item at once: only the link can hold the sender back now.
+  constexpr int items = 2000;
+  peer.send(message{0, channel_message{1, channel_grant_credit{items}}});
+  auto sender = std::async(std::launch::async, [out = out] {
+    std::string item(16 * 1024, 'x');
+    for (int i = 0; i < items; ++i)
+      if (auto sent = out.send_for(item, wait_bound); !sent)
+        return sent.error();
+    return caf::error{};
+  });
+  // The peer reads nothing until our link is congested, then everything.
+  auto deadline = std::chrono::steady_clock::now() + wait_bound;
+  while (!ours->congested() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::yield();
+  REQUIRE(ours->congested());
+  for (int i = 0; i < items; ++i) {
+    auto item = peer.recv_as<channel_message>();
+    REQUIRE(item);
+    REQUIRE(std::holds_alternative<channel_item>(item->second.body));
+  }
+  REQUIRE(sender.wait_for(wait_bound) == std::future_status::ready);
+  CHECK(sender.get() == caf::error{});
   CHECK_FALSE(ours->congested());
 }
