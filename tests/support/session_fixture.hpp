@@ -270,10 +270,11 @@ struct request_limits {
 
 /// A session over one end of `links` (memory by default), already past the handshake,
 /// with the test as its peer on the other end. `role` picks our parity: initiator Odd,
-/// acceptor Even.
-inline raw_peer make_raw_peer(actor_fixture& f, session_role role, session_options opts = {},
-                              std::pair<link_ptr, link_ptr> links = make_memory_link_pair(),
-                              request_limits limits = {}) {
+/// acceptor Even. `Fixture`: an `actor_fixture`, or anything with `sys` and `track`.
+template <class Fixture>
+raw_peer make_raw_peer(Fixture& f, session_role role, session_options opts = {},
+                       std::pair<link_ptr, link_ptr> links = make_memory_link_pair(),
+                       request_limits limits = {}) {
   auto [ours, theirs] = std::move(links);
   handshake_result hs;
   hs.role = role;

@@ -1,0 +1,139 @@
+// Session behaviours on CAF's test coordinator: nothing runs until the test says so, so
+// frames the peer sends back to back are all queued before the session looks at the
+// first one — the orderings a wall-clock test can only hope to hit.
+#include <catch2/catch.hpp>
+
+#include <map>
+
+#include <caf/scheduler/test_coordinator.hpp>
+
+#include "support/session_fixture.hpp"
+
+using namespace vox;
+using namespace vox::test;
+
+namespace {
+
+struct deterministic_fixture {
+  caf::actor_system_config cfg;
+  caf::actor_system sys;
+  caf::scheduler::test_coordinator& sched;
+  std::vector<session_actor> sessions;
+
+  static caf::actor_system_config& testing(caf::actor_system_config& cfg) {
+    cfg.set("scheduler.policy", caf::atom("testing"));
+    return cfg;
+  }
+
+  deterministic_fixture()
+    : sys{testing(cfg)}, sched{dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler())} {}
+
+  ~deterministic_fixture() {
+    for (auto& s : sessions)
+      caf::anon_send(s, stop_atom::value);
+    sched.run();
+  }
+
+  session_handle track(session_handle h) {
+    sessions.push_back(h.actor);
+    return h;
+  }
+};
+
+/// A session that accepts every virtual connection with an echo handler and serves its
+/// root connection with one too; the test is its peer (the initiator, Odd ids).
+raw_peer accepting_peer(deterministic_fixture& f) {
+  auto opts = serving(echo_handler());
+  opts.acceptor = echo_acceptor();
+  auto peer = make_raw_peer(f, session_role::acceptor, std::move(opts));
+  f.sched.run(); // the session takes its link
+  return peer;
+}
+
+message call_on(connection_id conn, request_id id, payload args) {
+  return message{conn, request_message{id, request_call{7, {}, std::move(args), {}}}};
+}
+
+/// The `ret` of the next Message if it is a Response on `conn` to request `id`.
+std::optional<payload> response_on(raw_peer& peer, connection_id conn, request_id id) {
+  auto m = peer.recv_as<request_message>();
+  if (!m || m->first != conn || m->second.id != id)
+    return std::nullopt;
+  auto* r = std::get_if<request_response>(&m->second.body);
+  return r ? std::optional<payload>{r->ret} : std::nullopt;
+}
+
+} // namespace
+
+TEST_CASE("an Open and a Call on the new id, queued together, are accepted and answered in wire order",
+          "[actors][deterministic]") {
+  deterministic_fixture f;
+  auto peer = accepting_peer(f);
+  peer.send(message{1, connection_open{{parity::odd, 64}, {}}});
+  peer.send(call_on(1, 1, payload{5}));
+  f.sched.run();
+  auto accept = peer.recv_as<connection_accept>();
+  REQUIRE(accept);
+  CHECK(accept->first == 1);
+  CHECK(response_on(peer, 1, 1) == payload{0, 5});
+}
+
+// r[verify connection.close.semantics]
+TEST_CASE("a Call queued right behind the Close of its connection is dropped and the session goes on",
+          "[actors][deterministic]") {
+  deterministic_fixture f;
+  auto peer = accepting_peer(f);
+  peer.send(message{1, connection_open{{parity::odd, 64}, {}}});
+  f.sched.run();
+  REQUIRE(peer.recv_as<connection_accept>());
+  // Behaviour 50: traffic for a connection that is gone is dropped silently.
+  peer.send(message{1, connection_close{}});
+  peer.send(call_on(1, 1, payload{5}));
+  peer.send(call_on(0, 1, payload{6}));
+  f.sched.run();
+  // The next thing the session says is the root call's answer: nothing for connection 1.
+  CHECK(response_on(peer, 0, 1) == payload{0, 6});
+}
+
+TEST_CASE("calls queued back to back on two connections are each answered on their own connection",
+          "[actors][deterministic]") {
+  deterministic_fixture f;
+  auto peer = accepting_peer(f);
+  peer.send(message{1, connection_open{{parity::odd, 64}, {}}});
+  peer.send(message{3, connection_open{{parity::odd, 64}, {}}});
+  for (request_id id = 1; id <= 9; id += 2) {
+    peer.send(call_on(1, id, payload{static_cast<uint8_t>(id)}));
+    peer.send(call_on(3, id, payload{static_cast<uint8_t>(id + 100)}));
+  }
+  f.sched.run();
+  std::map<connection_id, std::vector<payload>> answers;
+  int accepts = 0;
+  for (int i = 0; i < 12; ++i) {
+    auto m = peer.recv();
+    REQUIRE(m);
+    if (std::holds_alternative<connection_accept>(m->payload)) {
+      ++accepts;
+      continue;
+    }
+    auto* rm = std::get_if<request_message>(&m->payload);
+    REQUIRE(rm);
+    answers[m->connection_id].push_back(std::get<request_response>(rm->body).ret);
+  }
+  CHECK(accepts == 2);
+  CHECK(answers[1] == std::vector<payload>{{0, 1}, {0, 3}, {0, 5}, {0, 7}, {0, 9}});
+  CHECK(answers[3] == std::vector<payload>{{0, 101}, {0, 103}, {0, 105}, {0, 107}, {0, 109}});
+}
+
+TEST_CASE("an Open on an id of our own parity is rejected without ending the session",
+          "[actors][deterministic]") {
+  deterministic_fixture f;
+  auto peer = accepting_peer(f);
+  // The session is the acceptor (Even): id 2 is its own to allocate (behaviour 67).
+  peer.send(message{2, connection_open{{parity::odd, 64}, {}}});
+  peer.send(call_on(0, 1, payload{1}));
+  f.sched.run();
+  auto reject = peer.recv_as<connection_reject>();
+  REQUIRE(reject);
+  CHECK(reject->first == 2);
+  CHECK(response_on(peer, 0, 1) == payload{0, 1});
+}
