@@ -6,6 +6,7 @@
 #include <string>
 
 #include <pthread.h>
+#include <sched.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -166,6 +167,9 @@ int io_loop::wait(epoll_event* events, int max_events) {
       }
       if (clock::now() >= until)
         break;
+      // A thread this one just woke (a CAF worker running the actor a reply was for)
+      // may be waiting for this core: let it run first.
+      sched_yield();
     }
     spinning_ = false; // the traffic paused: sleep until it shows it is back
   }
