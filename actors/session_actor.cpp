@@ -55,11 +55,11 @@ void activate(session_pointer self, connection_id id, connection_slot& slot, cal
 }
 
 /// Tells a connection's driver (or its pending opener) that the connection is gone.
-void retire(connection_slot& slot, const caf::error& reason) {
+void retire(session_pointer self, connection_slot& slot, const caf::error& reason) {
   if (slot.pending)
     slot.open_promise.deliver(reason);
-  else
-    caf::anon_send(slot.driver, connection_closed_msg{reason});
+  else // sent from this actor's execution unit: on an I/O thread the driver runs right there
+    self->send(slot.driver, connection_closed_msg{reason});
 }
 
 void end_session(session_pointer self, caf::error reason);
@@ -86,7 +86,7 @@ void end_session(session_pointer self, caf::error reason) {
   auto shutdown = make_error(errc::session_shutdown,
                              reason ? "session ended: " + describe(reason) : "session ended");
   for (auto& [id, slot] : st.connections)
-    retire(slot, shutdown);
+    retire(self, slot, shutdown);
   st.connections.clear();
   // The peer sees end of stream after what we already queued; the link then waits (at
   // most its stall timeout) for the peer to close its side.
@@ -108,7 +108,7 @@ void close_connection(session_pointer self, connection_id id, const caf::error& 
     return;
   auto slot = std::move(i->second);
   st.connections.erase(i);
-  retire(slot, reason);
+  retire(self, slot, reason);
 }
 
 // -- inbound ---------------------------------------------------------------------------

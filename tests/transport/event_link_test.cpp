@@ -301,10 +301,15 @@ TEST_CASE("a started socket link reports congestion above its high-water mark un
     ++drained;
     cv.notify_all();
   };
+  // The I/O thread calls note_drained: read the count under the same mutex.
+  auto times_drained = [&] {
+    std::lock_guard<std::mutex> guard{mtx};
+    return drained;
+  };
   // Not congested: the callback runs at once.
   CHECK_FALSE(s.lnk->congested());
   s.lnk->when_drained(note_drained);
-  CHECK(drained == 1);
+  CHECK(times_drained() == 1);
   // The peer reads nothing: past the socket buffers, the queue grows over the mark.
   size_t sent = 0;
   while (!s.lnk->congested() && sent < 4096) {
@@ -313,7 +318,7 @@ TEST_CASE("a started socket link reports congestion above its high-water mark un
   }
   REQUIRE(s.lnk->congested());
   s.lnk->when_drained(note_drained);
-  CHECK(drained == 1);
+  CHECK(times_drained() == 1);
   // Still congested after the peer has read a little: the mark is the low one.
   REQUIRE(test::read_exactly(s.theirs(), 4 + 16 * 1024) == framed(pattern(16 * 1024, 3)));
   CHECK(s.lnk->congested());
@@ -327,7 +332,7 @@ TEST_CASE("a started socket link reports congestion above its high-water mark un
   CHECK_FALSE(s.lnk->congested());
   s.lnk->abort();
   REQUIRE(s.sink->wait_end());
-  CHECK(drained == 2);
+  CHECK(times_drained() == 2);
 }
 
 TEST_CASE("a link that fails while congested releases whoever waits for it to drain", "[transport][io]") {
