@@ -49,6 +49,7 @@ void activate(session_pointer self, connection_id id, connection_slot& slot, cal
                     slot.channels,
                     self->state.log_to};
   slot.driver = self->spawn<caf::monitored>(driver_behavior, std::move(cfg));
+  self->state.connection_of_driver[slot.driver.id()] = id;
   slot.pending = false;
   if (!slot.callers)
     slot.callers = std::make_shared<detail::caller_registry>();
@@ -88,6 +89,7 @@ void end_session(session_pointer self, caf::error reason) {
   for (auto& [id, slot] : st.connections)
     retire(self, slot, shutdown);
   st.connections.clear();
+  st.connection_of_driver.clear();
   // The peer sees end of stream after what we already queued; the link then waits (at
   // most its stall timeout) for the peer to close its side.
   st.conduit->underlying().close();
@@ -108,6 +110,8 @@ void close_connection(session_pointer self, connection_id id, const caf::error& 
     return;
   auto slot = std::move(i->second);
   st.connections.erase(i);
+  if (!slot.pending)
+    st.connection_of_driver.erase(slot.driver.id());
   retire(self, slot, reason);
 }
 
@@ -219,6 +223,7 @@ void start(session_pointer self, attach_root_msg& attach) {
   root.local_settings = st.handshake.our_settings;
   root.peer_settings = st.handshake.peer_settings;
   root.driver = std::move(attach.driver);
+  st.connection_of_driver[root.driver.id()] = 0;
   root.callers = std::move(attach.callers);
   self->monitor(root.driver);
   if (st.options.keepalive) {
@@ -318,18 +323,17 @@ void on_down(session_pointer self, const caf::down_msg& dm) {
     end_session(self, make_error(errc::internal, "keepalive monitor died: " + why));
     return;
   }
-  for (auto& [id, slot] : st.connections) {
-    if (slot.pending || slot.driver.address() != dm.source)
-      continue;
-    auto cid = id;
-    st.connections.erase(cid);
-    if (cid == 0)
-      st.root_closed = true;
-    else
-      send(self, cid, connection_close{}); // a dead driver takes its connection along
-    check_root_teardown(self);
-    return;
-  }
+  auto d = st.connection_of_driver.find(dm.source.id());
+  if (d == st.connection_of_driver.end())
+    return; // its connection was closed already
+  auto cid = d->second;
+  st.connection_of_driver.erase(d);
+  st.connections.erase(cid);
+  if (cid == 0)
+    st.root_closed = true;
+  else
+    send(self, cid, connection_close{}); // a dead driver takes its connection along
+  check_root_teardown(self);
 }
 
 session_info info_of(const session_state& st) {

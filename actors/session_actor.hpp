@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <unordered_map>
 
 #include "actors/channel.hpp"
 #include "actors/handles.hpp"
@@ -71,6 +72,9 @@ struct session_state {
   session_options options;
   std::shared_ptr<bare_conduit> conduit;
   std::map<connection_id, connection_slot> connections;
+  /// The connection each live driver serves, by the driver's actor id: a driver's down
+  /// message finds its connection without a scan of every connection.
+  std::unordered_map<caf::actor_id, connection_id> connection_of_driver;
   connection_id next_connection_id = 1;
   bool root_closed = false; ///< every root caller is gone (behaviour 87)
   bool ended = false;
