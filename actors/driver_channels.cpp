@@ -154,13 +154,15 @@ void driver_channels::serve(iterator i) {
       s.credit_waiter.deliver(s.failure);
       s.credit_waiter = {};
       finished = true;
-    } else if (s.active && s.credit > 0 && conduit_->underlying().congested()) {
-      held_ = true;
     } else if (s.active && s.credit > 0) {
-      auto n = static_cast<uint32_t>(std::min<uint64_t>(s.credit, max_credit_per_answer));
-      s.credit -= n;
-      s.credit_waiter.deliver(n);
-      s.credit_waiter = {};
+      if (conduit_->underlying().congested()) {
+        held_ = true;
+      } else {
+        auto n = static_cast<uint32_t>(std::min<uint64_t>(s.credit, max_credit_per_answer));
+        s.credit -= n;
+        s.credit_waiter.deliver(n);
+        s.credit_waiter = {};
+      }
     }
   }
   if (s.items_waiter.pending()) {

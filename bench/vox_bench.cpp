@@ -68,7 +68,8 @@ void usage(FILE* out) {
   std::fprintf(out,
                "usage: vox-bench [--seconds S] [--warmup S] [--threads N] [--poll N] [--count N] [--sessions N]\n"
                "                 [--only TEXT]\n"
-               "       vox-bench server [--host H] [--port N] [--raw-port M] [--threads N] [--poll N] [--until-eof]\n"
+               "       vox-bench server [--host H] [--port N] [--raw-port M] [--threads N] [--poll N] [--busy-poll U]\n"
+               "                        [--until-eof]\n"
                "       vox-bench rss [--count N] [--threads N] [--poll N]\n"
                "       vox-bench sessions-server [--sessions N] [--threads N] [--poll N]\n"
                "       vox-bench sessions-client --port P [--sessions N] [--threads N] [--poll N]\n"
@@ -387,23 +388,21 @@ int run_all(const cli& o) {
     caf::actor_system sys{cfg};
     progress("connecting sessions (memory link, TCP to the server process)");
     auto mem = start_memory_sessions(sys);
-    auto lnk = vox::tcp_connect("127.0.0.1", static_cast<uint16_t>(vox_port));
-    caf::expected<vox::session_handle> tcp = lnk ? vox::connect_session(sys, *lnk, bench_options())
-                                                 : caf::expected<vox::session_handle>{lnk.error()};
-    // The same over TCP, with a reactor that also runs the driving actor on its I/O thread.
-    auto inline_opts = bench_options();
-    inline_opts.io = vox::io_reactor::start(sys, vox::io_config(1, vox::io_inline::all_actors));
-    auto lnk2 = vox::tcp_connect("127.0.0.1", static_cast<uint16_t>(vox_port));
-    caf::expected<vox::session_handle> tcp_inline
-      = lnk2 ? vox::connect_session(sys, *lnk2, inline_opts) : caf::expected<vox::session_handle>{lnk2.error()};
-    inline_opts.io.reset();
+    // A session to `port` on reactor `io` (null: the system's default one); only the
+    // session keeps `io` alive, so it ends with the session.
+    auto connect_tcp = [&](unsigned port, vox::io_reactor_ptr io) -> caf::expected<vox::session_handle> {
+      auto lnk = vox::tcp_connect("127.0.0.1", static_cast<uint16_t>(port));
+      if (!lnk)
+        return lnk.error();
+      auto opts = bench_options();
+      opts.io = std::move(io);
+      return vox::connect_session(sys, *lnk, opts);
+    };
+    auto tcp = connect_tcp(vox_port, nullptr);
+    // The same, with a reactor that also runs the driving actor on its I/O thread.
+    auto tcp_inline = connect_tcp(vox_port, vox::io_reactor::start(sys, vox::io_config(1, vox::io_inline::all_actors)));
     // And to the server's busy-polling port, with a busy-polling reactor here too.
-    auto busy_opts = bench_options();
-    busy_opts.io = busy_poll_reactor(sys, o.sched);
-    auto lnk3 = vox::tcp_connect("127.0.0.1", static_cast<uint16_t>(busy_port));
-    caf::expected<vox::session_handle> tcp_busy
-      = lnk3 ? vox::connect_session(sys, *lnk3, busy_opts) : caf::expected<vox::session_handle>{lnk3.error()};
-    busy_opts.io.reset();
+    auto tcp_busy = connect_tcp(busy_port, busy_poll_reactor(sys, o.sched));
     auto failed_row = [&](std::string name, std::string transport, std::string unit, const caf::error& e) {
       row r{std::move(name), std::move(transport), std::move(unit), true, false, 0, {}};
       r.detail = "FAILED: session setup: " + sys.render(e);

@@ -145,11 +145,13 @@ public:
     size_t threads = 1;
     /// Which actors woken on an I/O thread run there (the rest go to the CAF scheduler).
     io_loop::inline_filter run_inline;
-    /// After handling events, keep polling (`epoll_wait` with no timeout) for this long
-    /// before sleeping; 0 (the default) sleeps at once. A reply that arrives within the
-    /// window is read without a thread wake-up, which on a VM is the largest cost of a
-    /// round trip (the sender pays for waking a halted vCPU, the receiver waits for it);
-    /// the price is a core kept busy for up to this long after every burst of traffic.
+    /// After handling events, keep polling (`epoll_wait` with a zero timeout, yielding the
+    /// core in between) for this long before sleeping, but only while the loop's last
+    /// sleep was shorter than this: sparse traffic never spins. 0 (the default) sleeps at
+    /// once. A reply that arrives within the window is read without a thread wake-up,
+    /// which on a VM is the largest cost of a round trip (the sender pays for waking a
+    /// halted vCPU, the receiver waits for it); the price is a core kept busy while
+    /// traffic is dense.
     std::chrono::microseconds busy_poll{0};
   };
 

@@ -27,6 +27,23 @@ namespace {
 using upload = method<"upload", void(rx<std::string>)>;
 using uploads = service<"Uploads", upload>;
 
+/// Soft limits of 64 KiB / 16 KiB under a hard limit of `max_outbound` bytes.
+link_options soft_limits(size_t max_outbound) {
+  link_options opts;
+  opts.high_water_bytes = 64 * 1024;
+  opts.low_water_bytes = 16 * 1024;
+  opts.max_outbound_bytes = max_outbound;
+  return opts;
+}
+
+/// Waits (bounded) until `lnk` reports itself congested.
+bool becomes_congested(const link_ptr& lnk) {
+  auto deadline = std::chrono::steady_clock::now() + wait_bound;
+  while (!lnk->congested() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::yield();
+  return lnk->congested();
+}
+
 /// One echo call on a fresh, well-behaved session.
 void served(actor_fixture& f, uint16_t port) {
   auto lnk = tcp_connect("127.0.0.1", port);
@@ -95,11 +112,8 @@ TEST_CASE("a peer that reads slowly holds our calls back at the link's high-wate
           "of ending the session",
           "[actors][io]") {
   actor_fixture f;
-  link_options opts;
-  opts.high_water_bytes = 64 * 1024;
-  opts.low_water_bytes = 16 * 1024;
-  opts.max_outbound_bytes = 1024 * 1024; // what 2,000 calls of 16 KiB would pass 30 times over
-  auto links = tcp_link_pair(opts);
+  // 1 MiB: what 2,000 calls of 16 KiB would pass 30 times over.
+  auto links = tcp_link_pair(soft_limits(1024 * 1024));
   auto ours = links.first;
   // The peer sets no request limit, so only the link can hold calls back.
   auto peer = make_raw_peer(f, session_role::initiator, logless(), std::move(links), {64, 0});
@@ -131,10 +145,7 @@ TEST_CASE("a peer that reads slowly holds our calls back at the link's high-wate
     },
     c.driver(), t);
   // The peer reads nothing until our link is congested.
-  auto deadline = std::chrono::steady_clock::now() + wait_bound;
-  while (!ours->congested() && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::yield();
-  REQUIRE(ours->congested());
+  REQUIRE(becomes_congested(ours));
   // Now it reads and answers every call; each one completes, none fails.
   for (int i = 0; i < calls; ++i) {
     auto req = peer.recv_as<request_message>();
@@ -153,11 +164,8 @@ TEST_CASE("a channel sender with a huge grant is held at the link's high-water m
           "overrunning the outbound queue",
           "[actors][io][channels]") {
   actor_fixture f;
-  link_options opts;
-  opts.high_water_bytes = 64 * 1024;
-  opts.low_water_bytes = 16 * 1024;
-  opts.max_outbound_bytes = 4 * 1024 * 1024; // 2,000 items of 16 KiB would pass it 8 times over
-  auto links = tcp_link_pair(opts);
+  // 4 MiB: 2,000 items of 16 KiB would pass it 8 times over.
+  auto links = tcp_link_pair(soft_limits(4 * 1024 * 1024));
   auto ours = links.first;
   auto peer = make_raw_peer(f, session_role::initiator, logless(), std::move(links));
   client<uploads> c{caller{peer.session.root}};
@@ -175,10 +183,7 @@ TEST_CASE("a channel sender with a huge grant is held at the link's high-water m
     return caf::error{};
   });
   // The peer reads nothing until our link is congested, then everything.
-  auto deadline = std::chrono::steady_clock::now() + wait_bound;
-  while (!ours->congested() && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::yield();
-  REQUIRE(ours->congested());
+  REQUIRE(becomes_congested(ours));
   for (int i = 0; i < items; ++i) {
     auto item = peer.recv_as<channel_message>();
     REQUIRE(item);
