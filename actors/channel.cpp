@@ -99,7 +99,7 @@ caf::error channel_end::write_items(std::vector<payload> items) {
     // r[impl rpc.channel.item]
     msgs[i].payload.emplace<channel_message>(channel_message{binding_.decl.id, channel_item{std::move(items[i])}});
   }
-  auto sent = binding_.context->conduit->send_many(msgs);
+  auto sent = binding_.context->conduit->send_many(msgs, binding_.generation);
   if (!sent) {
     abandon(make_error(errc::io_error, "sending channel items failed: " + describe(sent.error())));
     return failure_;
@@ -198,7 +198,8 @@ void write_channel(postcard::writer& w, const end_ptr& end, bool local_receives)
   }
   // r[impl rpc.channel.binding]
   channel_decl decl{binder->context->allocate(), local_receives, end->initial_credit()};
-  if (end->failure() || end->closed() || !end->bind({binder->context, binder->driver, decl})) {
+  binder->generation = binder->context->conduit->generation();
+  if (end->failure() || end->closed() || !end->bind({binder->context, binder->driver, decl, binder->generation})) {
     binder->failed = true; // used in another call already, or closed before any call
     w.varint(0);
     return;
@@ -220,7 +221,8 @@ bool read_channel(postcard::reader& r, end_ptr& end, bool local_receives, uint32
   if (!binder->table->declare(decl, true))
     return r.fail(errc::invalid_value, "channel id " + std::to_string(id) + " is 0 or already in use");
   end = std::make_shared<channel_end>(initial_credit);
-  end->bind({binder->context, binder->driver, decl});
+  binder->generation = binder->context->conduit->generation();
+  end->bind({binder->context, binder->driver, decl, binder->generation});
   binder->declared.push_back(decl);
   return true;
 }

@@ -81,6 +81,9 @@ struct channel_binding {
   std::shared_ptr<channel_context> context;
   driver_actor driver;
   channel_decl decl;
+  /// The conduit generation it was bound in: a resume ends every channel, so an end
+  /// bound before it must not write to the new link.
+  uint64_t generation = 0;
 };
 
 /// One local channel end, shared by the copies of its handle. Its binding is written once
@@ -165,6 +168,8 @@ struct channel_binder {
   std::vector<channel_decl> declared{};
   std::vector<end_ptr> ends{};
   bool failed = false;
+  /// The conduit generation the ends are bound in (see channel_binding).
+  uint64_t generation = 0;
 };
 
 channel_binder*& current_binder();

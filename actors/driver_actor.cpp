@@ -11,6 +11,7 @@ namespace vox {
 void driver_state::fail_pending(const caf::error& reason) {
   auto calls = std::move(pending);
   pending.clear();
+  pending_with_channels.clear();
   tags.clear();
   for (auto& [id, rp] : calls)
     rp.deliver(reason);
@@ -41,14 +42,23 @@ void send_response(driver_pointer self, request_id id, vox::metadata md, payload
   if (i == st.inflight.end())
     return;
   auto method = i->second.method_id;
-  st.inflight.erase(i);
+  bool first = schemas != nullptr && st.response_schemas_sent.count(method) == 0;
   std::vector<uint8_t> cbor;
   // r[impl schema.exchange]
-  if (schemas != nullptr && st.response_schemas_sent.insert(method).second)
+  if (first)
     cbor = st.schemas_out.prepare(*schemas);
-  // A failed write means the link broke; the session hears it from the link itself.
-  (void) st.cfg.conduit->send(message{
-    st.cfg.id, request_message{id, request_response{std::move(md), std::move(ret), std::move(cbor)}}});
+  message msg{st.cfg.id, request_message{id, request_response{std::move(md), std::move(ret), std::move(cbor)}}};
+  if (!st.cfg.conduit->send(msg, st.generation)) {
+    // The link broke or a resume is under way: the Response goes out after the resume
+    // (with schemas prepared again for the new link), or never if the session ends.
+    auto& resp = std::get<request_response>(std::get<request_message>(msg.payload).body);
+    st.held_replies.push_back(reply_msg{id, std::move(resp.metadata), std::move(resp.ret), schemas});
+    st.link_failed = true;
+    return;
+  }
+  if (first)
+    st.response_schemas_sent.insert(method);
+  st.inflight.erase(i);
 }
 
 /// Asks the session to answer the peer's violation with a ProtocolError and end.
@@ -93,8 +103,10 @@ void handle_request(driver_pointer self, request_message& rm) {
     if (st.inflight.count(rm.id) > 0)
       return; // a duplicate of a call still being handled; the first one answers
     // r[impl rpc.flow-control.max-concurrent-requests]
+    // Calls read before our link failed are not the peer's excess: their answers are
+    // what is stuck (the count is bounded by what was read before the failure).
     auto limit = st.cfg.local_settings.max_concurrent_requests;
-    if (limit > 0 && st.inflight.size() >= limit) {
+    if (limit > 0 && st.inflight.size() >= limit && !st.link_failed) {
       report_violation(self, "more than " + std::to_string(limit) + " concurrent requests");
       return;
     }
@@ -129,6 +141,7 @@ void handle_request(driver_pointer self, request_message& rm) {
     i->second.deliver(
       call_response{std::move(resp->metadata), std::move(resp->ret), std::move(resp->schemas)});
     st.pending.erase(i);
+    st.pending_with_channels.erase(rm.id);
     std::erase_if(st.tags, [&](const auto& kv) { return kv.second == rm.id; });
     send_queued(self);
   } else {
@@ -152,13 +165,17 @@ bool at_peer_limit(const driver_state& st) {
 /// bounded by the peer's own request limit.
 bool hold_for_link(driver_pointer self) {
   auto& st = self->state;
-  auto& lnk = st.cfg.conduit->underlying();
-  if (!lnk.congested())
+  auto& conduit = *st.cfg.conduit;
+  if (st.link_failed || conduit.generation() != st.generation)
+    return true; // the link broke or a resume is under way: our resumed_msg releases what waits
+  // A missing link (the session is disconnected) counts as congested: what waits goes
+  // out once a resume attaches a new one.
+  if (!conduit.congested())
     return false;
   if (!st.awaiting_drain) {
     st.awaiting_drain = true;
     // A weak address: the link must not keep a finished driver alive.
-    lnk.when_drained([addr = self->address()] {
+    conduit.when_drained([addr = self->address()] {
       if (auto a = caf::actor_cast<caf::actor>(addr))
         caf::anon_send(a, link_drained_atom::value);
     });
@@ -182,20 +199,28 @@ void start_call(driver_pointer self, outgoing_call call, caf::typed_response_pro
     st.tags.emplace(call.cancel_tag, id);
   std::vector<uint8_t> cbor;
   // r[impl schema.exchange]
-  if (call.args_schemas != nullptr && st.args_schemas_sent.insert(call.method_id).second)
+  bool first = call.args_schemas != nullptr && st.args_schemas_sent.insert(call.method_id).second;
+  if (first)
     cbor = st.schemas_out.prepare(*call.args_schemas);
-  auto sent = st.cfg.conduit->send(message{
-    st.cfg.id, request_message{id, request_call{call.method_id, std::move(call.metadata),
-                                                std::move(call.args), std::move(cbor)}}});
-  if (!sent) {
+  message msg{st.cfg.id, request_message{id, request_call{call.method_id, std::move(call.metadata),
+                                                          std::move(call.args), std::move(cbor)}}};
+  if (!st.cfg.conduit->send(msg, st.generation)) {
+    // The link broke under us: the call waits, first in line, for a resume (its schemas
+    // prepared again then), or fails with the rest when the session ends.
     st.pending.erase(id);
     st.tags.erase(call.cancel_tag);
-    auto err = make_error(errc::io_error, "sending the call failed: " + describe(sent.error()));
-    for (auto& ch : call.channels)
-      st.channels->fail(ch.id, err);
-    rp.deliver(std::move(err));
+    st.next_request_id -= 2;
+    if (first)
+      st.args_schemas_sent.erase(call.method_id);
+    st.link_failed = true;
+    auto& c = std::get<request_call>(std::get<request_message>(msg.payload).body);
+    call.metadata = std::move(c.metadata);
+    call.args = std::move(c.args);
+    st.queued.emplace_front(std::move(call), std::move(rp));
     return;
   }
+  if (!call.channels.empty())
+    st.pending_with_channels.insert(id);
   for (auto& ch : call.channels)
     st.channels->activate(ch.id);
 }
@@ -210,6 +235,55 @@ void send_queued(driver_pointer self) {
   }
 }
 
+caf::error channels_lost() {
+  return make_error(errc::session_lost, "the session resumed on a new link, which ended the call's channels");
+}
+
+/// A call whose channel ends were bound before a resume: they cannot reach the peer.
+void fail_stale_call(driver_pointer self, outgoing_call& call, caf::typed_response_promise<call_response>& rp) {
+  auto err = channels_lost();
+  for (auto& ch : call.channels)
+    self->state.channels->fail(ch.id, err);
+  rp.deliver(err);
+}
+
+/// The session resumed on a new link (behaviour 46). The peer forgot the schemas of
+/// every connection and its channels, so do we (pitfall 3: the receive side of every
+/// connection too); calls that carry channels fail, the others wait for their Response;
+/// what was held for the link goes out now.
+void on_resumed(driver_pointer self, uint64_t generation) {
+  auto& st = self->state;
+  st.generation = generation;
+  st.link_failed = false;
+  st.awaiting_drain = false;
+  st.schemas_out.reset();
+  st.schemas_in.reset();
+  st.args_schemas_sent.clear();
+  st.response_schemas_sent.clear();
+  auto lost = channels_lost();
+  for (auto id : st.pending_with_channels) {
+    if (auto p = st.pending.find(id); p != st.pending.end()) {
+      p->second.deliver(lost);
+      st.pending.erase(p);
+      std::erase_if(st.tags, [&](const auto& kv) { return kv.second == id; });
+    }
+  }
+  st.pending_with_channels.clear();
+  std::erase_if(st.queued, [&](auto& q) {
+    if (q.first.channels.empty() || q.first.generation >= generation)
+      return false;
+    fail_stale_call(self, q.first, q.second);
+    return true;
+  });
+  st.channels->resumed(generation, lost);
+  auto held = std::move(st.held_replies);
+  st.held_replies.clear();
+  for (auto& r : held)
+    send_response(self, r.id, std::move(r.metadata), std::move(r.ret), r.response_schemas);
+  send_queued(self);
+  pump_credit(self);
+}
+
 /// A channel request that waits gets its deadline as a message to ourselves.
 void arm(driver_pointer self, const channel_request& req, uint64_t serial) {
   if (serial != 0 && req.timeout.count() > 0)
@@ -222,6 +296,7 @@ driver_actor::behavior_type driver_behavior(driver_pointer self, driver_config c
   // r[impl rpc.request.id-allocation]
   self->state.next_request_id = cfg.local_settings.parity == parity::odd ? 1 : 2;
   self->state.cfg = std::move(cfg);
+  self->state.generation = self->state.cfg.conduit->generation();
   self->state.channels.emplace(self->state.cfg.id, self->state.cfg.local_settings.parity, self->state.cfg.conduit);
   self->monitor(self->state.cfg.session);
   self->set_down_handler([self](caf::down_msg&) {
@@ -239,6 +314,10 @@ driver_actor::behavior_type driver_behavior(driver_pointer self, driver_config c
     [self](call_atom, outgoing_call& call) -> caf::typed_response_promise<call_response> {
       auto rp = self->make_response_promise<call_response>();
       auto& st = self->state;
+      if (!call.channels.empty() && call.generation < st.generation) {
+        fail_stale_call(self, call, rp);
+        return rp;
+      }
       for (auto& ch : call.channels)
         st.channels->declare(ch, false);
       // r[impl rpc.flow-control.max-concurrent-requests]
@@ -274,7 +353,8 @@ driver_actor::behavior_type driver_behavior(driver_pointer self, driver_config c
         return;
       p->second.deliver(make_error(errc::cancelled, "call cancelled"));
       st.pending.erase(p); // a Response that still arrives is dropped
-      (void) st.cfg.conduit->send(message{st.cfg.id, request_message{id, request_cancel{}}});
+      st.pending_with_channels.erase(id);
+      (void) st.cfg.conduit->send(message{st.cfg.id, request_message{id, request_cancel{}}}, st.generation);
       send_queued(self);
     },
     [self](reply_atom, reply_msg& r) {
@@ -297,6 +377,7 @@ driver_actor::behavior_type driver_behavior(driver_pointer self, driver_config c
     },
     [self](channel_control_msg& msg) { self->state.channels->control(msg); },
     [self](channel_timeout_atom, channel_id id, uint64_t serial) { self->state.channels->expire(id, serial); },
+    [self](resumed_msg& m) { on_resumed(self, m.generation); },
     [self](link_drained_atom) {
       self->state.awaiting_drain = false;
       send_queued(self);

@@ -37,6 +37,8 @@ struct driver_state {
   uint64_t next_request_id = 1;
   /// Outgoing calls waiting for their Response.
   std::unordered_map<request_id, caf::typed_response_promise<call_response>> pending;
+  /// Pending calls that carry channels: a resume fails them (their channels end).
+  std::unordered_set<request_id> pending_with_channels;
   /// Cancel tags of outgoing calls (tag → request id).
   std::unordered_map<uint64_t, request_id> tags;
   /// Outgoing calls waiting for the peer's max_concurrent_requests to allow them, in order.
@@ -57,6 +59,15 @@ struct driver_state {
   std::optional<detail::driver_channels> channels;
   /// Soft backpressure: the link is congested and will send link_drained_atom.
   bool awaiting_drain = false;
+  /// The conduit generation we send on; behind the conduit's between a resume and our
+  /// resumed_msg, when nothing may go out (the peer expects schemas again).
+  uint64_t generation = 0;
+  /// Responses that could not go out (the link broke, or a resume is under way), in
+  /// order; their inflight entries stay until they are sent, which bounds them by our
+  /// max_concurrent_requests.
+  std::vector<reply_msg> held_replies;
+  /// A send failed: the link is dead; nothing more goes out until a resume (or the end).
+  bool link_failed = false;
 
   /// Fails every pending call with `reason` (a dead actor's promises are not failed by
   /// CAF 0.17 itself, so this runs on every exit path).

@@ -155,7 +155,7 @@ void driver_channels::serve(iterator i) {
       s.credit_waiter = {};
       finished = true;
     } else if (s.active && s.credit > 0) {
-      if (conduit_->underlying().congested()) {
+      if (conduit_->congested()) {
         held_ = true;
       } else {
         auto n = static_cast<uint32_t>(std::min<uint64_t>(s.credit, max_credit_per_answer));
@@ -258,9 +258,15 @@ void driver_channels::close_all(const caf::error& reason) {
   }
 }
 
+void driver_channels::resumed(uint64_t generation, const caf::error& reason) {
+  close_all(reason);
+  generation_ = generation;
+  held_ = false;
+}
+
 void driver_channels::write(channel_id id, channel_body body) {
   // A failed write means the link broke; the session hears it from the link itself.
-  (void) conduit_->send(message{conn_, channel_message{id, std::move(body)}});
+  (void) conduit_->send(message{conn_, channel_message{id, std::move(body)}}, generation_);
 }
 
 } // namespace vox::detail

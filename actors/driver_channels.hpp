@@ -18,7 +18,7 @@ namespace vox::detail {
 class driver_channels {
 public:
   driver_channels(connection_id conn, parity local, std::shared_ptr<bare_conduit> conduit)
-    : conn_(conn), local_(local), conduit_(std::move(conduit)) {}
+    : conn_(conn), local_(local), conduit_(std::move(conduit)), generation_(conduit_->generation()) {}
 
   /// A channel of a call: the handler's (`active` at once) or the caller's (active once its
   /// Call is on the wire, so that no item overtakes it). False: the id is 0 or in use.
@@ -41,6 +41,9 @@ public:
   [[nodiscard]] bool on_message(channel_message& msg);
   /// The connection is gone: every waiting request fails with `reason`.
   void close_all(const caf::error& reason);
+  /// The session resumed on a new link (conduit `generation`): every channel ends with
+  /// `reason` (the peer forgot them too, and items may have been lost with the old link).
+  void resumed(uint64_t generation, const caf::error& reason);
 
   /// Soft backpressure: while the link is congested, credit requests that could be
   /// answered wait instead (a sending end then stops writing). True if one does.
@@ -87,6 +90,7 @@ private:
   connection_id conn_;
   parity local_;
   std::shared_ptr<bare_conduit> conduit_;
+  uint64_t generation_; ///< of the link our channels live on
   std::unordered_map<channel_id, slot> slots_;
   uint64_t next_serial_ = 1;
   bool held_ = false;

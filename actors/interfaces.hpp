@@ -7,6 +7,7 @@
 //   channel end ──channel_credit_atom / channel_recv_atom──▶ driver ──credit / channel_batch──▶ end's actor
 //   channel end ──channel_control_msg──▶ driver (close, reset, release)
 //   link (when_drained, any thread) ──link_drained_atom──▶ driver (soft backpressure over)
+//   resume_session / session_server / reconnector ──resume_msg──▶ session ──resumed_msg──▶ driver
 //   A call of a method with channels runs in a `vox.channel-call` actor (channel_call.hpp):
 //   an untyped event-based actor that only awaits the answers to its channel requests.
 //
@@ -14,10 +15,12 @@
 // - Threads: the application's CAF workers; vox's I/O threads (io_reactor, one by default
 //   per actor system, never one per link), which accept, run session_server's handshakes,
 //   read, frame and decode, and run the session and drivers a frame wakes (they are CAF
-//   execution units); a watchdog per blocking connect_session/accept_session. Nothing
+//   execution units); a watchdog per blocking connect_session/accept_session/resume_session;
+//   a detached reconnector per resumable initiator while it reconnects. Nothing
 //   else: a call of a method with channels runs in an event-based actor, and peer input
 //   never starts a thread.
-// - Shared between threads: a started link (any thread sends under its mutex; input is
+// - Shared between threads: a session's conduit (its link is swapped by a resume, under a
+//   mutex), a session_registry (mutex), a started link (any thread sends under its mutex; input is
 //   touched by its I/O thread only); per connection, its channel_context (an atomic id
 //   allocator and closed flag); per channel end, its binding (written once, then read-only)
 //   and the caller registry of a connection (mutex). A channel's credit, buffered items
@@ -48,6 +51,8 @@
 #include "protocol/bytes.hpp"
 #include "protocol/message.hpp"
 #include "protocol/schema.hpp"
+#include "transport/handshake_exchange.hpp"
+#include "transport/link.hpp"
 
 namespace vox {
 
@@ -80,13 +85,17 @@ using channel_recv_atom = caf::atom_constant<caf::atom("vox_crecv")>;
 using channel_timeout_atom = caf::atom_constant<caf::atom("vox_ctime")>;
 /// The link a driver held calls and credit for is no longer congested (link to driver).
 using link_drained_atom = caf::atom_constant<caf::atom("vox_drain")>;
+/// A disconnected session's deadline for a resume (session to itself, with a serial).
+using resume_deadline_atom = caf::atom_constant<caf::atom("vox_rdead")>;
 
 // -- message structs --------------------------------------------------------------------
 
 /// One Message decoded from the link. Sent by the link's receiver (`session_input`), on
-/// the thread that read it.
+/// the thread that read it. `epoch` names the link it came from: after a resume, what a
+/// replaced link still delivers is ignored.
 struct inbound_msg {
   vox::message msg;
+  uint64_t epoch = 0;
 };
 
 /// The link ended: `reason` is empty for a clean end of stream, a decode error when the
@@ -94,6 +103,30 @@ struct inbound_msg {
 /// reading. Sent by the link's receiver.
 struct link_down_msg {
   caf::error reason;
+  uint64_t epoch = 0;
+};
+
+/// Resume a session on a new link whose prologue and handshake (with the session's
+/// resume key) are done (session-behaviours.md 38–46). `link_started`: the link already
+/// delivers to a `session_input` for this session tagged with `epoch` (session_server);
+/// otherwise the session starts it. Answered with ok_atom, or an error (the session then
+/// aborts the link and stays as it was).
+struct resume_msg {
+  link_ptr link;
+  handshake_result handshake;
+  uint64_t epoch = 0;
+  bool link_started = false;
+};
+
+/// Reconnecting gave up (sent by the session's reconnector); the session ends with it.
+struct reconnect_failed_msg {
+  caf::error reason;
+};
+
+/// The session resumed on a new link: conduit generation `generation`. Sent by the
+/// session to every driver before the new link's first Message.
+struct resumed_msg {
+  uint64_t generation = 0;
 };
 
 /// All copies of the caller of `id` are gone. Sent by the connection's caller guard.
@@ -159,6 +192,9 @@ struct outgoing_call {
   std::vector<channel_decl> channels{};
   /// Non-zero: lets the caller cancel the call with (cancel_atom, tag) on the same driver.
   uint64_t cancel_tag = 0;
+  /// The conduit generation `channels` were bound in: a call whose channels predate a
+  /// resume fails instead of going out with channels the resume ended.
+  uint64_t generation = 0;
 };
 
 /// What the peer answered to a call.
@@ -198,6 +234,12 @@ struct session_info {
   size_t pending_connections = 0; ///< outbound opens not yet answered
   bool root_closed = false;       ///< every root caller is gone
   caf::actor_addr keepalive;      ///< the keepalive monitor, if the session runs one
+  bool connected = true;          ///< false while a resumable session waits for a resume
+  uint64_t resumes = 0;           ///< successful resumes so far (the conduit generation)
+  /// The current resume key (it changes on every resume); none for a session that
+  /// cannot be resumed.
+  std::optional<std::array<uint8_t, session_resume_key_size>> resume_key;
+  bool peer_supports_retry = false;
 };
 
 struct connection_handle;
@@ -235,6 +277,8 @@ using keepalive_actor = caf::typed_actor<caf::reacts_to<caf::pong_atom, uint64_t
 ///   (channel_timeout_atom, id, n) from itself: request n of channel id waited too long
 ///   link_drained_atom             from the link (`when_drained`): the outbound queue fell
 ///                                 below its low-water mark; held calls and credit go on
+///   resumed_msg                   from the session: it resumed on a new link; schemas are
+///                                 forgotten both ways, channels end, held output goes out
 using driver_actor
   = caf::typed_actor<caf::reacts_to<vox::message>,
                      caf::replies_to<call_atom, outgoing_call>::with<call_response>,
@@ -244,7 +288,7 @@ using driver_actor
                      caf::replies_to<channel_recv_atom, channel_request>::with<channel_batch>,
                      caf::reacts_to<channel_control_msg>,
                      caf::reacts_to<channel_timeout_atom, channel_id, uint64_t>,
-                     caf::reacts_to<link_drained_atom>>;
+                     caf::reacts_to<link_drained_atom>, caf::reacts_to<resumed_msg>>;
 
 namespace detail {
 struct caller_registry;
@@ -271,8 +315,14 @@ struct attach_root_msg {
 ///   protocol_violation_msg               from a driver: ProtocolError, then end
 ///   stop_atom                            end the session
 ///   get_atom                             → session_info
+///   resume_msg                           from resume_session / session_server / the
+///                                          reconnector → ok_atom or an error
+///   (resume_deadline_atom, serial)       from itself: no resume in time, end
+///   reconnect_failed_msg                 from the reconnector: it gave up, end
 using session_actor = caf::typed_actor<
   caf::reacts_to<attach_root_msg>, caf::reacts_to<inbound_msg>, caf::reacts_to<link_down_msg>,
+  caf::replies_to<resume_msg>::with<caf::ok_atom>, caf::reacts_to<resume_deadline_atom, uint64_t>,
+  caf::reacts_to<reconnect_failed_msg>,
   caf::replies_to<caf::open_atom, open_request>::with<connection_handle>,
   caf::replies_to<caf::close_atom, connection_id, vox::metadata>::with<caf::ok_atom>,
   caf::reacts_to<caller_dropped_msg>, caf::reacts_to<caf::ping_atom, uint64_t>,
@@ -297,6 +347,9 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vox::protocol_violation_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vox::session_info)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vox::open_request)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vox::attach_root_msg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vox::resume_msg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vox::reconnect_failed_msg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vox::resumed_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vox::message)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vox::connection_settings)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vox::metadata)

@@ -172,6 +172,7 @@ public:
       return err;
     }
     out.channels = std::move(binder.declared);
+    out.generation = binder.generation;
     return out;
   }
 

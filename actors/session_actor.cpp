@@ -8,6 +8,7 @@
 #include "actors/driver_actor.hpp"
 #include "actors/keepalive_actor.hpp"
 #include "actors/session_input.hpp"
+#include "actors/session_ops.hpp"
 
 namespace vox {
 
@@ -21,7 +22,7 @@ log_sink log_sink_of(const session_options& options) {
 session_state::~session_state() {
   // A session that dies without end_session (killed) still lets its link finish.
   if (conduit)
-    conduit->underlying().close();
+    conduit->close();
 }
 
 namespace {
@@ -63,7 +64,7 @@ void retire(session_pointer self, connection_slot& slot, const caf::error& reaso
     self->send(slot.driver, connection_closed_msg{reason});
 }
 
-void end_session(session_pointer self, caf::error reason);
+using detail::end_session;
 
 /// Behaviour 91: the session ends once the root is closed internally and no virtual
 /// connection (pending ones included, 90) remains.
@@ -78,11 +79,14 @@ void check_root_teardown(session_pointer self) {
   end_session(self, caf::error{});
 }
 
-void end_session(session_pointer self, caf::error reason) {
+} // namespace
+
+void detail::end_session(session_pointer self, caf::error reason) {
   auto& st = self->state;
   if (st.ended)
     return;
   st.ended = true;
+  detail::forget_resumption(self);
   // Behaviour 30: every connection closes and every driver exits; no ConnectionClose.
   auto shutdown = make_error(errc::session_shutdown,
                              reason ? "session ended: " + describe(reason) : "session ended");
@@ -92,9 +96,11 @@ void end_session(session_pointer self, caf::error reason) {
   st.connection_of_driver.clear();
   // The peer sees end of stream after what we already queued; the link then waits (at
   // most its stall timeout) for the peer to close its side.
-  st.conduit->underlying().close();
+  st.conduit->close();
   self->quit(std::move(reason));
 }
+
+namespace {
 
 /// One path for every protocol violation: tell the peer on connection 0, then end.
 void fail_protocol(session_pointer self, const std::string& what) {
@@ -229,25 +235,31 @@ void start(session_pointer self, attach_root_msg& attach) {
   if (st.options.keepalive) {
     auto ka = *st.options.keepalive;
     if (ka.ping_interval.count() > 0 && ka.pong_timeout.count() > 0)
-      // Monitored: a session whose liveness nobody checks any more must not go on silently.
-      st.keepalive = self->spawn<caf::monitored>(keepalive_behavior, caf::actor_cast<session_actor>(self), ka);
+      detail::start_keepalive(self);
     else
       st.log("keepalive disabled: ping interval and pong timeout must both be non-zero");
   }
+  detail::register_resumable(self);
   // From here on the link delivers decoded Messages into our mailbox; no thread of ours
   // waits for it.
   if (!st.options.io)
     st.options.io = default_io_reactor(self->system());
   if (!attach.link_started)
-    st.conduit->underlying().start(std::make_shared<session_input>(caf::actor_cast<session_actor>(self)),
+    st.conduit->current()->start(std::make_shared<session_input>(caf::actor_cast<session_actor>(self)),
                                  st.options.io);
 }
 
 // -- local requests and events ---------------------------------------------------------
 
 void on_link_down(session_pointer self, link_down_msg& m) {
+  if (m.epoch != self->state.epoch)
+    return; // a link a resume replaced
   if (m.reason && is_decode_error(m.reason)) {
     fail_protocol(self, "undecodable message from peer: " + describe(m.reason));
+    return;
+  }
+  if (detail::can_resume(self->state)) {
+    detail::disconnect(self, std::move(m.reason));
     return;
   }
   // Behaviour 26/31: a non-resumable session ends on EOF or a link error (backpressure
@@ -260,6 +272,10 @@ caf::typed_response_promise<connection_handle> on_open_request(session_pointer s
   auto rp = self->make_response_promise<connection_handle>();
   if (st.ended) {
     rp.deliver(make_error(errc::session_shutdown, "session closed"));
+    return rp;
+  }
+  if (st.disconnected) { // behaviour 35
+    rp.deliver(make_error(errc::link_closed, "session is disconnected; resume before opening connections"));
     return rp;
   }
   // r[impl rpc.virtual-connection.open]
@@ -282,6 +298,8 @@ caf::result<caf::ok_atom> on_close_request(session_pointer self, connection_id i
   // r[impl connection.close]
   if (id == 0)
     return make_error(errc::invalid_request, "cannot close root connection");
+  if (st.disconnected) // behaviour 36
+    return make_error(errc::link_closed, "session is disconnected; resume before closing connections");
   if (st.connections.count(id) == 0)
     return make_error(errc::invalid_request, "connection not found");
   close_connection(self, id, make_error(errc::connection_closed, "closed locally"));
@@ -344,6 +362,10 @@ session_info info_of(const session_state& st) {
     (slot.pending ? info.pending_connections : info.active_connections)++;
   info.root_closed = st.root_closed;
   info.keepalive = st.keepalive.address();
+  info.connected = !st.disconnected;
+  info.resumes = st.resumes;
+  info.resume_key = st.resume_key;
+  info.peer_supports_retry = st.handshake.peer_supports_retry;
   return info;
 }
 
@@ -362,25 +384,38 @@ session_actor::behavior_type session_behavior(session_pointer self, std::shared_
   byte_buffer{}.swap(st.handshake.peer_message_payload_schema);
   st.options = std::move(options);
   st.log_to = log_sink_of(st.options);
+  if (st.options.resumable)
+    st.resume_key = st.handshake.session_resume_key;
   self->set_down_handler([self](caf::down_msg& dm) { on_down(self, dm); });
   return {
     [self](attach_root_msg& m) { start(self, m); },
-    [self](inbound_msg& m) { dispatch(self, m.msg); },
+    [self](inbound_msg& m) {
+      if (m.epoch == self->state.epoch)
+        dispatch(self, m.msg);
+    },
     [self](link_down_msg& m) { on_link_down(self, m); },
     [self](caf::open_atom, open_request& req) { return on_open_request(self, req); },
     [self](caf::close_atom, connection_id id, vox::metadata& md) { return on_close_request(self, id, md); },
     [self](caller_dropped_msg& m) { on_caller_dropped(self, m.id); },
     [self](caf::ping_atom, uint64_t nonce) {
+      // A keepalive stopped by a disconnect may still have asked.
+      if (self->state.disconnected || self->current_sender() != self->state.keepalive.address())
+        return;
       if (!send(self, 0, ping{nonce}))
         end_session(self, make_error(errc::io_error, "failed to send keepalive Ping"));
     },
     [self](keepalive_timeout_msg& m) {
+      if (self->current_sender() != self->state.keepalive.address())
+        return;
       end_session(self, make_error(errc::timeout, "keepalive: no Pong for Ping " + std::to_string(m.nonce)
                                                     + " within the timeout"));
     },
     [self](protocol_violation_msg& m) { fail_protocol(self, describe(m.reason)); },
     [self](stop_atom) { end_session(self, caf::error{}); },
     [self](caf::get_atom) { return info_of(self->state); },
+    [self](resume_msg& m) { return detail::resume(self, m); },
+    [self](resume_deadline_atom, uint64_t serial) { detail::resume_deadline(self, serial); },
+    [self](reconnect_failed_msg& m) { detail::reconnect_failed(self, m.reason); },
   };
 }
 

@@ -12,6 +12,7 @@
 #include "actors/handles.hpp"
 #include "actors/interfaces.hpp"
 #include "actors/io.hpp"
+#include "actors/session_registry.hpp"
 #include "transport/bare_conduit.hpp"
 #include "transport/handshake_exchange.hpp"
 
@@ -33,8 +34,30 @@ struct session_options {
   /// Inbound opens are rejected (without asking the acceptor) while this many virtual
   /// connections, in either direction and pending ones included, are open.
   size_t max_virtual_connections = 16384;
-  /// Acceptor: send a random resume key (Rust and TS initiators that resume require one).
-  bool resumable = true;
+  /// Resumption (session-behaviours.md §1E; README "Resumption"), off by default. On: the
+  /// acceptor sends a fresh resume key in every handshake (the reference TS client
+  /// refuses an acceptor that sends none), an initiator refuses an acceptor that sends
+  /// none, and a session whose link breaks waits, disconnected, for a resume on a new
+  /// link instead of ending; its connections, pending calls and id allocators survive.
+  bool resumable = false;
+  /// How long a disconnected session waits for a resume before it ends with
+  /// errc::session_lost (the TS reference keeps a dropped session 30 s).
+  std::chrono::milliseconds resume_timeout{30000};
+  /// Initiator, resumable: where a new link comes from after a break (e.g. dial the same
+  /// address again); the session then reconnects by itself, with `reconnect_policy`.
+  /// None: the application resumes with `resume_session`.
+  std::function<caf::expected<link_ptr>()> reconnect;
+  struct reconnect_backoff {
+    /// Attempts before giving up (each: a new link, the prologue, the handshake).
+    unsigned max_attempts = 8;
+    /// Delay before the second attempt (the first starts at once); doubles per attempt
+    /// up to `max_delay`, each drawn uniformly from [delay/2, delay] (jitter).
+    std::chrono::milliseconds initial_delay{50};
+    std::chrono::milliseconds max_delay{2000};
+  } reconnect_policy;
+  /// Acceptor, resumable: where the session registers under its resume key so that a
+  /// handshake presenting the key resumes it (`session_server` makes one if unset).
+  std::shared_ptr<session_registry> registry;
   /// Prologue plus handshake must finish within this time, or the link is aborted.
   std::chrono::milliseconds handshake_timeout{10000};
   /// The I/O threads that serve the session's link (socket links only); none: the actor
@@ -50,6 +73,8 @@ struct session_handle {
   session_actor actor;
   connection_handle root; ///< make a `caller` from it to call the peer
   handshake_result handshake;
+  /// accept_session resumed an existing session (`root` is then empty).
+  bool resumed = false;
 };
 
 /// One entry of the connection table (session-behaviours.md 16–17).
@@ -81,6 +106,14 @@ struct session_state {
   keepalive_actor keepalive;
   log_sink log_to; ///< options.log, or standard error
 
+  // -- resumption (session_resume.cpp) --
+  bool disconnected = false;
+  uint64_t epoch = 0;          ///< tag of the current link's input (inbound_msg::epoch)
+  uint64_t resume_serial = 0;  ///< names the current resume deadline
+  uint64_t resumes = 0;
+  std::optional<std::array<uint8_t, session_resume_key_size>> resume_key;
+  caf::actor reconnector;      ///< runs while an initiator reconnects by itself
+
   void log(const std::string& line) const { (*log_to)(line); }
   ~session_state();
 
@@ -110,8 +143,18 @@ handshake_options handshake_options_of(const session_options& options);
 caf::expected<session_handle> connect_session(caf::actor_system& sys, link_ptr link,
                                               session_options options);
 
-/// The acceptor's counterpart of `connect_session`.
+/// The acceptor's counterpart of `connect_session`. A Hello that presents a resume key
+/// resumes the session `options.registry` knows under it instead: the result then holds
+/// only `actor` and `handshake`, and `resumed` is set. An unknown key gets Sorry.
 caf::expected<session_handle> accept_session(caf::actor_system& sys, link_ptr link,
                                              session_options options);
+
+/// Resumes `session` (an initiator that is disconnected, or whose link the caller knows
+/// is gone) on `link`: the transport prologue and the handshake presenting the session's
+/// current resume key, on the calling thread within `options.handshake_timeout`, then
+/// the session takes the link (checks 38–40: the settings must not have changed). On
+/// failure the link is aborted and the session stays disconnected.
+caf::expected<void> resume_session(caf::actor_system& sys, const session_actor& session, link_ptr link,
+                                   const session_options& options);
 
 } // namespace vox

@@ -15,7 +15,12 @@ namespace vox {
 /// it flushes, and must not keep the actor alive.
 class session_input final : public link_receiver {
 public:
-  explicit session_input(const session_actor& session);
+  /// `epoch` tags everything this input delivers (0 for a session's first link; a fresh
+  /// `next_epoch()` for every link a resume brings).
+  explicit session_input(const session_actor& session, uint64_t epoch = 0);
+
+  /// A tag no link of any session has used before.
+  static uint64_t next_epoch();
 
   void on_frame(byte_span payload, caf::execution_unit* ctx) override;
   void on_end(caf::error reason, caf::execution_unit* ctx) override;
@@ -25,6 +30,7 @@ private:
   void deliver(T&& x, caf::execution_unit* ctx);
 
   caf::weak_actor_ptr session_;
+  uint64_t epoch_;
   /// Set after the first undecodable frame: the session is ending, the rest is noise.
   bool failed_ = false;
 };

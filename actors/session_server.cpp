@@ -74,6 +74,10 @@ public:
         break;
       case stage::hello:
         if (auto hs = answer_hello(*link_, payload, setup_->handshake); !hs) {
+          if (is(hs.error(), errc::resume_refused)) {
+            closing_ = true;
+            link_->close(); // the Sorry goes out before the end of stream
+          }
           fail();
         } else {
           setup_->result = std::move(*hs);
@@ -105,11 +109,13 @@ private:
   enum class stage { prologue, hello, lets_go };
 
   /// Ends a handshake that did not complete (a no-op once it ended either way). A
-  /// prologue reject was already written when this runs: the socket was empty.
+  /// prologue reject was already written when this runs: the socket was empty. A link
+  /// closed before (to let a Sorry out) is left to finish.
   void fail() {
     if (done_.exchange(true))
       return;
-    link_->abort();
+    if (!closing_)
+      link_->abort();
     if (auto srv = server_.lock())
       srv->finished(this, nullptr);
   }
@@ -122,11 +128,31 @@ private:
       link_->abort();
       return;
     }
+    if (setup_->result.peer_resume_key) {
+      resume(*srv);
+      return;
+    }
     auto h = spawn_session(srv->sys, link_, std::move(setup_->result), std::move(setup_->options), true);
     session_ = std::make_shared<session_input>(h.actor);
     setup_.reset(); // an idle session should not carry its handshake's state (schemas, options)
     if (!srv->finished(this, &h))
       caf::anon_send(h.actor, stop_atom::value);
+  }
+
+  /// The Hello presented the key of a session in the registry (unknown keys got Sorry):
+  /// from now on this link's frames go to that session, which takes the link (or aborts
+  /// it, when the resume is refused) before it reads the first of them.
+  void resume(session_server::core& srv) {
+    auto session = srv.cfg.options.registry->find(*setup_->result.peer_resume_key);
+    srv.finished(this, nullptr);
+    if (!session) { // it ended since the Hello
+      link_->abort();
+      return;
+    }
+    auto epoch = session_input::next_epoch();
+    session_ = std::make_shared<session_input>(session, epoch);
+    caf::anon_send(caf::actor_cast<caf::actor>(session), resume_msg{link_, std::move(setup_->result), epoch, true});
+    setup_.reset();
   }
 
   /// What only the handshake needs; released once it ends.
@@ -141,6 +167,7 @@ private:
   std::unique_ptr<setup> setup_;
   stage stage_ = stage::prologue;
   std::atomic<bool> done_{false};
+  bool closing_ = false;
   std::shared_ptr<session_input> session_;
 };
 
@@ -199,6 +226,8 @@ caf::expected<std::unique_ptr<session_server>> session_server::start(caf::actor_
     return std::move(listener.error());
   auto port = (*listener)->port();
   auto io = cfg.options.io ? cfg.options.io : default_io_reactor(sys);
+  if (cfg.options.resumable && !cfg.options.registry)
+    cfg.options.registry = std::make_shared<session_registry>();
   auto c = std::make_shared<core>(sys, std::move(cfg), std::move(*listener));
   c->io = io;
   c->loop = io->next_loop();

@@ -6,8 +6,11 @@
 #include <caf/send.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include <caf/scoped_actor.hpp>
+
 #include "actors/driver_actor.hpp"
 #include "actors/session_actor.hpp"
+#include "actors/session_input.hpp"
 #include "transport/prologue.hpp"
 
 namespace vox {
@@ -71,25 +74,47 @@ private:
   std::thread thread_;
 };
 
-template <class Establish>
-caf::expected<session_handle> establish(caf::actor_system& sys, link_ptr link, session_options options,
-                                        Establish&& run) {
+/// Runs `run` (prologue and handshake) on the calling thread within `timeout`; on any
+/// failure the link is aborted.
+template <class Run>
+caf::expected<handshake_result> shake_hands(link& lnk, const link_ptr& owner, std::chrono::milliseconds timeout,
+                                            Run&& run) {
   caf::expected<handshake_result> hs = caf::error{};
   bool timed_out = false;
   {
-    watchdog dog{link, options.handshake_timeout};
-    hs = run(*link);
+    watchdog dog{owner, timeout};
+    hs = run(lnk);
     timed_out = dog.fired();
   }
   // A watchdog that fired just after a successful handshake has aborted the link anyway.
   if (!hs || timed_out) {
-    link->abort();
+    lnk.abort();
     if (timed_out)
-      return make_error(errc::timeout, "handshake did not finish within "
-                                         + std::to_string(options.handshake_timeout.count()) + " ms");
+      return make_error(errc::timeout, "handshake did not finish within " + std::to_string(timeout.count()) + " ms");
     return std::move(hs.error());
   }
-  return spawn_session(sys, std::move(link), std::move(*hs), std::move(options));
+  return hs;
+}
+
+caf::expected<handshake_result> initiator_handshake(const link_ptr& link, const handshake_options& opts,
+                                                    std::chrono::milliseconds timeout) {
+  return shake_hands(*link, link, timeout, [&](vox::link& lnk) -> caf::expected<handshake_result> {
+    if (auto mode = initiate_transport(lnk, conduit_mode::bare); !mode)
+      return std::move(mode.error());
+    return handshake_as_initiator(lnk, opts);
+  });
+}
+
+/// Hands `link` to `session` as its new link and waits for the answer.
+caf::expected<void> hand_over(caf::actor_system& sys, const session_actor& session, link_ptr link,
+                              handshake_result hs) {
+  caf::scoped_actor self{sys};
+  caf::expected<void> out = caf::error{};
+  self->request(session, caf::infinite, resume_msg{link, std::move(hs), session_input::next_epoch(), false})
+    .receive([&](caf::ok_atom) { out = {}; }, [&](caf::error& err) { out = std::move(err); });
+  if (!out)
+    link->abort(); // a session that ended before it saw the link never took it
+  return out;
 }
 
 } // namespace
@@ -98,31 +123,80 @@ handshake_options handshake_options_of(const session_options& options) {
   handshake_options out;
   out.settings = options.settings;
   out.resumable = options.resumable;
+  if (options.resumable && options.registry)
+    out.known_resume_key = [registry = options.registry](byte_span key) { return registry->find(key) != nullptr; };
   return out;
 }
 
 // r[impl session.initiator]
 caf::expected<session_handle> connect_session(caf::actor_system& sys, link_ptr link,
                                               session_options options) {
-  auto hs_opts = handshake_options_of(options);
-  return establish(sys, std::move(link), std::move(options),
-                   [&](vox::link& lnk) -> caf::expected<handshake_result> {
-                     if (auto mode = initiate_transport(lnk, conduit_mode::bare); !mode)
-                       return std::move(mode.error());
-                     return handshake_as_initiator(lnk, hs_opts);
-                   });
+  auto hs = initiator_handshake(link, handshake_options_of(options), options.handshake_timeout);
+  if (!hs)
+    return std::move(hs.error());
+  // Behaviour 20: a resumable session needs the acceptor's key.
+  if (options.resumable && !hs->session_resume_key) {
+    link->abort();
+    return make_error(errc::resume_refused, "peer did not advertise session resumption");
+  }
+  return spawn_session(sys, std::move(link), std::move(*hs), std::move(options));
 }
 
 // r[impl session.acceptor]
 caf::expected<session_handle> accept_session(caf::actor_system& sys, link_ptr link,
                                              session_options options) {
   auto hs_opts = handshake_options_of(options);
-  return establish(sys, std::move(link), std::move(options),
-                   [&](vox::link& lnk) -> caf::expected<handshake_result> {
-                     if (auto mode = accept_transport(lnk, {conduit_mode::bare}); !mode)
-                       return std::move(mode.error());
-                     return handshake_as_acceptor(lnk, hs_opts);
-                   });
+  auto hs = shake_hands(*link, link, options.handshake_timeout, [&](vox::link& lnk) -> caf::expected<handshake_result> {
+    if (auto mode = accept_transport(lnk, {conduit_mode::bare}); !mode)
+      return std::move(mode.error());
+    return handshake_as_acceptor(lnk, hs_opts);
+  });
+  if (!hs)
+    return std::move(hs.error());
+  if (hs->peer_resume_key) { // known: the handshake refused unknown keys
+    auto session = options.registry->find(*hs->peer_resume_key);
+    if (!session) {
+      link->abort();
+      return make_error(errc::resume_refused, "the session of that resume key ended during the handshake");
+    }
+    session_handle out;
+    out.actor = session;
+    out.handshake = *hs;
+    out.resumed = true;
+    if (auto taken = hand_over(sys, session, std::move(link), std::move(*hs)); !taken)
+      return std::move(taken.error());
+    return out;
+  }
+  return spawn_session(sys, std::move(link), std::move(*hs), std::move(options));
+}
+
+caf::expected<void> resume_session(caf::actor_system& sys, const session_actor& session, link_ptr link,
+                                   const session_options& options) {
+  caf::expected<session_info> info = caf::error{};
+  {
+    caf::scoped_actor self{sys};
+    self->request(session, options.handshake_timeout, caf::get_atom::value)
+      .receive([&](session_info& i) { info = std::move(i); }, [&](caf::error& err) { info = std::move(err); });
+  }
+  if (!info) {
+    link->abort();
+    return make_error(errc::session_shutdown, "the session is gone: " + describe(info.error()));
+  }
+  if (!info->resume_key) {
+    link->abort();
+    return make_error(errc::resume_refused, "session is not resumable");
+  }
+  auto hs_opts = handshake_options_of(options);
+  hs_opts.resume_key = byte_buffer(info->resume_key->begin(), info->resume_key->end());
+  auto hs = initiator_handshake(link, hs_opts, options.handshake_timeout);
+  if (!hs) {
+    // The peer answered the key with Sorry (or anything but HelloYourself): it will not
+    // resume this session on any link.
+    if (is(hs.error(), errc::handshake_failed))
+      return make_error(errc::resume_refused, "the peer refused the resume: " + describe(hs.error()));
+    return std::move(hs.error());
+  }
+  return hand_over(sys, session, std::move(link), std::move(*hs));
 }
 
 } // namespace vox

@@ -12,6 +12,13 @@ std::string arg(int argc, char** argv, const char* name, std::string fallback) {
   return fallback;
 }
 
+bool flag(int argc, char** argv, const char* name) {
+  for (int i = 1; i < argc; ++i)
+    if (std::strcmp(argv[i], name) == 0)
+      return true;
+  return false;
+}
+
 bool split_address(const std::string& addr, std::string& host, uint16_t& port) {
   auto colon = addr.rfind(':');
   if (colon == std::string::npos || colon == 0)

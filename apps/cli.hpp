@@ -16,6 +16,9 @@ namespace vox::cli {
 /// The value after `--name`, or `fallback`.
 std::string arg(int argc, char** argv, const char* name, std::string fallback);
 
+/// True if `--name` appears (an option without a value).
+bool flag(int argc, char** argv, const char* name);
+
 /// The whole of `text` as a number in [0, max].
 template <class T>
 std::optional<T> number(const std::string& text, T max) {

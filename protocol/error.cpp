@@ -31,6 +31,8 @@ const char* to_string(errc code) {
     case errc::cancelled: return "cancelled";
     case errc::backpressure: return "backpressure";
     case errc::internal: return "internal";
+    case errc::session_lost: return "session_lost";
+    case errc::resume_refused: return "resume_refused";
   }
   return "unknown";
 }

@@ -62,6 +62,11 @@ enum class errc : uint8_t {
   backpressure,
   /// One of vox-caf's own actors died (e.g. a session's keepalive monitor).
   internal,
+  /// A resumable session lost its link and did not get it back: no resume before its
+  /// deadline, reconnecting gave up, or the resume was refused.
+  session_lost,
+  /// A resume was refused: unknown key, changed settings, or a session that cannot resume.
+  resume_refused,
 };
 
 /// The CAF error category of vox errors.

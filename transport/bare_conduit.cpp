@@ -2,16 +2,38 @@
 
 namespace vox {
 
-caf::expected<void> bare_conduit::send(const message& msg) {
+namespace {
+
+caf::error disconnected() { return make_error(errc::link_closed, "the session is disconnected"); }
+
+caf::expected<void> send_on(const link_ptr& lnk, const message& msg) {
+  if (!lnk)
+    return disconnected();
   // Each sending thread reuses its own buffer: encoding allocates only when a message is
   // larger than any this thread encoded before.
   thread_local byte_buffer scratch;
   scratch.clear();
   encode_message_into(scratch, msg);
-  return link_->send(scratch);
+  return lnk->send(scratch);
 }
 
-caf::expected<void> bare_conduit::send_many(std::span<const message> msgs) {
+} // namespace
+
+link_ptr bare_conduit::link_for(uint64_t generation) const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return generation == generation_ ? link_ : nullptr;
+}
+
+caf::expected<void> bare_conduit::send(const message& msg) { return send_on(current(), msg); }
+
+caf::expected<void> bare_conduit::send(const message& msg, uint64_t generation) {
+  return send_on(link_for(generation), msg);
+}
+
+caf::expected<void> bare_conduit::send_many(std::span<const message> msgs, uint64_t generation) {
+  auto lnk = link_for(generation);
+  if (!lnk)
+    return disconnected();
   thread_local std::vector<byte_buffer> scratch;
   thread_local std::vector<byte_span> spans;
   if (scratch.size() < msgs.size())
@@ -22,7 +44,7 @@ caf::expected<void> bare_conduit::send_many(std::span<const message> msgs) {
     encode_message_into(scratch[i], msgs[i]);
     spans.emplace_back(scratch[i]);
   }
-  auto sent = link_->send_many(spans);
+  auto sent = lnk->send_many(spans);
   for (auto& buf : scratch)
     if (buf.capacity() > 64 * 1024)
       byte_buffer{}.swap(buf); // a burst of large Messages is not kept per thread
@@ -30,7 +52,10 @@ caf::expected<void> bare_conduit::send_many(std::span<const message> msgs) {
 }
 
 caf::expected<std::optional<message>> bare_conduit::recv() {
-  auto frame = link_->recv();
+  auto lnk = current();
+  if (!lnk)
+    return disconnected();
+  auto frame = lnk->recv();
   if (!frame)
     return std::move(frame.error());
   if (!*frame)
@@ -39,6 +64,63 @@ caf::expected<std::optional<message>> bare_conduit::recv() {
   if (!msg)
     return std::move(msg.error());
   return std::optional<message>{std::move(*msg)};
+}
+
+uint64_t bare_conduit::generation() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return generation_;
+}
+
+bool bare_conduit::attached() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return link_ != nullptr;
+}
+
+bool bare_conduit::congested() const {
+  auto lnk = current();
+  return !lnk || lnk->congested();
+}
+
+void bare_conduit::when_drained(std::function<void()> fn) {
+  link_ptr lnk;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (!link_) {
+      drained_waiters_.push_back(std::move(fn));
+      return;
+    }
+    lnk = link_;
+  }
+  lnk->when_drained(std::move(fn));
+}
+
+link_ptr bare_conduit::current() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return link_;
+}
+
+link_ptr bare_conduit::detach() {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return std::move(link_);
+}
+
+uint64_t bare_conduit::attach(link_ptr lnk) {
+  std::vector<std::function<void()>> waiters;
+  uint64_t gen;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    link_ = std::move(lnk);
+    gen = ++generation_;
+    waiters.swap(drained_waiters_);
+  }
+  for (auto& fn : waiters)
+    fn();
+  return gen;
+}
+
+void bare_conduit::close() {
+  if (auto lnk = current())
+    lnk->close();
 }
 
 bool is_decode_error(const caf::error& err) {

@@ -140,6 +140,11 @@ caf::expected<handshake_result> answer_hello(link& lnk, byte_span payload, const
   if (!h)
     return make_error(errc::handshake_failed, std::string{"expected Hello, got "}
                                                 + handshake_message_name(*first));
+  if (h->resume_key && !(opts.known_resume_key && opts.known_resume_key(*h->resume_key))) {
+    // r[impl session.handshake.resume]
+    (void) send_message(lnk, sorry{"unknown session resume key"});
+    return make_error(errc::resume_refused, "the initiator presented an unknown session resume key");
+  }
   handshake_result out;
   out.role = session_role::acceptor;
   out.our_settings = opts.settings;

@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <optional>
 
 #include <caf/expected.hpp>
@@ -30,6 +31,11 @@ struct handshake_options {
   bool resumable = true;
   /// Initiator only: a resume key to present (when resuming a session).
   std::optional<byte_buffer> resume_key;
+  /// Acceptor only: whether a resume key that a Hello presents names a session we can
+  /// resume. A Hello presenting a key this does not know (any key, when unset) gets
+  /// Sorry("unknown session resume key") instead of HelloYourself: a resuming initiator
+  /// must never believe it resumed when it got a fresh session (interop README).
+  std::function<bool(byte_span)> known_resume_key;
   /// The CBOR schema array describing our `Message`, sent verbatim. Defaults to the list
   /// generated from our own declarations (the reference's blob, byte for byte); empty
   /// sends `[]`, which every reference peer also accepts (identity translation plan).

@@ -1,12 +1,18 @@
 // vox-testbed: the Testbed conformance service (testbed-service.md) over TCP.
 //
-//   vox-testbed serve --listen HOST:PORT | --port N [--keepalive MS]
+//   vox-testbed serve --listen HOST:PORT | --port N [--keepalive MS] [--resume-grace MS]
 //       serves Testbed on the root and on every virtual connection a client opens; prints
-//       LISTEN_ADDR=HOST:PORT when ready (port 0 picks a free port); stops on SIGTERM/SIGINT
+//       LISTEN_ADDR=HOST:PORT when ready (port 0 picks a free port); stops on SIGTERM/SIGINT.
+//       Sessions are resumable (the reference client requires it): a session whose link
+//       breaks waits --resume-grace ms (default 30000) for its client to resume it
 //   vox-testbed client (--connect HOST:PORT | --listen HOST:PORT) --scenario NAME|all [--keepalive MS]
+//                      [--break-and-resume]
 //       runs client scenarios as the caller, one "OK name" / "FAIL name: reason" line
 //       each; exit 0 only if all pass. --connect dials a server; --listen prints
-//       LISTEN_ADDR and waits for one peer to dial in (a subject in SUBJECT_MODE=server)
+//       LISTEN_ADDR and waits for one peer to dial in (a subject in SUBJECT_MODE=server).
+//       --break-and-resume (with --connect): a resumable session; after the scenarios it
+//       breaks its own TCP link, prints "RESUMED" once it reconnected and resumed by
+//       itself, and runs the scenarios again
 //   vox-testbed list
 //   vox-testbed subject        (or no arguments with SUBJECT_MODE set)
 //       the conformance harness's subject contract (testbed-service.md §4), from the
@@ -18,7 +24,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <string>
+#include <thread>
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
@@ -32,8 +40,9 @@ using namespace vox;
 namespace {
 
 int usage() {
-  std::fputs("usage: vox-testbed serve (--listen HOST:PORT | --port N) [--keepalive MS]\n"
+  std::fputs("usage: vox-testbed serve (--listen HOST:PORT | --port N) [--keepalive MS] [--resume-grace MS]\n"
              "       vox-testbed client (--connect | --listen) HOST:PORT --scenario NAME|all [--keepalive MS]\n"
+             "                          [--break-and-resume]\n"
              "       vox-testbed list\n"
              "       vox-testbed subject   (SUBJECT_MODE, PEER_ADDR, CLIENT_SCENARIO, LISTEN_PORT)\n",
              stderr);
@@ -58,7 +67,12 @@ int serve(caf::actor_system& sys, int argc, char** argv) {
   auto ka = cli::keepalive(argc, argv);
   if (!cli::split_address(listen, cfg.host, cfg.port) || !ka)
     return usage();
+  auto grace = cli::number<uint32_t>(cli::arg(argc, argv, "--resume-grace", "30000"), 86400000);
+  if (!grace)
+    return usage();
   cfg.options = serving_options(*ka);
+  cfg.options.resumable = true;
+  cfg.options.resume_timeout = std::chrono::milliseconds{*grace};
   auto srv = session_server::start(sys, cfg);
   if (!srv)
     return fail(srv.error());
@@ -82,10 +96,9 @@ std::vector<const testbed::scenario*> choose(const std::string& name) {
   return chosen;
 }
 
-/// Runs `chosen` as the caller on the session's root; prints one line each, then ends the
-/// session.
-int run_scenarios(caf::actor_system& sys, const session_handle& session,
-                  const std::vector<const testbed::scenario*>& chosen) {
+/// Runs `chosen` as the caller on the session's root; prints one line each. True if all pass.
+bool run_each(caf::actor_system& sys, const session_handle& session,
+              const std::vector<const testbed::scenario*>& chosen) {
   bool all_ok = true;
   {
     caf::scoped_actor self{sys};
@@ -101,8 +114,67 @@ int run_scenarios(caf::actor_system& sys, const session_handle& session,
       all_ok = all_ok && !failure;
     }
   }
+  return all_ok;
+}
+
+/// Runs `chosen`, then ends the session.
+int run_scenarios(caf::actor_system& sys, const session_handle& session,
+                  const std::vector<const testbed::scenario*>& chosen) {
+  bool all_ok = run_each(sys, session, chosen);
   caf::anon_send(session.actor, stop_atom::value);
   return all_ok ? 0 : 1;
+}
+
+/// --break-and-resume: a resumable session that reconnects by itself; the scenarios run,
+/// the link breaks under the session, and once it resumed they run again on it.
+int run_across_a_break(caf::actor_system& sys, const std::string& host, uint16_t port, session_options opts,
+                       const std::vector<const testbed::scenario*>& chosen) {
+  std::mutex mtx;
+  link_ptr current;
+  auto dial_tcp = [&, host, port]() -> caf::expected<link_ptr> {
+    auto lnk = tcp_connect(host, port);
+    if (lnk) {
+      std::lock_guard<std::mutex> guard{mtx};
+      current = *lnk;
+    }
+    return lnk;
+  };
+  opts.resumable = true;
+  opts.reconnect = dial_tcp;
+  auto first = dial_tcp();
+  if (!first)
+    return fail(first.error());
+  auto session = connect_session(sys, *first, opts);
+  if (!session)
+    return fail(session.error());
+  caller keep{session->root}; // a session whose last root caller is gone ends (behaviour 91)
+  bool ok = run_each(sys, *session, chosen);
+  {
+    std::lock_guard<std::mutex> guard{mtx};
+    current->abort();
+  }
+  caf::scoped_actor self{sys};
+  auto deadline = std::chrono::steady_clock::now() + opts.resume_timeout;
+  session_info info;
+  while (info.resumes == 0 && std::chrono::steady_clock::now() < deadline) {
+    caf::error gone;
+    self->request(session->actor, std::chrono::seconds{5}, caf::get_atom::value)
+      .receive([&](session_info& i) { info = i; }, [&](caf::error& err) { gone = err; });
+    if (gone)
+      return fail(gone);
+    if (info.resumes == 0) // polled: a resume is seconds of backoff at worst, not a hot loop
+      std::this_thread::sleep_for(std::chrono::milliseconds{10});
+  }
+  if (info.resumes == 0) {
+    std::printf("FAIL resume: the session did not resume within %lld ms\n",
+                static_cast<long long>(opts.resume_timeout.count()));
+    return 1;
+  }
+  std::printf("RESUMED\n");
+  std::fflush(stdout);
+  ok = run_each(sys, *session, chosen) && ok;
+  caf::anon_send(session->actor, stop_atom::value);
+  return ok ? 0 : 1;
 }
 
 /// Dials host:port as session initiator.
@@ -115,9 +187,12 @@ caf::expected<session_handle> dial(caf::actor_system& sys, const std::string& ho
 }
 
 /// Binds host:port, prints LISTEN_ADDR, and accepts one session as acceptor (with a resume
-/// key, as resumable initiators require).
+/// key, as resumable initiators require; but with no listener left to take a new link, the
+/// session ends as soon as its link breaks).
 caf::expected<session_handle> accept_one(caf::actor_system& sys, const std::string& host, uint16_t port,
                                          session_options opts) {
+  opts.resumable = true;
+  opts.resume_timeout = std::chrono::milliseconds{0};
   auto listener = tcp_listener::bind(host, port);
   if (!listener)
     return std::move(listener.error());
@@ -145,6 +220,11 @@ int run_client(caf::actor_system& sys, int argc, char** argv) {
     return 2;
   session_options opts;
   opts.keepalive = *ka;
+  if (cli::flag(argc, argv, "--break-and-resume")) {
+    if (!listen.empty())
+      return usage();
+    return run_across_a_break(sys, host, port, opts, chosen);
+  }
   auto session = listen.empty() ? dial(sys, host, port, opts) : accept_one(sys, host, port, opts);
   if (!session)
     return fail(session.error());

@@ -22,8 +22,9 @@ TEST_CASE("establishment sets role and parity from the handshake", "[actors][ses
   CHECK(si.active_connections == 1);
   CHECK(pair.client.root.local_settings == connection_settings{parity::odd, 64});
   CHECK(pair.client.root.peer_settings == connection_settings{parity::even, 64});
-  CHECK(pair.server.handshake.session_resume_key.has_value());
-  CHECK(pair.client.handshake.session_resume_key == pair.server.handshake.session_resume_key);
+  // Not resumable unless asked for (session_options::resumable): no key.
+  CHECK_FALSE(pair.server.handshake.session_resume_key);
+  CHECK_FALSE(ci.resume_key);
 }
 
 TEST_CASE("a call on the root connection reaches the peer's handler and returns its answer", "[actors][session]") {

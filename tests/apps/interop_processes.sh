@@ -3,6 +3,10 @@
 # on 127.0.0.1, in both directions. Skips (exit 77) when node or the bundle is missing.
 #   interop_processes.sh BIN INTEROP_DIR ts-client   the reference client scenarios against vox-testbed serve
 #   interop_processes.sh BIN INTEROP_DIR ts-server   vox-testbed client against the reference server
+#   interop_processes.sh BIN INTEROP_DIR ts-resume-client   the reference resumable client cuts its link
+#                                                    and resumes with vox-testbed serve
+#   interop_processes.sh BIN INTEROP_DIR ts-resume-server   vox-testbed client cuts its link and resumes
+#                                                    with the reference server
 set -euo pipefail
 testbed="$1"
 interop="$2"
@@ -10,14 +14,15 @@ if ! command -v node >/dev/null || [[ ! -f "$interop/peer.mjs" ]]; then
   echo "SKIP: needs node and $interop/peer.mjs (the reference TypeScript runtime)"
   exit 77
 fi
+server_log=$(mktemp)
 case "$3" in
-  ts-client) coproc LISTENER { exec "$testbed" serve --port 0; } ;;
-  ts-server) coproc LISTENER { exec node "$interop/peer.mjs" server --host 127.0.0.1 --port 0; } ;;
+  ts-client|ts-resume-client) coproc LISTENER { exec "$testbed" serve --port 0 2>"$server_log"; } ;;
+  ts-server|ts-resume-server) coproc LISTENER { exec node "$interop/peer.mjs" server --host 127.0.0.1 --port 0; } ;;
   *) echo "unknown case $3" >&2; exit 2 ;;
 esac
 listener=$LISTENER_PID
 exec 3<&"${LISTENER[0]}"
-trap 'kill $listener 2>/dev/null || true' EXIT
+trap 'kill $listener 2>/dev/null || true; rm -f "$server_log"' EXIT
 # The listener names its address on a line of its own; wait for it at most 20 s.
 addr=""
 while read -t 20 -r line <&3; do
@@ -27,4 +32,16 @@ done
 case "$3" in
   ts-client) timeout 150 node "$interop/peer.mjs" client --addr "$addr" --scenarios all --jobs 2 ;;
   ts-server) timeout 150 "$testbed" client --connect "$addr" --scenario all ;;
+  ts-resume-client)
+    out=$(PEER_ADDR="$addr" timeout 60 node "$interop/vconn_resume.mjs") || { echo "$out"; exit 1; }
+    echo "$out"
+    grep -q "OK resumed on new TCP link" <<<"$out"
+    # The client cannot tell a resumed session from a fresh one; the server can.
+    grep -q "resumed on tcp" "$server_log" || { echo "vox-testbed serve did not resume the session:" >&2; cat "$server_log" >&2; exit 1; }
+    ;;
+  ts-resume-server)
+    out=$(timeout 60 "$testbed" client --connect "$addr" --scenario all --break-and-resume) || { echo "$out"; exit 1; }
+    echo "$out"
+    grep -q "^RESUMED$" <<<"$out"
+    ;;
 esac

@@ -135,21 +135,48 @@ TEST_CASE("the acceptor's fresh 16-byte key becomes the session key on both side
   CHECK(*r2->session_resume_key != *r->session_resume_key);
 }
 
-TEST_CASE("a non-resumable acceptor sends no key and the initiator presents its own",
-          "[transport]") {
+TEST_CASE("a non-resumable acceptor sends no key", "[transport]") {
   auto [a, b] = make_memory_link_pair();
-  handshake_options init;
-  init.resume_key = byte_buffer(16, 0xab);
   handshake_options acc;
   acc.resumable = false;
-  auto [i, r] = run_handshake(a, b, init, acc);
+  auto [i, r] = run_handshake(a, b, {}, acc);
   REQUIRE(i);
   REQUIRE(r);
   CHECK_FALSE(i->session_resume_key);
   CHECK_FALSE(r->session_resume_key);
   CHECK_FALSE(i->peer_resume_key);
+  CHECK_FALSE(r->peer_resume_key);
+}
+
+// r[verify session.handshake.resume]
+TEST_CASE("a Hello presenting a resume key gets Sorry unless the acceptor knows the key", "[transport]") {
+  auto [a, b] = make_memory_link_pair();
+  handshake_options init;
+  init.resume_key = byte_buffer(16, 0xab);
+  handshake_options acc;
+  bool known = GENERATE(false, true);
+  INFO("known: " << known);
+  byte_buffer asked;
+  acc.known_resume_key = [&](byte_span key) {
+    asked.assign(key.begin(), key.end());
+    return known;
+  };
+  auto [i, r] = run_handshake(a, b, init, acc);
+  CHECK(asked == byte_buffer(16, 0xab));
+  if (!known) {
+    REQUIRE_FALSE(i);
+    CHECK(describe(i.error()).find("unknown session resume key") != std::string::npos);
+    REQUIRE_FALSE(r);
+    CHECK(is(r.error(), errc::resume_refused));
+    return;
+  }
+  REQUIRE(i);
+  REQUIRE(r);
   REQUIRE(r->peer_resume_key);
   CHECK(*r->peer_resume_key == byte_buffer(16, 0xab));
+  // A fresh key for the resumed session (behaviour 41).
+  REQUIRE(i->session_resume_key);
+  CHECK(byte_buffer(i->session_resume_key->begin(), i->session_resume_key->end()) != byte_buffer(16, 0xab));
 }
 
 TEST_CASE("the acceptor answers an Even initiator with Odd and sends our schema verbatim",
