@@ -12,6 +12,7 @@ void driver_state::fail_pending(const caf::error& reason) {
   auto calls = std::move(pending);
   pending.clear();
   pending_with_channels.clear();
+  resend.clear();
   tags.clear();
   for (auto& [id, rp] : calls)
     rp.deliver(reason);
@@ -42,6 +43,14 @@ void send_response(driver_pointer self, request_id id, vox::metadata md, payload
   if (i == st.inflight.end())
     return;
   auto method = i->second.method_id;
+  if (st.operations) {
+    // r[impl retry.seal.terminal-replay]
+    // The owner of an operation answered: later calls with its id get the same answer,
+    // and those waiting for it get it now.
+    auto waiters = st.operations->seal(id, {method, md, ret, schemas});
+    for (auto w : waiters)
+      send_response(self, w, md, ret, schemas);
+  }
   bool first = schemas != nullptr && st.response_schemas_sent.count(method) == 0;
   std::vector<uint8_t> cbor;
   // r[impl schema.exchange]
@@ -95,6 +104,35 @@ void log(driver_pointer self, const std::string& line) {
     (*self->state.cfg.log)(line);
 }
 
+/// A Call of the peer's that may carry an operation id (we advertised supports_retry).
+/// True: run the handler; false: it is answered (or will be) without running it.
+bool admit_operation(driver_pointer self, request_id id, const request_call& call) {
+  auto& st = self->state;
+  auto op = operation_id_of(call.metadata);
+  if (!op)
+    return true;
+  using verdict = detail::operation_store::verdict;
+  switch (st.operations->admit(*op, id, call.method_id)) {
+    case verdict::start:
+      return true;
+    case verdict::duplicate:
+    case verdict::attached: // r[impl retry.duplicate.live.attach]: answered with the owner
+      return false;
+    case verdict::replay: { // r[impl retry.duplicate.sealed]
+      auto answer = *st.operations->sealed(*op);
+      send_response(self, id, std::move(answer.metadata), std::move(answer.ret), answer.schemas);
+      return false;
+    }
+    case verdict::indeterminate: // r[impl retry.gc.fail-closed]
+      send_response(self, id, {}, indeterminate_response());
+      return false;
+    case verdict::conflict:
+      send_response(self, id, {}, invalid_payload_response("operation ID conflict"));
+      return false;
+  }
+  return false;
+}
+
 void handle_request(driver_pointer self, request_message& rm) {
   auto& st = self->state;
   if (auto* call = std::get_if<request_call>(&rm.body)) {
@@ -112,6 +150,8 @@ void handle_request(driver_pointer self, request_message& rm) {
     }
     auto control = std::make_shared<detail::call_control>();
     st.inflight.emplace(rm.id, driver_state::inflight_call{call->method_id, control});
+    if (st.operations && !admit_operation(self, rm.id, *call))
+      return;
     if (!st.cfg.handler) {
       send_response(self, rm.id, {}, unknown_method_response());
       return;
@@ -142,6 +182,7 @@ void handle_request(driver_pointer self, request_message& rm) {
       call_response{std::move(resp->metadata), std::move(resp->ret), std::move(resp->schemas)});
     st.pending.erase(i);
     st.pending_with_channels.erase(rm.id);
+    st.resend.erase(rm.id);
     std::erase_if(st.tags, [&](const auto& kv) { return kv.second == rm.id; });
     send_queued(self);
   } else {
@@ -150,7 +191,11 @@ void handle_request(driver_pointer self, request_message& rm) {
     if (i == st.inflight.end())
       return; // already answered, or never called
     i->second.control->cancelled.store(true);
-    send_response(self, rm.id, {}, cancelled_response(), i->second.control->response_schemas.load());
+    auto schemas = i->second.control->response_schemas.load();
+    if (st.operations) // r[impl retry.cancel.explicit.volatile]: released, and whoever waited for it too
+      for (auto w : st.operations->forget(rm.id))
+        send_response(self, w, {}, cancelled_response(), schemas);
+    send_response(self, rm.id, {}, cancelled_response(), schemas);
   }
 }
 
@@ -197,6 +242,14 @@ void start_call(driver_pointer self, outgoing_call call, caf::typed_response_pro
   st.pending.emplace(id, rp);
   if (call.cancel_tag != 0)
     st.tags.emplace(call.cancel_tag, id);
+  if (st.cfg.peer_supports_retry) {
+    // The operation id lets the peer recognise this call when we send it again after a
+    // resume; what we sent is kept until the Response comes.
+    if (!operation_id_of(call.metadata))
+      call.metadata.push_back(metadata_entry{operation_id_key, st.next_operation_id++, metadata_flags::none});
+    st.resend.emplace(id, driver_state::sent_call{call.method_id, call.metadata, call.args, call.args_schemas,
+                                                  !call.channels.empty()});
+  }
   std::vector<uint8_t> cbor;
   // r[impl schema.exchange]
   bool first = call.args_schemas != nullptr && st.args_schemas_sent.insert(call.method_id).second;
@@ -208,6 +261,7 @@ void start_call(driver_pointer self, outgoing_call call, caf::typed_response_pro
     // The link broke under us: the call waits, first in line, for a resume (its schemas
     // prepared again then), or fails with the rest when the session ends.
     st.pending.erase(id);
+    st.resend.erase(id);
     st.tags.erase(call.cancel_tag);
     st.next_request_id -= 2;
     if (first)
@@ -251,8 +305,25 @@ void fail_stale_call(driver_pointer self, outgoing_call& call, caf::typed_respon
 /// every connection and its channels, so do we (pitfall 3: the receive side of every
 /// connection too); calls that carry channels fail, the others wait for their Response;
 /// what was held for the link goes out now.
-void on_resumed(driver_pointer self, uint64_t generation) {
+/// Sends a pending call again, as it was (request id, operation id, arguments), with its
+/// schemas when it is its method's first call on the new link.
+bool send_again(driver_pointer self, request_id id, const driver_state::sent_call& sc) {
   auto& st = self->state;
+  std::vector<uint8_t> cbor;
+  bool first = sc.args_schemas != nullptr && st.args_schemas_sent.insert(sc.method).second;
+  if (first)
+    cbor = st.schemas_out.prepare(*sc.args_schemas);
+  auto sent = st.cfg.conduit->send(
+    message{st.cfg.id, request_message{id, request_call{sc.method, sc.metadata, sc.args, std::move(cbor)}}},
+    st.generation);
+  if (!sent && first)
+    st.args_schemas_sent.erase(sc.method);
+  return static_cast<bool>(sent);
+}
+
+void on_resumed(driver_pointer self, const resumed_msg& m) {
+  auto& st = self->state;
+  auto generation = m.generation;
   st.generation = generation;
   st.link_failed = false;
   st.awaiting_drain = false;
@@ -263,7 +334,13 @@ void on_resumed(driver_pointer self, uint64_t generation) {
   auto lost = channels_lost();
   for (auto id : st.pending_with_channels) {
     if (auto p = st.pending.find(id); p != st.pending.end()) {
-      p->second.deliver(lost);
+      // r[impl retry.channel.recovery.non-idem]
+      // With an operation id the call is ambiguous, and its channels cannot be resumed:
+      // Indeterminate, as the reference answers (channel rebinding is not implemented).
+      if (st.resend.erase(id) > 0)
+        p->second.deliver(call_response{{}, indeterminate_response(), {}});
+      else
+        p->second.deliver(lost);
       st.pending.erase(p);
       std::erase_if(st.tags, [&](const auto& kv) { return kv.second == id; });
     }
@@ -280,6 +357,18 @@ void on_resumed(driver_pointer self, uint64_t generation) {
   st.held_replies.clear();
   for (auto& r : held)
     send_response(self, r.id, std::move(r.metadata), std::move(r.ret), r.response_schemas);
+  // r[impl retry.reconnect.session-resume.evaluate]
+  // Calls whose Call or Response the old link may have lost go out again; the peer's
+  // operation store runs each at most once and answers the rest from what it kept.
+  st.cfg.peer_supports_retry = m.peer_supports_retry;
+  if (!st.cfg.peer_supports_retry)
+    st.resend.clear();
+  for (auto& [id, sc] : st.resend) {
+    if (!send_again(self, id, sc)) {
+      st.link_failed = true; // the new link broke too: the next resume sends them
+      break;
+    }
+  }
   send_queued(self);
   pump_credit(self);
 }
@@ -297,6 +386,8 @@ driver_actor::behavior_type driver_behavior(driver_pointer self, driver_config c
   self->state.next_request_id = cfg.local_settings.parity == parity::odd ? 1 : 2;
   self->state.cfg = std::move(cfg);
   self->state.generation = self->state.cfg.conduit->generation();
+  if (self->state.cfg.operations)
+    self->state.operations.emplace(*self->state.cfg.operations);
   self->state.channels.emplace(self->state.cfg.id, self->state.cfg.local_settings.parity, self->state.cfg.conduit);
   self->monitor(self->state.cfg.session);
   self->set_down_handler([self](caf::down_msg&) {
@@ -354,6 +445,7 @@ driver_actor::behavior_type driver_behavior(driver_pointer self, driver_config c
       p->second.deliver(make_error(errc::cancelled, "call cancelled"));
       st.pending.erase(p); // a Response that still arrives is dropped
       st.pending_with_channels.erase(id);
+      st.resend.erase(id);
       (void) st.cfg.conduit->send(message{st.cfg.id, request_message{id, request_cancel{}}}, st.generation);
       send_queued(self);
     },
@@ -377,7 +469,7 @@ driver_actor::behavior_type driver_behavior(driver_pointer self, driver_config c
     },
     [self](channel_control_msg& msg) { self->state.channels->control(msg); },
     [self](channel_timeout_atom, channel_id id, uint64_t serial) { self->state.channels->expire(id, serial); },
-    [self](resumed_msg& m) { on_resumed(self, m.generation); },
+    [self](resumed_msg& m) { on_resumed(self, m); },
     [self](link_drained_atom) {
       self->state.awaiting_drain = false;
       send_queued(self);

@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <deque>
+#include <map>
 #include <memory>
 #include <optional>
 #include <unordered_map>
@@ -12,6 +13,7 @@
 #include "actors/driver_channels.hpp"
 #include "actors/handles.hpp"
 #include "actors/interfaces.hpp"
+#include "actors/operation_store.hpp"
 #include "protocol/schema_tracker.hpp"
 #include "transport/bare_conduit.hpp"
 
@@ -27,6 +29,11 @@ struct driver_config {
   call_handler handler; ///< serves inbound calls; none answers UnknownMethod
   std::shared_ptr<detail::channel_context> channels; ///< shared with the connection's handles
   log_sink log;                                      ///< the session's diagnostics
+  /// The peer said supports_retry: our calls carry operation ids and are sent again
+  /// after a resume.
+  bool peer_supports_retry = false;
+  /// We said supports_retry: the peer's calls with operation ids go through a store.
+  std::optional<detail::operation_store::limits> operations;
 };
 
 struct driver_state {
@@ -68,6 +75,21 @@ struct driver_state {
   std::vector<reply_msg> held_replies;
   /// A send failed: the link is dead; nothing more goes out until a resume (or the end).
   bool link_failed = false;
+
+  // -- operation ids (session-behaviours.md §2.9) --
+  /// What a pending call sent, to send it again after a resume (only while the peer
+  /// supports retry), by request id: re-sent in the order they were first sent.
+  struct sent_call {
+    method_id_t method = 0;
+    vox::metadata metadata;
+    payload args;
+    const schema::schema_payload* args_schemas = nullptr;
+    bool has_channels = false;
+  };
+  std::map<request_id, sent_call> resend;
+  uint64_t next_operation_id = 1;
+  /// The peer's operations on this connection (when we advertised supports_retry).
+  std::optional<detail::operation_store> operations;
 
   /// Fails every pending call with `reason` (a dead actor's promises are not failed by
   /// CAF 0.17 itself, so this runs on every exit path).

@@ -82,4 +82,12 @@ payload unknown_method_response() {
   return payload{encode(call_result<unit>{std::in_place_index<1>, unknown_method{}})};
 }
 
+payload indeterminate_response() {
+  return payload{encode(call_result<unit>{std::in_place_index<1>, indeterminate{}})};
+}
+
+payload invalid_payload_response(std::string message) {
+  return payload{encode(call_result<unit>{std::in_place_index<1>, invalid_payload{std::move(message)}})};
+}
+
 } // namespace vox

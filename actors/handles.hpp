@@ -154,6 +154,11 @@ struct keepalive_options {
 payload cancelled_response();
 /// `Err(VoxError::UnknownMethod)`.
 payload unknown_method_response();
+/// `Err(VoxError::Indeterminate)`: the call may or may not have run, and will not be run
+/// again (r[retry.outcome.indeterminate]).
+payload indeterminate_response();
+/// `Err(VoxError::InvalidPayload(message))`.
+payload invalid_payload_response(std::string message);
 
 } // namespace vox
 

@@ -127,6 +127,8 @@ struct reconnect_failed_msg {
 /// session to every driver before the new link's first Message.
 struct resumed_msg {
   uint64_t generation = 0;
+  /// What the peer said in the new handshake (behaviour 41).
+  bool peer_supports_retry = false;
 };
 
 /// All copies of the caller of `id` are gone. Sent by the connection's caller guard.

@@ -48,7 +48,9 @@ void activate(session_pointer self, connection_id id, connection_slot& slot, cal
                     caf::actor_cast<session_actor>(self),
                     std::move(handler),
                     slot.channels,
-                    self->state.log_to};
+                    self->state.log_to,
+                    self->state.handshake.peer_supports_retry,
+                    self->state.options.retry ? std::optional{self->state.options.operation_limits} : std::nullopt};
   slot.driver = self->spawn<caf::monitored>(driver_behavior, std::move(cfg));
   self->state.connection_of_driver[slot.driver.id()] = id;
   slot.pending = false;

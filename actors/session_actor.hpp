@@ -12,6 +12,7 @@
 #include "actors/handles.hpp"
 #include "actors/interfaces.hpp"
 #include "actors/io.hpp"
+#include "actors/operation_store.hpp"
 #include "actors/session_registry.hpp"
 #include "transport/bare_conduit.hpp"
 #include "transport/handshake_exchange.hpp"
@@ -58,6 +59,15 @@ struct session_options {
   /// Acceptor, resumable: where the session registers under its resume key so that a
   /// handshake presenting the key resumes it (`session_server` makes one if unset).
   std::shared_ptr<session_registry> registry;
+  /// Operation ids and retry (session-behaviours.md §2.9; README "Resumption"), off by
+  /// default. On: the handshake says supports_retry, and the peer's calls that carry an
+  /// operation id go through a store per connection (a duplicate waits for the first,
+  /// a repeat after the answer gets the same answer, the handler runs once). As a caller,
+  /// whenever the peer says supports_retry, calls carry operation ids and those pending
+  /// at a resume are sent again. Costs, when used: a copy of each call's arguments until
+  /// its Response, and a copy of each answer the store keeps (`operation_limits`).
+  bool retry = false;
+  detail::operation_store::limits operation_limits;
   /// Prologue plus handshake must finish within this time, or the link is aborted.
   std::chrono::milliseconds handshake_timeout{10000};
   /// The I/O threads that serve the session's link (socket links only); none: the actor

@@ -176,7 +176,7 @@ caf::result<caf::ok_atom> resume(session_pointer self, resume_msg& m) {
       slot.open_promise.deliver(make_error(errc::session_lost, "the link broke before the peer answered the open"));
       unanswered.push_back(id);
     } else {
-      self->send(slot.driver, resumed_msg{generation});
+      self->send(slot.driver, resumed_msg{generation, hs.peer_supports_retry});
     }
   }
   for (auto id : unanswered) {

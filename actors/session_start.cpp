@@ -20,13 +20,14 @@ session_handle spawn_session(caf::actor_system& sys, link_ptr link, handshake_re
   auto conduit = std::make_shared<bare_conduit>(std::move(link));
   auto root_handler = options.root_handler;
   auto log = log_sink_of(options);
+  auto operations = options.retry ? std::optional{options.operation_limits} : std::nullopt;
   auto session = sys.spawn(session_behavior, conduit, handshake, std::move(options));
   // The root driver exists before the session reads anything, so the handle returned here
   // is complete; attach_root_msg is the first message the session processes.
   // r[impl rpc.channel.binding]
   auto channels = std::make_shared<detail::channel_context>(0, handshake.our_settings.parity, conduit, sys);
-  driver_config cfg{0,       handshake.our_settings,  handshake.peer_settings, conduit, session,
-                    std::move(root_handler), channels, std::move(log)};
+  driver_config cfg{0,       handshake.our_settings,  handshake.peer_settings,     conduit,   session,
+                    std::move(root_handler), channels, std::move(log), handshake.peer_supports_retry, operations};
   auto root_driver = sys.spawn(driver_behavior, std::move(cfg));
   auto callers = std::make_shared<detail::caller_registry>();
   caf::anon_send(session, attach_root_msg{root_driver, callers, link_started});
@@ -123,6 +124,7 @@ handshake_options handshake_options_of(const session_options& options) {
   handshake_options out;
   out.settings = options.settings;
   out.resumable = options.resumable;
+  out.supports_retry = options.retry;
   if (options.resumable && options.registry)
     out.known_resume_key = [registry = options.registry](byte_span key) { return registry->find(key) != nullptr; };
   return out;

@@ -3,8 +3,9 @@
 //   vox-testbed serve --listen HOST:PORT | --port N [--keepalive MS] [--resume-grace MS]
 //       serves Testbed on the root and on every virtual connection a client opens; prints
 //       LISTEN_ADDR=HOST:PORT when ready (port 0 picks a free port); stops on SIGTERM/SIGINT.
-//       Sessions are resumable (the reference client requires it): a session whose link
-//       breaks waits --resume-grace ms (default 30000) for its client to resume it
+//       Sessions are resumable (the reference client requires it) and serve operation ids:
+//       a session whose link breaks waits --resume-grace ms (default 30000) for its client
+//       to resume it, and a call the client sends again runs once
 //   vox-testbed client (--connect HOST:PORT | --listen HOST:PORT) --scenario NAME|all [--keepalive MS]
 //                      [--break-and-resume]
 //       runs client scenarios as the caller, one "OK name" / "FAIL name: reason" line
@@ -72,6 +73,7 @@ int serve(caf::actor_system& sys, int argc, char** argv) {
     return usage();
   cfg.options = serving_options(*ka);
   cfg.options.resumable = true;
+  cfg.options.retry = true; // calls the reference client sends again after a resume run once
   cfg.options.resume_timeout = std::chrono::milliseconds{*grace};
   auto srv = session_server::start(sys, cfg);
   if (!srv)
@@ -140,6 +142,7 @@ int run_across_a_break(caf::actor_system& sys, const std::string& host, uint16_t
     return lnk;
   };
   opts.resumable = true;
+  opts.retry = true;
   opts.reconnect = dial_tcp;
   auto first = dial_tcp();
   if (!first)

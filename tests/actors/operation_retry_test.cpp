@@ -1,0 +1,253 @@
+// Operation ids and retry (session-behaviours.md §2.9, §3.8): a call the broken link may
+// have lost is sent again after the resume, and the peer's operation store makes sure it
+// runs once.
+#include <condition_variable>
+#include <mutex>
+
+#include <catch2/catch.hpp>
+
+#include "actors/operation_store.hpp"
+#include "actors/service.hpp"
+#include "support/lossy_link.hpp"
+#include "support/session_fixture.hpp"
+
+using namespace vox;
+using namespace vox::test;
+
+namespace {
+
+using echo = method<"echo", std::string(std::string)>;
+using echo_service = service<"Echo", echo>;
+
+/// An Echo service whose answers wait until the test releases them.
+struct held_echoes {
+  std::mutex mtx;
+  std::condition_variable cv;
+  std::vector<std::pair<std::string, responder<echo_service, echo>>> calls;
+  std::vector<vox::metadata> seen_metadata;
+  int runs = 0;
+
+  call_handler handler() {
+    service_dispatcher<echo_service> d;
+    d.on<echo>([this](std::string s, responder<echo_service, echo> r) {
+      std::lock_guard<std::mutex> guard{mtx};
+      seen_metadata.push_back(r.call_metadata());
+      calls.emplace_back(std::move(s), std::move(r));
+      ++runs;
+      cv.notify_all();
+    });
+    return d.handler();
+  }
+
+  bool wait_for(int n) {
+    std::unique_lock<std::mutex> guard{mtx};
+    return cv.wait_for(guard, wait_bound, [&] { return runs >= n; });
+  }
+
+  void release() {
+    std::vector<std::pair<std::string, responder<echo_service, echo>>> taken;
+    {
+      std::lock_guard<std::mutex> guard{mtx};
+      taken.swap(calls);
+    }
+    for (auto& [s, r] : taken)
+      r.ok(s);
+  }
+};
+
+template <class Pred>
+bool eventually(Pred pred) {
+  auto deadline = std::chrono::steady_clock::now() + wait_bound;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (pred())
+      return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds{1});
+  }
+  return pred();
+}
+
+session_options with_retry(session_options o, std::shared_ptr<session_registry> registry = nullptr) {
+  o.resumable = true;
+  o.retry = true;
+  o.registry = std::move(registry);
+  return o;
+}
+
+/// The raw Response to an echo of `text` with `md`, made on its own thread.
+std::future<caf::expected<call_response>> echo_async(actor_fixture& f, const caller& c, std::string text,
+                                                     vox::metadata md = {}) {
+  return f.async([c, text, md](caf::scoped_actor& a) {
+    client<echo_service> cl{c};
+    caf::expected<call_response> out = caf::error{};
+    auto call = cl.make_call<echo>({text}, call_options{md, 0});
+    a->request(c.driver(), wait_bound, call_atom::value, std::move(*call))
+      .receive([&](call_response& r) { out = std::move(r); }, [&](caf::error& e) { out = std::move(e); });
+    return out;
+  });
+}
+
+std::string echoed(const caf::expected<call_response>& r) {
+  if (!r)
+    return "error: " + describe(r.error());
+  auto res = client<echo_service>::decode_result<echo>(*r);
+  if (!res || !res->is_ok())
+    return "not ok";
+  return res->ok();
+}
+
+struct retry_pair {
+  actor_fixture& f;
+  std::shared_ptr<session_registry> registry = std::make_shared<session_registry>();
+  session_options client_opts;
+  session_options server_opts;
+  std::shared_ptr<lossy_link> client_link;
+  std::shared_ptr<lossy_link> server_link;
+  session_pair pair;
+
+  retry_pair(actor_fixture& fx, call_handler handler, bool retry = true) : f(fx) {
+    client_opts = retry ? with_retry(logless()) : logless();
+    client_opts.resumable = true;
+    server_opts = retry ? with_retry(serving(std::move(handler)), registry) : serving(std::move(handler));
+    server_opts.resumable = true;
+    server_opts.registry = registry;
+    auto links = make_memory_link_pair();
+    client_link = std::make_shared<lossy_link>(links.first);
+    server_link = std::make_shared<lossy_link>(links.second);
+    pair = make_session_pair(f, {client_link, server_link}, client_opts, server_opts);
+  }
+
+  /// Breaks the link under both sessions and resumes them on a fresh one.
+  void break_and_resume() {
+    client_link->abort();
+    REQUIRE(eventually([&] { return !f.info(pair.client.actor).connected && !f.info(pair.server.actor).connected; }));
+    auto links = make_memory_link_pair();
+    auto server = std::async(std::launch::async, [&] { return accept_session(f.sys, links.second, server_opts); });
+    REQUIRE(resume_session(f.sys, pair.client.actor, links.first, client_opts));
+    REQUIRE(server.get());
+  }
+};
+
+} // namespace
+
+TEST_CASE("the operation store starts, attaches, replays, forgets and evicts as the retry rules say", "[retry]") {
+  using verdict = detail::operation_store::verdict;
+  detail::operation_store store{{2, 1u << 20}};
+  // r[verify retry.duplicate.live.attach]
+  CHECK(store.admit(7, 1, 100) == verdict::start);
+  CHECK(store.admit(7, 1, 100) == verdict::duplicate);
+  CHECK(store.admit(7, 3, 100) == verdict::attached);
+  CHECK(store.admit(7, 5, 200) == verdict::conflict);
+  auto waiters = store.seal(1, {100, {}, payload{0x00, 0x2a}, nullptr});
+  CHECK(waiters == std::vector<request_id>{3});
+  // r[verify retry.duplicate.sealed]
+  CHECK(store.admit(7, 9, 100) == verdict::replay);
+  REQUIRE(store.sealed(7));
+  CHECK(store.sealed(7)->ret == payload{0x00, 0x2a});
+  CHECK(store.seal(9, {100, {}, payload{0x00}, nullptr}).empty()); // not an owner: no change
+  CHECK(store.sealed(7)->ret == payload{0x00, 0x2a});
+  // A cancelled owner is forgotten with its waiters; the id may run again.
+  CHECK(store.admit(8, 11, 100) == verdict::start);
+  CHECK(store.admit(8, 13, 100) == verdict::attached);
+  CHECK(store.forget(11) == std::vector<request_id>{13});
+  CHECK(store.admit(8, 15, 100) == verdict::start);
+  // Bounded: beyond two sealed answers the oldest goes, and its id is answered
+  // Indeterminate rather than run again (r[verify retry.gc.fail-closed]).
+  store.seal(15, {100, {}, payload{0x00}, nullptr});
+  CHECK(store.admit(10, 17, 100) == verdict::start);
+  store.seal(17, {100, {}, payload{0x00}, nullptr});
+  CHECK(store.sealed_count() == 2);
+  CHECK(store.admit(7, 19, 100) == verdict::indeterminate);
+  CHECK(store.live() == 0);
+}
+
+TEST_CASE("the store's bytes are bounded: large answers evict older ones", "[retry]") {
+  detail::operation_store store{{1000, 64 * 1024}};
+  for (uint64_t op = 1; op <= 100; ++op) {
+    REQUIRE(store.admit(op, op * 2 + 1, 1) == detail::operation_store::verdict::start);
+    store.seal(op * 2 + 1, {1, {}, payload(16 * 1024, 0x01), nullptr});
+    CHECK(store.sealed_bytes() <= 64 * 1024);
+  }
+  CHECK(store.sealed_count() < 4);
+}
+
+// r[verify retry.reconnect.session-resume.evaluate]
+// r[verify retry.duplicate.sealed]
+TEST_CASE("a call whose Response the broken link lost is answered after the resume from the store; "
+          "the handler ran once and the replay carries schemas",
+          "[actors][retry]") {
+  actor_fixture f;
+  held_echoes held;
+  retry_pair p{f, held.handler()};
+  caller root{p.pair.client.root};
+  auto pending = echo_async(f, root, "once");
+  REQUIRE(held.wait_for(1));
+  // The operation id went out (the peer said supports_retry).
+  REQUIRE(operation_id_of(held.seen_metadata.at(0)));
+
+  p.server_link->swallow(); // the network goes; the answer is written into the void
+  held.release();
+  REQUIRE(eventually([&] { return p.server_link->swallowed() >= 1; }));
+  p.break_and_resume();
+
+  REQUIRE(pending.wait_for(wait_bound) == std::future_status::ready);
+  auto r = pending.get();
+  CHECK(echoed(r) == "once");
+  REQUIRE(r);
+  CHECK_FALSE(r->schemas.empty()); // the first answer on the new link carries them
+  CHECK(held.runs == 1);
+}
+
+TEST_CASE("a call whose Call the broken link lost is sent again after the resume and runs once", "[actors][retry]") {
+  actor_fixture f;
+  held_echoes held;
+  retry_pair p{f, held.handler()};
+  caller root{p.pair.client.root};
+  p.client_link->swallow();
+  auto pending = echo_async(f, root, "lost");
+  REQUIRE(eventually([&] { return p.client_link->swallowed() >= 1; }));
+  CHECK(held.runs == 0);
+  p.break_and_resume();
+  REQUIRE(held.wait_for(1));
+  held.release();
+  REQUIRE(pending.wait_for(wait_bound) == std::future_status::ready);
+  CHECK(echoed(pending.get()) == "lost");
+  CHECK(held.runs == 1);
+}
+
+// r[verify retry.duplicate.live.attach]
+TEST_CASE("two concurrent calls with one operation id both get the one answer; the handler runs once",
+          "[actors][retry]") {
+  actor_fixture f;
+  held_echoes held;
+  retry_pair p{f, held.handler()};
+  caller root{p.pair.client.root};
+  vox::metadata md{metadata_entry{operation_id_key, uint64_t{99}, metadata_flags::none}};
+  auto first = echo_async(f, root, "same", md);
+  REQUIRE(held.wait_for(1));
+  auto second = echo_async(f, root, "same", md);
+  // Calls on a connection are handled in order: once the handler sees this one, the
+  // second was admitted, and it was attached to the first instead of run.
+  auto marker = echo_async(f, root, "marker");
+  REQUIRE(held.wait_for(2));
+  held.release();
+  CHECK(echoed(first.get()) == "same");
+  CHECK(echoed(second.get()) == "same");
+  CHECK(echoed(marker.get()) == "marker");
+  CHECK(held.runs == 2); // "same" once, "marker" once
+  // And a third, after the answer, is a replay.
+  CHECK(echoed(echo_async(f, root, "same", md).get()) == "same");
+  CHECK(held.runs == 2);
+}
+
+TEST_CASE("without retry on both sides calls carry no operation id and nothing is sent again",
+          "[actors][retry]") {
+  actor_fixture f;
+  held_echoes held;
+  retry_pair p{f, held.handler(), false};
+  caller root{p.pair.client.root};
+  auto pending = echo_async(f, root, "plain");
+  REQUIRE(held.wait_for(1));
+  CHECK_FALSE(operation_id_of(held.seen_metadata.at(0)));
+  held.release();
+  CHECK(echoed(pending.get()) == "plain");
+}

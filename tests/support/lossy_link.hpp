@@ -1,0 +1,50 @@
+// A link that can lose what is sent on it, as a socket's buffers are lost when the
+// network goes away: for tests of what survives a broken link.
+#pragma once
+
+#include <atomic>
+
+#include "transport/link.hpp"
+
+namespace vox::test {
+
+/// Forwards everything to `inner` until `swallow()`; from then on every payload sent
+/// vanishes (the send still succeeds). Receiving is untouched.
+class lossy_link final : public link {
+public:
+  explicit lossy_link(link_ptr inner) : inner_(std::move(inner)) {}
+
+  void swallow() { swallowing_ = true; }
+  /// Payloads that vanished so far.
+  size_t swallowed() const { return swallowed_.load(); }
+
+  caf::expected<void> send(byte_span payload) override {
+    if (swallowing_) {
+      ++swallowed_;
+      return {};
+    }
+    return inner_->send(payload);
+  }
+  caf::expected<void> send_many(std::span<const byte_span> payloads) override {
+    for (auto p : payloads)
+      if (auto sent = send(p); !sent)
+        return sent;
+    return {};
+  }
+  bool congested() const override { return inner_->congested(); }
+  void when_drained(std::function<void()> fn) override { inner_->when_drained(std::move(fn)); }
+  caf::expected<std::optional<byte_buffer>> recv() override { return inner_->recv(); }
+  void start(std::shared_ptr<link_receiver> receiver, const std::shared_ptr<io_reactor>& io) override {
+    inner_->start(std::move(receiver), io);
+  }
+  void close() override { inner_->close(); }
+  void abort() override { inner_->abort(); }
+  std::string describe() const override { return "lossy " + inner_->describe(); }
+
+private:
+  link_ptr inner_;
+  std::atomic<bool> swallowing_{false};
+  std::atomic<size_t> swallowed_{0};
+};
+
+} // namespace vox::test
