@@ -108,7 +108,7 @@ caf::error channel_end::write_items(std::vector<payload> items) {
 }
 
 void channel_end::control(channel_control_msg::kind what, vox::metadata md) {
-  caf::anon_send(binding_.driver, channel_control_msg{binding_.decl, what, std::move(md)});
+  caf::anon_send(binding_.driver, channel_control_msg{binding_.decl, what, std::move(md), binding_.generation});
 }
 
 void channel_end::close(vox::metadata md) {
@@ -218,10 +218,10 @@ bool read_channel(postcard::reader& r, end_ptr& end, bool local_receives, uint32
   if (binder == nullptr || binder->table == nullptr)
     return r.fail(errc::invalid_value, "a channel argument outside of a call");
   channel_decl decl{id, local_receives, initial_credit};
-  if (!binder->table->declare(decl, true))
+  binder->generation = binder->context->conduit->generation();
+  if (!binder->table->declare(decl, true, binder->generation))
     return r.fail(errc::invalid_value, "channel id " + std::to_string(id) + " is 0 or already in use");
   end = std::make_shared<channel_end>(initial_credit);
-  binder->generation = binder->context->conduit->generation();
   end->bind({binder->context, binder->driver, decl, binder->generation});
   binder->declared.push_back(decl);
   return true;

@@ -137,7 +137,9 @@ public:
   /// Blocking: waits for items or the end of the channel.
   caf::error wait_items(std::optional<std::chrono::steady_clock::time_point> deadline);
 
-  channel_request request(std::chrono::milliseconds timeout = {}) const { return {binding_.decl, timeout}; }
+  channel_request request(std::chrono::milliseconds timeout = {}) const {
+    return {binding_.decl, timeout, binding_.generation};
+  }
 
 private:
   void control(channel_control_msg::kind what, vox::metadata md);

@@ -43,14 +43,18 @@ void send_response(driver_pointer self, request_id id, vox::metadata md, payload
   if (i == st.inflight.end())
     return;
   auto method = i->second.method_id;
-  if (st.operations) {
-    // r[impl retry.seal.terminal-replay]
-    // The owner of an operation answered: later calls with its id get the same answer,
-    // and those waiting for it get it now.
-    auto waiters = st.operations->seal(id, {method, md, ret, schemas});
-    for (auto w : waiters)
-      send_response(self, w, md, ret, schemas);
-  }
+  // r[impl retry.seal.terminal-replay]
+  // The owner of an operation answered: later calls with its id get the same answer,
+  // and those waiting for it get it now. A call with channels is sealed only once its
+  // answer is on the wire: one that could not go out may be the fruit of channels the
+  // broken link took along, and a resume releases it instead (see on_resumed).
+  auto seal = [&] {
+    if (st.operations)
+      for (auto w : st.operations->seal(id, {method, md, ret, schemas}))
+        send_response(self, w, md, ret, schemas);
+  };
+  if (!i->second.has_channels)
+    seal();
   bool first = schemas != nullptr && st.response_schemas_sent.count(method) == 0;
   std::vector<uint8_t> cbor;
   // r[impl schema.exchange]
@@ -67,7 +71,14 @@ void send_response(driver_pointer self, request_id id, vox::metadata md, payload
   }
   if (first)
     st.response_schemas_sent.insert(method);
+  auto had_channels = i->second.has_channels;
   st.inflight.erase(i);
+  if (had_channels) {
+    auto& resp = std::get<request_response>(std::get<request_message>(msg.payload).body);
+    md = std::move(resp.metadata);
+    ret = std::move(resp.ret);
+    seal();
+  }
 }
 
 /// Asks the session to answer the peer's violation with a ProtocolError and end.
@@ -149,7 +160,7 @@ void handle_request(driver_pointer self, request_message& rm) {
       return;
     }
     auto control = std::make_shared<detail::call_control>();
-    st.inflight.emplace(rm.id, driver_state::inflight_call{call->method_id, control});
+    st.inflight.emplace(rm.id, driver_state::inflight_call{call->method_id, control, false, std::nullopt, channel_retry_mode::none});
     if (st.operations && !admit_operation(self, rm.id, *call))
       return;
     if (!st.cfg.handler) {
@@ -163,6 +174,9 @@ void handle_request(driver_pointer self, request_message& rm) {
     // that items right behind the Call find them.
     detail::channel_binder binder{st.cfg.channels, caf::actor_cast<driver_actor>(self), &*st.channels};
     detail::binder_scope scope{binder};
+    auto& entry = st.inflight[rm.id];
+    entry.operation = operation_id_of(in.metadata);
+    entry.retry_mode = channel_retry_mode_of(in.metadata);
     // r[impl rpc.handler]
     try {
       st.cfg.handler(std::move(in), reply_sink{caf::actor_cast<driver_actor>(self), rm.id, control});
@@ -172,6 +186,8 @@ void handle_request(driver_pointer self, request_message& rm) {
     } catch (...) {
       log(self, "handler of method " + method_label(method) + " threw a non-standard exception");
     }
+    if (auto i = st.inflight.find(rm.id); i != st.inflight.end() && i->second.control == control)
+      i->second.has_channels = !binder.declared.empty();
   } else if (auto* resp = std::get_if<request_response>(&rm.body)) {
     if (!record_schemas(self, resp->schemas))
       return;
@@ -248,7 +264,7 @@ void start_call(driver_pointer self, outgoing_call call, caf::typed_response_pro
     if (!operation_id_of(call.metadata))
       call.metadata.push_back(metadata_entry{operation_id_key, st.next_operation_id++, metadata_flags::none});
     st.resend.emplace(id, driver_state::sent_call{call.method_id, call.metadata, call.args, call.args_schemas,
-                                                  !call.channels.empty()});
+                                                  call.channels});
   }
   std::vector<uint8_t> cbor;
   // r[impl schema.exchange]
@@ -321,6 +337,48 @@ bool send_again(driver_pointer self, request_id id, const driver_state::sent_cal
   return static_cast<bool>(sent);
 }
 
+/// A pending call with channels that may run again after a resume: idempotent (the caller
+/// said so in its metadata) and we only receive on its channels.
+bool rerunnable(const driver_state& st, const driver_state::sent_call& sc) {
+  if (channel_retry_mode_of(sc.metadata) != channel_retry_mode::idem)
+    return false;
+  return std::all_of(sc.channels.begin(), sc.channels.end(),
+                     [&](const channel_decl& ch) { return st.channels->receives(ch.id); });
+}
+
+/// The peer's calls whose handlers bound channels cannot go on after a resume (their
+/// channels end). Their runs are abandoned: the handler sees itself cancelled, and its
+/// answer, if it still comes, is dropped. A caller that sent an operation id knows what
+/// to do (send it again if idempotent, else conclude Indeterminate), and the store
+/// answers a repeat accordingly; any other caller gets Indeterminate now.
+void release_inflight_channel_calls(driver_pointer self) {
+  auto& st = self->state;
+  std::vector<request_id> released;
+  for (auto& [id, call] : st.inflight) {
+    if (!call.has_channels)
+      continue;
+    call.control->cancelled.store(true);
+    released.push_back(id);
+  }
+  // Answers they gave after their link broke are not sent (nor were they sealed).
+  std::erase_if(st.held_replies, [&](const reply_msg& r) {
+    return std::find(released.begin(), released.end(), r.id) != released.end();
+  });
+  for (auto id : released) {
+    auto call = st.inflight[id];
+    std::vector<request_id> waiters;
+    if (call.operation && st.operations) {
+      waiters = st.operations->release(id, call.retry_mode == channel_retry_mode::idem);
+      st.inflight.erase(id);
+    } else {
+      // r[impl retry.outcome.indeterminate.recovery]
+      waiters.push_back(id);
+    }
+    for (auto w : waiters)
+      send_response(self, w, {}, indeterminate_response());
+  }
+}
+
 void on_resumed(driver_pointer self, const resumed_msg& m) {
   auto& st = self->state;
   auto generation = m.generation;
@@ -332,27 +390,41 @@ void on_resumed(driver_pointer self, const resumed_msg& m) {
   st.args_schemas_sent.clear();
   st.response_schemas_sent.clear();
   auto lost = channels_lost();
-  for (auto id : st.pending_with_channels) {
-    if (auto p = st.pending.find(id); p != st.pending.end()) {
-      // r[impl retry.channel.recovery.non-idem]
-      // With an operation id the call is ambiguous, and its channels cannot be resumed:
-      // Indeterminate, as the reference answers (channel rebinding is not implemented).
-      if (st.resend.erase(id) > 0)
-        p->second.deliver(call_response{{}, indeterminate_response(), {}});
-      else
-        p->second.deliver(lost);
-      st.pending.erase(p);
-      std::erase_if(st.tags, [&](const auto& kv) { return kv.second == id; });
+  std::vector<channel_id> keep;
+  std::erase_if(st.pending_with_channels, [&](request_id id) {
+    auto p = st.pending.find(id);
+    if (p == st.pending.end())
+      return true;
+    auto r = st.resend.find(id);
+    if (r != st.resend.end() && rerunnable(st, r->second)) {
+      // r[impl retry.channel.volatile.rebinding]
+      // Idempotent, and we only receive on its channels: it goes out again as it was and
+      // runs again; its channel ids are free on both sides again, and what the new run
+      // sends arrives on the same receiving ends.
+      for (auto& ch : r->second.channels)
+        keep.push_back(ch.id);
+      return false;
     }
-  }
-  st.pending_with_channels.clear();
+    // r[impl retry.channel.recovery.non-idem]
+    // With an operation id the call is ambiguous and its channels are gone: Indeterminate.
+    if (r != st.resend.end()) {
+      st.resend.erase(r);
+      p->second.deliver(call_response{{}, indeterminate_response(), {}});
+    } else {
+      p->second.deliver(lost);
+    }
+    st.pending.erase(p);
+    std::erase_if(st.tags, [&](const auto& kv) { return kv.second == id; });
+    return true;
+  });
+  release_inflight_channel_calls(self);
   std::erase_if(st.queued, [&](auto& q) {
     if (q.first.channels.empty() || q.first.generation >= generation)
       return false;
     fail_stale_call(self, q.first, q.second);
     return true;
   });
-  st.channels->resumed(generation, lost);
+  st.channels->resumed(generation, lost, keep);
   auto held = std::move(st.held_replies);
   st.held_replies.clear();
   for (auto& r : held)
@@ -410,7 +482,7 @@ driver_actor::behavior_type driver_behavior(driver_pointer self, driver_config c
         return rp;
       }
       for (auto& ch : call.channels)
-        st.channels->declare(ch, false);
+        st.channels->declare(ch, false, call.generation);
       // r[impl rpc.flow-control.max-concurrent-requests]
       if (at_peer_limit(st) || !st.queued.empty() || hold_for_link(self))
         st.queued.emplace_back(std::move(call), rp); // waits its turn, in order
@@ -450,6 +522,10 @@ driver_actor::behavior_type driver_behavior(driver_pointer self, driver_config c
       send_queued(self);
     },
     [self](reply_atom, reply_msg& r) {
+      auto& st = self->state;
+      auto i = st.inflight.find(r.id);
+      if (i == st.inflight.end() || (r.attempt && r.attempt != i->second.control))
+        return; // answered already, or the answer of a run a resume ended
       send_response(self, r.id, std::move(r.metadata), std::move(r.ret), r.response_schemas);
     },
     [self](connection_closed_msg& closed) {
@@ -458,16 +534,27 @@ driver_actor::behavior_type driver_behavior(driver_pointer self, driver_config c
     },
     [self](channel_credit_atom, channel_request& req) {
       auto rp = self->make_response_promise<uint32_t>();
+      if (self->state.channels->stale_end(req.channel.id, req.generation)) {
+        rp.deliver(channels_lost());
+        return rp;
+      }
       arm(self, req, self->state.channels->want_credit(req, rp));
       pump_credit(self);
       return rp;
     },
     [self](channel_recv_atom, channel_request& req) {
       auto rp = self->make_response_promise<channel_batch>();
+      if (self->state.channels->stale_end(req.channel.id, req.generation)) {
+        rp.deliver(channels_lost());
+        return rp;
+      }
       arm(self, req, self->state.channels->want_items(req, rp));
       return rp;
     },
-    [self](channel_control_msg& msg) { self->state.channels->control(msg); },
+    [self](channel_control_msg& msg) {
+      if (!self->state.channels->stale_end(msg.channel.id, msg.generation))
+        self->state.channels->control(msg);
+    },
     [self](channel_timeout_atom, channel_id id, uint64_t serial) { self->state.channels->expire(id, serial); },
     [self](resumed_msg& m) { on_resumed(self, m); },
     [self](link_drained_atom) {

@@ -55,6 +55,9 @@ struct driver_state {
   struct inflight_call {
     method_id_t method_id = 0;
     std::shared_ptr<detail::call_control> control;
+    bool has_channels = false; ///< the handler bound channels of the call
+    std::optional<uint64_t> operation;
+    channel_retry_mode retry_mode = channel_retry_mode::none;
   };
   std::unordered_map<request_id, inflight_call> inflight;
   /// Schema exchange on this connection (wire-format.md §7).
@@ -84,7 +87,7 @@ struct driver_state {
     vox::metadata metadata;
     payload args;
     const schema::schema_payload* args_schemas = nullptr;
-    bool has_channels = false;
+    std::vector<channel_decl> channels;
   };
   std::map<request_id, sent_call> resend;
   uint64_t next_operation_id = 1;

@@ -13,7 +13,7 @@ caf::error reset_error() { return make_error(errc::closed, "channel was reset");
 
 } // namespace
 
-bool driver_channels::declare(const channel_decl& decl, bool active) {
+bool driver_channels::declare(const channel_decl& decl, bool active, uint64_t generation) {
   if (decl.id == 0)
     return false;
   auto [i, fresh] = slots_.try_emplace(decl.id);
@@ -27,7 +27,14 @@ bool driver_channels::declare(const channel_decl& decl, bool active) {
   s.decl = decl;
   s.credit = decl.initial_credit;
   s.active = active;
+  s.generation = generation;
   return true;
+}
+
+bool driver_channels::stale_end(channel_id id, uint64_t generation) const {
+  if (auto i = slots_.find(id); i != slots_.end())
+    return i->second.generation != generation;
+  return generation < generation_;
 }
 
 driver_channels::slot* driver_channels::slot_for(const channel_decl& decl) {
@@ -39,6 +46,7 @@ driver_channels::slot* driver_channels::slot_for(const channel_decl& decl) {
   auto& s = slots_[decl.id];
   s.decl = decl;
   s.credit = decl.initial_credit;
+  s.generation = generation_;
   return &s;
 }
 
@@ -258,10 +266,24 @@ void driver_channels::close_all(const caf::error& reason) {
   }
 }
 
-void driver_channels::resumed(uint64_t generation, const caf::error& reason) {
+void driver_channels::resumed(uint64_t generation, const caf::error& reason, const std::vector<channel_id>& keep) {
+  std::unordered_map<channel_id, slot> kept;
+  for (auto id : keep)
+    if (auto i = slots_.find(id); i != slots_.end()) {
+      i->second.credit = i->second.decl.initial_credit;
+      i->second.handed = 0;
+      kept.emplace(id, std::move(i->second));
+      slots_.erase(i);
+    }
   close_all(reason);
+  slots_ = std::move(kept);
   generation_ = generation;
   held_ = false;
+}
+
+bool driver_channels::receives(channel_id id) const {
+  auto i = slots_.find(id);
+  return i != slots_.end() && i->second.decl.local_receives && !i->second.failure && !i->second.peer_closed;
 }
 
 void driver_channels::write(channel_id id, channel_body body) {

@@ -22,7 +22,7 @@ public:
 
   /// A channel of a call: the handler's (`active` at once) or the caller's (active once its
   /// Call is on the wire, so that no item overtakes it). False: the id is 0 or in use.
-  bool declare(const channel_decl& decl, bool active);
+  bool declare(const channel_decl& decl, bool active, uint64_t generation);
   /// The Call announcing `id` is out: items and credit may flow.
   void activate(channel_id id);
   /// The call announcing `id` never went out (send failure, cancelled while queued).
@@ -43,7 +43,14 @@ public:
   void close_all(const caf::error& reason);
   /// The session resumed on a new link (conduit `generation`): every channel ends with
   /// `reason` (the peer forgot them too, and items may have been lost with the old link).
-  void resumed(uint64_t generation, const caf::error& reason);
+  /// Channels in `keep` (receiving ones of a call that is sent again) stay, with their
+  /// items, and the peer's credit back at the initial value for its new run.
+  void resumed(uint64_t generation, const caf::error& reason, const std::vector<channel_id>& keep = {});
+  /// True if `id` is a channel we receive on.
+  bool receives(channel_id id) const;
+  /// True if an end bound in conduit generation `generation` no longer owns channel `id`:
+  /// a resume ended its channel, and the id may belong to a new run of its call.
+  bool stale_end(channel_id id, uint64_t generation) const;
 
   /// Soft backpressure: while the link is congested, credit requests that could be
   /// answered wait instead (a sending end then stops writing). True if one does.
@@ -75,6 +82,7 @@ private:
     caf::typed_response_promise<uint32_t> credit_waiter;
     caf::typed_response_promise<channel_batch> items_waiter;
     uint64_t serial = 0;
+    uint64_t generation = 0; ///< of the end that owns it (see stale_end)
   };
   using iterator = std::unordered_map<channel_id, slot>::iterator;
 

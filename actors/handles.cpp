@@ -67,7 +67,7 @@ void reply_sink::describe_response(const schema::schema_payload* schemas) const 
 void reply_sink::reply(payload ret, vox::metadata md, const schema::schema_payload* schemas) const {
   if (state_ && !state_->done.exchange(true))
     caf::anon_send(state_->driver, reply_atom::value,
-                   reply_msg{state_->id, std::move(md), std::move(ret), schemas});
+                   reply_msg{state_->id, std::move(md), std::move(ret), schemas, state_->control});
 }
 
 bool reply_sink::replied() const { return state_ && state_->done.load(); }

@@ -161,6 +161,9 @@ struct channel_decl {
 struct channel_request {
   channel_decl channel;
   std::chrono::milliseconds timeout{0};
+  /// The conduit generation the end was bound in: after a resume the id may belong to a
+  /// new run of the call, which an end of the old run must not touch.
+  uint64_t generation = 0;
 };
 
 /// Items for a receiving end, in order; `closed`: the sender closed the channel after them.
@@ -179,6 +182,7 @@ struct channel_control_msg {
   channel_decl channel;
   kind what = kind::close;
   vox::metadata metadata;
+  uint64_t generation = 0; ///< as in channel_request
 };
 
 /// An outgoing call: the driver allocates the request id and answers with the peer's
@@ -213,6 +217,10 @@ struct reply_msg {
   payload ret;
   /// Schemas of the method's Result, sent with its first response on this connection.
   const schema::schema_payload* response_schemas = nullptr;
+  /// Which run of request `id` answers (its call_control): after a resume the peer may
+  /// send the same request id again, and the answer of the run the resume ended must not
+  /// pass for the new one's.
+  std::shared_ptr<const void> attempt{};
 };
 
 /// The peer broke a protocol rule on a connection (e.g. sent a malformed or repeated

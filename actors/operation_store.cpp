@@ -12,6 +12,14 @@ std::optional<uint64_t> operation_id_of(const vox::metadata& md) {
   return std::nullopt;
 }
 
+channel_retry_mode channel_retry_mode_of(const vox::metadata& md) {
+  for (const auto& e : md)
+    if (e.key == channel_retry_mode_key)
+      if (const auto* v = std::get_if<uint64_t>(&e.value); v && (*v == 1 || *v == 2))
+        return static_cast<channel_retry_mode>(*v);
+  return channel_retry_mode::none;
+}
+
 namespace detail {
 
 namespace {
@@ -82,6 +90,21 @@ std::vector<request_id> operation_store::forget(request_id id) {
   auto waiters = std::move(l->second.waiters);
   live_.erase(l);
   op_of_owner_.erase(o);
+  return waiters;
+}
+
+std::vector<request_id> operation_store::release(request_id id, bool idempotent) {
+  auto o = op_of_owner_.find(id);
+  if (o == op_of_owner_.end())
+    return {};
+  auto op = o->second;
+  auto method = live_.at(op).method;
+  auto waiters = forget(id);
+  if (!idempotent) {
+    evicted_.emplace(op, method);
+    evicted_order_.push_back(op);
+    evict();
+  }
   return waiters;
 }
 

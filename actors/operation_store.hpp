@@ -20,6 +20,15 @@ inline constexpr const char* operation_id_key = "vox-operation-id";
 /// The operation id `md` carries, if any.
 std::optional<uint64_t> operation_id_of(const vox::metadata& md);
 
+/// The metadata key under which a call with channels says what may happen to it after a
+/// resume (testbed-service.md §1): U64 1 = not idempotent (it ends Indeterminate), 2 =
+/// idempotent (it is sent again and runs again with its channels).
+inline constexpr const char* channel_retry_mode_key = "vox-channel-retry-mode";
+enum class channel_retry_mode : uint64_t { none = 0, non_idem = 1, idem = 2 };
+
+/// The channel retry mode `md` carries (none if absent or unknown).
+channel_retry_mode channel_retry_mode_of(const vox::metadata& md);
+
 namespace detail {
 
 /// One connection's operations, owned by its driver. An operation is *live* while its
@@ -62,6 +71,11 @@ public:
   /// The owner `id` was cancelled: the operation is forgotten (a later call runs it
   /// again); returns its waiters, which are cancelled too.
   std::vector<request_id> forget(request_id id);
+  /// A resume ended the owner `id` without an answer. An idempotent operation is
+  /// forgotten (a repeat runs it again, r[retry.duplicate.released.idem]); any other is
+  /// remembered as released: a repeat gets Indeterminate (r[retry.duplicate.released.non-idem]).
+  /// Returns the waiters, which get Indeterminate.
+  std::vector<request_id> release(request_id id, bool idempotent);
 
   size_t live() const { return live_.size(); }
   size_t sealed_count() const { return sealed_.size(); }

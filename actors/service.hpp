@@ -15,6 +15,7 @@
 
 #include "actors/channel.hpp"
 #include "actors/channel_call.hpp"
+#include "actors/operation_store.hpp"
 #include "actors/handles.hpp"
 #include "protocol/service.hpp"
 
@@ -165,6 +166,11 @@ public:
     detail::binder_scope scope{binder};
     outgoing_call out{Service::template id<M>(), std::move(opts.metadata), payload{encode(args)},
                       &Service::template schemas<M>().args, {}, opts.cancel_tag};
+    if constexpr (M::has_channels) // what the peer and our driver do with it after a resume
+      out.metadata.push_back(metadata_entry{
+        channel_retry_mode_key,
+        static_cast<uint64_t>(M::idempotent ? channel_retry_mode::idem : channel_retry_mode::non_idem),
+        metadata_flags::none});
     if (binder.failed) {
       auto err = make_error(errc::invalid_request, "a channel end in the arguments is already bound to a call");
       for (auto& end : binder.ends)

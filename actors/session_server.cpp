@@ -189,6 +189,8 @@ void session_server::core::on_event(io_loop&, uint32_t) {
       hs = std::make_shared<accepting_input>(weak_from_this(), link, cfg.options);
       handshakes.insert(hs);
     }
+    if (cfg.on_link)
+      cfg.on_link(link);
     link->start(hs, io);
     loop->post_at(std::chrono::steady_clock::now() + cfg.options.handshake_timeout,
                   [weak = std::weak_ptr<accepting_input>{hs}] {

@@ -29,6 +29,9 @@ public:
     /// Called on an I/O thread with every established session, before the session reads
     /// anything; must not block and must not call stop().
     std::function<void(const session_handle&)> on_session;
+    /// Called on an I/O thread with every accepted link, before its handshake (and so
+    /// also with links that resume a session); must not block.
+    std::function<void(const link_ptr&)> on_link;
   };
 
   static caf::expected<std::unique_ptr<session_server>> start(caf::actor_system& sys, config cfg);

@@ -47,6 +47,16 @@ struct method<Name, Ret(Args...), Err> {
   using args_schema_root = std::conditional_t<sizeof...(Args) == 0, unit, args_type>;
   /// True if an argument is a channel end (its handler may block on it).
   static constexpr bool has_channels = (schema::detail::channel_end<Args> || ...);
+  /// Running it twice is safe (see `idem`).
+  static constexpr bool idempotent = false;
+};
+
+/// `M`, declared idempotent (Rust's `#[vox(idem)]`): after a resume, a call of it whose
+/// outcome is unknown may be run again (with fresh channels) instead of failing as
+/// Indeterminate (r[retry.duplicate.released.idem], r[retry.channel.volatile.rebinding]).
+template <class M>
+struct idem : M {
+  static constexpr bool idempotent = true;
 };
 
 /// The schemas a method attaches to its first call and its first response on a connection.

@@ -8,7 +8,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 build="${VOX_BUILD_DIR:-$root/build}"
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j "$(nproc)" --target vox-testbed vox-dump calculator
-coproc SERVER { exec "$build/apps/vox-testbed" serve --port 0; }
+coproc SERVER { exec "$build/apps/vox-testbed" serve --port 0 --break-after-items 20; }
 server=$SERVER_PID
 exec 3<&"${SERVER[0]}"
 trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true' EXIT
@@ -16,7 +16,7 @@ trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true' EXIT
 read -t 10 -r line <&3 || { echo "server failed to start"; exit 1; }
 addr="${line#LISTEN_ADDR=}"
 echo "== server listening on $addr"
-echo "== vox-testbed client --scenario all:"
+echo "== vox-testbed client --scenario all (the server cuts the link in the two retry scenarios; the session resumes):"
 "$build/apps/vox-testbed" client --connect "$addr" --scenario all
 echo "== one of the golden wire vectors, as vox-dump prints it:"
 "$build/apps/vox-dump" "$root/../shared/vectors/wire/message_request_call.bin" 2>/dev/null || true

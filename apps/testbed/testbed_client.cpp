@@ -94,6 +94,33 @@ std::optional<std::vector<T>> drain(const rx<T>& in) {
   }
 }
 
+/// Drains `in` until Close or failure: what arrived before either.
+template <class T>
+std::vector<T> drain_prefix(const rx<T>& in) {
+  std::vector<T> got;
+  for (;;) {
+    auto item = in.recv_for(timeout);
+    if (!item || !*item)
+      return got;
+    got.push_back(std::move(**item));
+  }
+}
+
+/// True if `v` is exactly from, from+1, … (empty counts).
+bool counts_up(const std::vector<int32_t>& v, size_t from, size_t to) {
+  for (size_t i = from; i < to; ++i)
+    if (v[i] != static_cast<int32_t>(i - from))
+      return false;
+  return true;
+}
+
+std::string render(const std::vector<int32_t>& v) {
+  std::string out;
+  for (auto x : v)
+    out += (out.empty() ? "" : ",") + std::to_string(x);
+  return "[" + out + "]";
+}
+
 /// The call's failure first (it explains a failed channel), then the channel's.
 template <class R, class V>
 void expect_both(const caf::expected<R>& r, const std::optional<V>& channel_ok, const char* what) {
@@ -260,6 +287,35 @@ std::vector<scenario> build() {
     expect_both(r, sent, "sending items");
     expect_both(r, got, "receiving items");
     expect(*got == std::vector<std::string>{"alpha", "beta", "gamma"}, "wrong items");
+  }));
+  // testbed-service.md §4: the server cuts the link after the 20th item; the session
+  // resumes. Not idempotent: the call ends Indeterminate and what arrived is a prefix.
+  s.push_back(make("channel_retry_non_idem", [](auto& c) {
+    auto [out, in] = channel<int32_t>();
+    auto result = call_with_channels<m::generate_retry_non_idem>(c, {40, out}, in);
+    auto got = drain_prefix(in);
+    auto r = result.get();
+    expect(static_cast<bool>(r), "call failed: " + (r ? std::string{} : describe(r.error())));
+    expect(!r->is_ok() && std::holds_alternative<indeterminate>(r->err()),
+           r->is_ok() ? "expected Indeterminate, got Ok (did the server cut the link?)"
+                      : "expected Indeterminate, got VoxError variant " + std::to_string(r->err().index()));
+    expect(counts_up(got, 0, got.size()), "items are not a prefix 0..k-1: " + render(got));
+  }));
+  // Idempotent: the call goes out again and runs again; its items arrive on the same end.
+  s.push_back(make("channel_retry_idem", [](auto& c) {
+    auto [out, in] = channel<int32_t>();
+    auto result = call_with_channels<m::generate_retry_idem>(c, {40, out}, in);
+    auto got = drain_prefix(in);
+    auto r = result.get();
+    if (auto why = failure_of(r))
+      throw *why;
+    size_t restart = 0;
+    for (size_t i = 1; i < got.size() && restart == 0; ++i)
+      if (got[i] == 0)
+        restart = i;
+    expect(restart > 0, "no second run (did the server cut the link?): " + render(got));
+    expect(counts_up(got, 0, restart) && got.size() - restart == 40 && counts_up(got, restart, got.size()),
+           "not 0..k-1 then exactly 0..39: " + render(got));
   }));
   return s;
 }

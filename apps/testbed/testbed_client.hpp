@@ -26,12 +26,13 @@ struct scenario {
   std::function<std::optional<std::string>(scenario_context&)> run;
 };
 
-/// Every scenario, in the order of testbed-service.md §4 (the retry scenarios need
-/// session resumption, which vox-caf does not implement yet, and are not listed).
+/// Every scenario, in the order of testbed-service.md §4, the two retry scenarios last.
 const std::vector<scenario>& scenarios();
 
-/// The scenarios of testbed-service.md that need session resumption.
-inline bool needs_resumption(const std::string& name) {
+/// The scenarios that only pass against a server that cuts the link in the middle of a
+/// generate_retry_* stream (`vox-testbed serve --break-after-items 20`, or the harness's
+/// own server); they need a resumable session with retry on the client.
+inline bool needs_link_break(const std::string& name) {
   return name == "channel_retry_non_idem" || name == "channel_retry_idem";
 }
 

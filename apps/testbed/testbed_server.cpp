@@ -1,5 +1,6 @@
 // The Testbed server behaviour of testbed-service.md §3. Channel methods run in an
 // event-based actor per call: no thread waits for items or credit.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -38,11 +39,14 @@ void sum_into(caf::event_based_actor* self, const rx<int32_t>& in, reply<M> r) {
 
 /// Sends 0..count-1, then Close, then the Response: Close goes on the wire first.
 template <class M>
-void send_range(caf::event_based_actor* self, uint32_t count, const tx<int32_t>& out, reply<M> r) {
+void send_range(caf::event_based_actor* self, uint32_t count, const tx<int32_t>& out, reply<M> r,
+                std::shared_ptr<item_breaker> breaker = nullptr) {
   out.send_all(
-    self, [i = uint32_t{0}, count]() mutable -> std::optional<int32_t> {
+    self, [i = uint32_t{0}, count, breaker]() mutable -> std::optional<int32_t> {
       if (i == count)
         return std::nullopt;
+      if (breaker)
+        breaker->item(service_type::id<M>(), i);
       return static_cast<int32_t>(i++);
     },
     [r](const caf::error&) { r.ok({}); });
@@ -82,7 +86,7 @@ auto echo_back() {
 
 } // namespace
 
-call_handler make_handler() {
+call_handler make_handler(std::shared_ptr<item_breaker> breaker) {
   service_dispatcher<service_type> d;
   d.on<m::echo>(echo_back<m::echo>());
   d.on<m::reverse>([](std::string s, reply<m::reverse> r) { r.ok(reverse_utf8(s)); });
@@ -117,12 +121,12 @@ call_handler make_handler() {
       send_range(self, n, out, r);
     });
   d.on<m::generate_retry_non_idem>(
-    [](caf::event_based_actor* self, uint32_t n, tx<int32_t> out, reply<m::generate_retry_non_idem> r) {
-      send_range(self, n, out, r);
+    [breaker](caf::event_based_actor* self, uint32_t n, tx<int32_t> out, reply<m::generate_retry_non_idem> r) {
+      send_range(self, n, out, r, breaker);
     });
   d.on<m::generate_retry_idem>(
-    [](caf::event_based_actor* self, uint32_t n, tx<int32_t> out, reply<m::generate_retry_idem> r) {
-      send_range(self, n, out, r);
+    [breaker](caf::event_based_actor* self, uint32_t n, tx<int32_t> out, reply<m::generate_retry_idem> r) {
+      send_range(self, n, out, r, breaker);
     });
   d.on<m::transform>(
     [](caf::event_based_actor* self, rx<std::string> in, tx<std::string> out, reply<m::transform> r) {
@@ -198,9 +202,29 @@ call_handler make_handler() {
   return d.handler();
 }
 
-session_options serving_options() {
+void item_breaker::accepted(link_ptr lnk) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  latest_ = std::move(lnk);
+}
+
+void item_breaker::item(method_id_t method, uint32_t index) {
+  if (index != after)
+    return; // items 0 .. after-1 went out before this one
+  link_ptr victim;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (std::find(broken_.begin(), broken_.end(), method) != broken_.end())
+      return;
+    broken_.push_back(method);
+    victim = latest_;
+  }
+  if (victim)
+    victim->abort();
+}
+
+session_options serving_options(std::shared_ptr<item_breaker> breaker) {
   session_options opts;
-  auto handler = make_handler();
+  auto handler = make_handler(std::move(breaker));
   opts.root_handler = handler;
   opts.acceptor = [handler](connection_id, const connection_settings& peer, const metadata&)
     -> std::variant<accept_connection, reject_connection> {

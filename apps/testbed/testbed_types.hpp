@@ -1,6 +1,9 @@
 // The Testbed conformance service (testbed-service.md): its types and its 35 methods.
 #pragma once
 
+#include <mutex>
+#include <vector>
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -133,7 +136,7 @@ using lookup = method<"lookup", person(uint32_t), lookup_error>;
 using sum = method<"sum", int64_t(rx<int32_t>)>;
 using generate = method<"generate", void(uint32_t, tx<int32_t>)>;
 using generate_retry_non_idem = method<"generate_retry_non_idem", void(uint32_t, tx<int32_t>)>;
-using generate_retry_idem = method<"generate_retry_idem", void(uint32_t, tx<int32_t>)>;
+using generate_retry_idem = idem<method<"generate_retry_idem", void(uint32_t, tx<int32_t>)>>;
 using transform = method<"transform", void(rx<std::string>, tx<std::string>)>;
 using echo_point = method<"echo_point", point(point)>;
 using create_person = method<"create_person", person(std::string, uint8_t, std::optional<std::string>)>;
@@ -172,10 +175,29 @@ using service_type = service<
   m::echo_status, m::echo_tag, m::echo_measurement, m::echo_config>;
 
 /// The Testbed handler of testbed-service.md §3, for the root and every virtual connection.
-call_handler make_handler();
+struct item_breaker;
+call_handler make_handler(std::shared_ptr<item_breaker> breaker = nullptr);
+
+/// The conformance harness's link breaker (testbed-service.md §4): after the `after`-th
+/// item a call of a generate_retry_* method sends, the link it was accepted on is cut,
+/// once per method, so that the client has to resume (and retry) to finish.
+struct item_breaker {
+  explicit item_breaker(uint32_t n) : after(n) {}
+  const uint32_t after;
+  /// The link to cut: the most recently accepted one (the harness serves one client).
+  void accepted(link_ptr lnk);
+  /// Item `index` (0-based) of a call of `method` is about to go out.
+  void item(method_id_t method, uint32_t index);
+
+private:
+  std::mutex mtx_;
+  link_ptr latest_;
+  std::vector<method_id_t> broken_;
+};
 
 /// Session options that serve Testbed on the root and on every virtual connection the peer
-/// opens (no keepalive; set `keepalive` and `log` as needed).
-session_options serving_options();
+/// opens (no keepalive; set `keepalive` and `log` as needed). With a `breaker`, the
+/// generate_retry_* methods cut the link as the harness's server does.
+session_options serving_options(std::shared_ptr<item_breaker> breaker = nullptr);
 
 } // namespace vox::testbed

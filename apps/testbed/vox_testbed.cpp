@@ -1,15 +1,20 @@
 // vox-testbed: the Testbed conformance service (testbed-service.md) over TCP.
 //
 //   vox-testbed serve --listen HOST:PORT | --port N [--keepalive MS] [--resume-grace MS]
+//                     [--break-after-items N]
 //       serves Testbed on the root and on every virtual connection a client opens; prints
 //       LISTEN_ADDR=HOST:PORT when ready (port 0 picks a free port); stops on SIGTERM/SIGINT.
 //       Sessions are resumable (the reference client requires it) and serve operation ids:
 //       a session whose link breaks waits --resume-grace ms (default 30000) for its client
-//       to resume it, and a call the client sends again runs once
-//   vox-testbed client (--connect HOST:PORT | --listen HOST:PORT) --scenario NAME|all [--keepalive MS]
+//       to resume it, and a call the client sends again runs once. --break-after-items N
+//       cuts the link after the N-th item of the first call of each generate_retry_*
+//       method, as the conformance harness's server does (testbed-service.md §4)
+//   vox-testbed client (--connect HOST:PORT | --listen HOST:PORT) --scenario NAME|all|common [--keepalive MS]
 //                      [--break-and-resume]
 //       runs client scenarios as the caller, one "OK name" / "FAIL name: reason" line
-//       each; exit 0 only if all pass. --connect dials a server; --listen prints
+//       each; exit 0 only if all pass. "all" includes the two channel_retry_* scenarios,
+//       which pass only against a server that cuts the link (--break-after-items);
+//       "common" is every other one. --connect sessions are resumable and retry. --connect dials a server; --listen prints
 //       LISTEN_ADDR and waits for one peer to dial in (a subject in SUBJECT_MODE=server).
 //       --break-and-resume (with --connect): a resumable session; after the scenarios it
 //       breaks its own TCP link, prints "RESUMED" once it reconnected and resumed by
@@ -42,7 +47,8 @@ namespace {
 
 int usage() {
   std::fputs("usage: vox-testbed serve (--listen HOST:PORT | --port N) [--keepalive MS] [--resume-grace MS]\n"
-             "       vox-testbed client (--connect | --listen) HOST:PORT --scenario NAME|all [--keepalive MS]\n"
+             "                         [--break-after-items N]\n"
+             "       vox-testbed client (--connect | --listen) HOST:PORT --scenario NAME|all|common [--keepalive MS]\n"
              "                          [--break-and-resume]\n"
              "       vox-testbed list\n"
              "       vox-testbed subject   (SUBJECT_MODE, PEER_ADDR, CLIENT_SCENARIO, LISTEN_PORT)\n",
@@ -56,8 +62,9 @@ int fail(const caf::error& e) {
 }
 
 /// Testbed on the root and on every virtual connection, with keepalive `ka`.
-session_options serving_options(std::optional<keepalive_options> ka) {
-  auto opts = testbed::serving_options();
+session_options serving_options(std::optional<keepalive_options> ka,
+                                std::shared_ptr<testbed::item_breaker> breaker = nullptr) {
+  auto opts = testbed::serving_options(std::move(breaker));
   opts.keepalive = ka;
   return opts;
 }
@@ -69,9 +76,15 @@ int serve(caf::actor_system& sys, int argc, char** argv) {
   if (!cli::split_address(listen, cfg.host, cfg.port) || !ka)
     return usage();
   auto grace = cli::number<uint32_t>(cli::arg(argc, argv, "--resume-grace", "30000"), 86400000);
-  if (!grace)
+  auto break_after = cli::number<uint32_t>(cli::arg(argc, argv, "--break-after-items", "0"), 1u << 30);
+  if (!grace || !break_after)
     return usage();
-  cfg.options = serving_options(*ka);
+  std::shared_ptr<testbed::item_breaker> breaker;
+  if (*break_after > 0) {
+    breaker = std::make_shared<testbed::item_breaker>(*break_after);
+    cfg.on_link = [breaker](const link_ptr& lnk) { breaker->accepted(lnk); };
+  }
+  cfg.options = serving_options(*ka, breaker);
   cfg.options.resumable = true;
   cfg.options.retry = true; // calls the reference client sends again after a resume run once
   cfg.options.resume_timeout = std::chrono::milliseconds{*grace};
@@ -91,9 +104,11 @@ std::vector<const testbed::scenario*> choose(const std::string& name) {
   for (const auto& s : testbed::scenarios())
     if (name == "all" || s.name == name)
       chosen.push_back(&s);
-  if (chosen.empty() && testbed::needs_resumption(name))
-    std::printf("FAIL %s: needs session resumption, which vox-caf does not implement yet\n", name.c_str());
-  else if (chosen.empty())
+  if (name == "common")
+    for (const auto& s : testbed::scenarios())
+      if (!testbed::needs_link_break(s.name))
+        chosen.push_back(&s);
+  if (chosen.empty())
     std::fprintf(stderr, "vox-testbed: unknown scenario %s (see `vox-testbed list`)\n", name.c_str());
   return chosen;
 }
@@ -180,9 +195,17 @@ int run_across_a_break(caf::actor_system& sys, const std::string& host, uint16_t
   return ok ? 0 : 1;
 }
 
-/// Dials host:port as session initiator.
+/// Dials host:port as session initiator. As a caller it is resumable, with retry, dialling
+/// again by itself when the link breaks, as the reference client is (it refuses a server
+/// that offers no resumption, and so does this); as a subject server it is not, as the
+/// reference subject's is not.
 caf::expected<session_handle> dial(caf::actor_system& sys, const std::string& host, uint16_t port,
-                                   session_options opts) {
+                                   session_options opts, bool caller = true) {
+  if (caller) {
+    opts.resumable = true;
+    opts.retry = true;
+    opts.reconnect = [host, port] { return tcp_connect(host, port); };
+  }
   auto lnk = tcp_connect(host, port);
   if (!lnk)
     return std::move(lnk.error());
@@ -270,7 +293,7 @@ int subject(caf::actor_system& sys) {
       session = dial(sys, host, port, opts);
       return session ? run_scenarios(sys, *session, chosen) : fail(session.error());
     }
-    session = dial(sys, host, port, serving_options(ka));
+    session = dial(sys, host, port, serving_options(ka), false);
   } else if (mode == "server-listen") {
     auto p = cli::number<uint16_t>(env("LISTEN_PORT").empty() ? "0" : env("LISTEN_PORT"), 65535);
     if (!p) {

@@ -31,7 +31,7 @@ done
 [[ -n "$addr" ]] || { echo "the listener printed no LISTEN_ADDR" >&2; exit 1; }
 case "$3" in
   ts-client) timeout 150 node "$interop/peer.mjs" client --addr "$addr" --scenarios all --jobs 2 ;;
-  ts-server) timeout 150 "$testbed" client --connect "$addr" --scenario all ;;
+  ts-server) timeout 150 "$testbed" client --connect "$addr" --scenario common ;;
   ts-resume-client)
     out=$(PEER_ADDR="$addr" timeout 60 node "$interop/vconn_resume.mjs") || { echo "$out"; exit 1; }
     echo "$out"
@@ -40,7 +40,7 @@ case "$3" in
     grep -q "resumed on tcp" "$server_log" || { echo "vox-testbed serve did not resume the session:" >&2; cat "$server_log" >&2; exit 1; }
     ;;
   ts-resume-server)
-    out=$(timeout 60 "$testbed" client --connect "$addr" --scenario all --break-and-resume) || { echo "$out"; exit 1; }
+    out=$(timeout 60 "$testbed" client --connect "$addr" --scenario common --break-and-resume) || { echo "$out"; exit 1; }
     echo "$out"
     grep -q "^RESUMED$" <<<"$out"
     ;;

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # CTest: vox-testbed as separate processes over TCP on 127.0.0.1.
-#   testbed_processes.sh BIN serve          client --connect  against  serve
+#   testbed_processes.sh BIN serve          client --connect  against  serve --break-after-items 20 (all 34)
 #   testbed_processes.sh BIN subject-listen SUBJECT_MODE=client against SUBJECT_MODE=server-listen
 #   testbed_processes.sh BIN subject-server client --listen   against  SUBJECT_MODE=server
 set -euo pipefail
 testbed="$1"
 case "$2" in
-  serve)          coproc LISTENER { exec "$testbed" serve --port 0; } ;;
+  serve)          coproc LISTENER { exec "$testbed" serve --port 0 --break-after-items 20; } ;;
   subject-listen) coproc LISTENER { SUBJECT_MODE=server-listen exec "$testbed"; } ;;
-  subject-server) coproc LISTENER { exec timeout 120 "$testbed" client --listen 127.0.0.1:0 --scenario all; } ;;
+  subject-server) coproc LISTENER { exec timeout 120 "$testbed" client --listen 127.0.0.1:0 --scenario common; } ;;
   *) echo "unknown case $2" >&2; exit 2 ;;
 esac
 listener=$LISTENER_PID
@@ -19,8 +19,12 @@ read -t 10 -r line <&3
 addr="${line#LISTEN_ADDR=}"
 [[ "$line" == LISTEN_ADDR=* ]] || { echo "listener said: $line" >&2; exit 1; }
 case "$2" in
-  serve)          timeout 120 "$testbed" client --connect "$addr" --scenario all ;;
-  subject-listen) SUBJECT_MODE=client PEER_ADDR="$addr" CLIENT_SCENARIO=all timeout 120 "$testbed" ;;
+  serve)
+    # Every scenario, the two that need the server to cut the link included: 34 OK.
+    out=$(timeout 120 "$testbed" client --connect "$addr" --scenario all) || { echo "$out"; exit 1; }
+    echo "$out"
+    [[ $(grep -c "^OK " <<<"$out") == 34 ]] || { echo "expected 34 OK" >&2; exit 1; } ;;
+  subject-listen) SUBJECT_MODE=client PEER_ADDR="$addr" CLIENT_SCENARIO=common timeout 120 "$testbed" ;;
   subject-server)
     # The subject serves until the harness (our client) ends the session, then exits 0;
     # the client's report is the listener's remaining output.
