@@ -317,10 +317,6 @@ void fail_stale_call(driver_pointer self, outgoing_call& call, caf::typed_respon
   rp.deliver(err);
 }
 
-/// The session resumed on a new link (behaviour 46). The peer forgot the schemas of
-/// every connection and its channels, so do we (pitfall 3: the receive side of every
-/// connection too); calls that carry channels fail, the others wait for their Response;
-/// what was held for the link goes out now.
 /// Sends a pending call again, as it was (request id, operation id, arguments), with its
 /// schemas when it is its method's first call on the new link.
 bool send_again(driver_pointer self, request_id id, const driver_state::sent_call& sc) {
@@ -379,6 +375,12 @@ void release_inflight_channel_calls(driver_pointer self) {
   }
 }
 
+/// The session resumed on a new link (behaviour 46). The peer forgot the schemas of
+/// every connection and its channels, so do we (pitfall 3: the receive side of every
+/// connection too). Pending calls with channels end (Indeterminate with retry, unless
+/// idempotent: those run again), so do the peer's; the other pending calls wait for
+/// their Response, and are sent again when the peer supports retry; what was held for
+/// the link goes out now.
 void on_resumed(driver_pointer self, const resumed_msg& m) {
   auto& st = self->state;
   auto generation = m.generation;

@@ -65,6 +65,10 @@ TEST_CASE("a peer that stops reading is cut off with backpressure while other se
   session_server::config cfg;
   cfg.options = serving(echo_handler());
   cfg.links.max_outbound_bytes = 256 * 1024;
+  // The stubborn client below sends 4,096 calls without waiting. Under a request limit it
+  // would be cut for exceeding that, whenever the server's handlers fall behind the reads;
+  // this test is about the outbound queue, so the limit is out of reach.
+  cfg.options.settings.max_concurrent_requests = 8192;
   std::mutex mtx;
   std::condition_variable cv;
   std::vector<session_actor> accepted;
@@ -83,6 +87,11 @@ TEST_CASE("a peer that stops reading is cut off with backpressure while other se
   REQUIRE(raw);
   int small = 4096;
   ::setsockopt(raw.get(), SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+  // Our sends stop (EAGAIN) rather than block forever should the server stop reading
+  // without cutting us off; the checks below then say what happened instead.
+  timeval send_bound{};
+  send_bound.tv_sec = 10;
+  ::setsockopt(raw.get(), SOL_SOCKET, SO_SNDTIMEO, &send_bound, sizeof(send_bound));
   auto lnk = make_socket_link(unique_fd{::dup(raw.get())}, "stubborn");
   REQUIRE(initiate_transport(*lnk, conduit_mode::bare));
   REQUIRE(handshake_as_initiator(*lnk, handshake_options{}));
@@ -102,6 +111,7 @@ TEST_CASE("a peer that stops reading is cut off with backpressure while other se
   std::optional<caf::error> reason;
   f.self->receive([&](caf::down_msg& dm) { reason = dm.reason; }, caf::after(wait_bound * 4) >> [] {});
   REQUIRE(reason);
+  INFO("the server session ended with " << describe(*reason));
   CHECK(is(*reason, errc::backpressure));
   // Everyone else is still served, by the same server and I/O thread.
   served(f, port);
