@@ -342,6 +342,29 @@ bool rerunnable(const driver_state& st, const driver_state::sent_call& sc) {
                      [&](const channel_decl& ch) { return st.channels->receives(ch.id); });
 }
 
+/// A handler let go of call `r.id` (which carries an operation id) without answering.
+/// Released (r[retry.cancel.implicit.volatile]): a repeat of an idempotent method runs
+/// again (r[retry.duplicate.released.idem]), one of any other gets Indeterminate
+/// (r[retry.duplicate.released.non-idem]), and so does this call now unless the method is
+/// idempotent. While the link is down, nothing is answered: the caller sends the call
+/// again after the resume, and the store answers that. True if it handled `r`.
+bool release_operation(driver_pointer self, driver_state::inflight_call& call, reply_msg& r) {
+  auto& st = self->state;
+  bool idempotent = call.control->idempotent.load();
+  auto& conduit = *st.cfg.conduit;
+  bool link_down = st.link_failed || !conduit.attached() || conduit.generation() != st.generation;
+  if (link_down) {
+    auto waiters = st.operations->release(r.id, idempotent);
+    st.inflight.erase(r.id);
+    for (auto w : waiters)
+      send_response(self, w, {}, indeterminate_response());
+    return true;
+  }
+  if (!idempotent)
+    r.ret = indeterminate_response();
+  return false;
+}
+
 /// The peer's calls whose handlers bound channels cannot go on after a resume (their
 /// channels end). Their runs are abandoned: the handler sees itself cancelled, and its
 /// answer, if it still comes, is dropped. A caller that sent an operation id knows what
@@ -528,6 +551,8 @@ driver_actor::behavior_type driver_behavior(driver_pointer self, driver_config c
       auto i = st.inflight.find(r.id);
       if (i == st.inflight.end() || (r.attempt && r.attempt != i->second.control))
         return; // answered already, or the answer of a run a resume ended
+      if (r.released && i->second.operation && st.operations && release_operation(self, i->second, r))
+        return;
       send_response(self, r.id, std::move(r.metadata), std::move(r.ret), r.response_schemas);
     },
     [self](connection_closed_msg& closed) {

@@ -46,7 +46,8 @@ struct reply_sink::state {
   ~state() {
     if (!done.load())
       caf::anon_send(driver, reply_atom::value,
-                     reply_msg{id, {}, cancelled_response(), control ? control->response_schemas.load() : nullptr});
+                     reply_msg{id, {}, cancelled_response(), control ? control->response_schemas.load() : nullptr,
+                               control, true});
   }
 };
 
@@ -59,9 +60,11 @@ reply_sink::reply_sink(driver_actor driver, request_id id, std::shared_ptr<detai
 
 bool reply_sink::cancelled() const { return state_ && state_->control && state_->control->cancelled.load(); }
 
-void reply_sink::describe_response(const schema::schema_payload* schemas) const {
-  if (state_ && state_->control)
+void reply_sink::describe_response(const schema::schema_payload* schemas, bool idempotent) const {
+  if (state_ && state_->control) {
     state_->control->response_schemas.store(schemas);
+    state_->control->idempotent.store(idempotent);
+  }
 }
 
 void reply_sink::reply(payload ret, vox::metadata md, const schema::schema_payload* schemas) const {

@@ -74,6 +74,8 @@ struct call_control {
   /// The method's response schemas (static storage) once a typed dispatcher knows the
   /// method: Cancelled answers the driver sends itself carry them, as the reference's do.
   std::atomic<const schema::schema_payload*> response_schemas{nullptr};
+  /// The method is declared idempotent (`vox::idem`): a run that gave up may run again.
+  std::atomic<bool> idempotent{false};
 };
 } // namespace detail
 
@@ -116,8 +118,9 @@ public:
   request_id id() const;
 
   /// Names the schemas (static storage) of this call's Response, so that the Cancelled
-  /// answer sent when no reply comes carries them too (service_dispatcher does this).
-  void describe_response(const schema::schema_payload* schemas) const;
+  /// answer sent when no reply comes carries them too, and whether the method is
+  /// idempotent (service_dispatcher does this).
+  void describe_response(const schema::schema_payload* schemas, bool idempotent = false) const;
 
 private:
   struct state;

@@ -221,6 +221,9 @@ struct reply_msg {
   /// send the same request id again, and the answer of the run the resume ended must not
   /// pass for the new one's.
   std::shared_ptr<const void> attempt{};
+  /// The handler let go of the call without an answer (its sink is gone): the operation
+  /// is released (r[retry.cancel.implicit.volatile]).
+  bool released = false;
 };
 
 /// The peer broke a protocol rule on a connection (e.g. sent a malformed or repeated

@@ -17,7 +17,8 @@ using namespace vox::test;
 namespace {
 
 using echo = method<"echo", std::string(std::string)>;
-using echo_service = service<"Echo", echo>;
+using echo_again = idem<method<"echo_again", std::string(std::string)>>; // safe to run twice
+using echo_service = service<"Echo", echo, echo_again>;
 
 /// An Echo service whose answers wait until the test releases them.
 struct held_echoes {
@@ -36,7 +37,22 @@ struct held_echoes {
       ++runs;
       cv.notify_all();
     });
+    d.on<echo_again>([this](std::string s, responder<echo_service, echo_again> r) {
+      std::lock_guard<std::mutex> guard{mtx};
+      idem_calls.emplace_back(std::move(s), std::move(r));
+      ++runs;
+      cv.notify_all();
+    });
     return d.handler();
+  }
+
+  std::vector<std::pair<std::string, responder<echo_service, echo_again>>> idem_calls;
+
+  /// The handlers let go of every held call without answering.
+  void drop() {
+    std::lock_guard<std::mutex> guard{mtx};
+    calls.clear();
+    idem_calls.clear();
   }
 
   bool wait_for(int n) {
@@ -51,6 +67,13 @@ struct held_echoes {
       taken.swap(calls);
     }
     for (auto& [s, r] : taken)
+      r.ok(s);
+    std::vector<std::pair<std::string, responder<echo_service, echo_again>>> again;
+    {
+      std::lock_guard<std::mutex> guard{mtx};
+      again.swap(idem_calls);
+    }
+    for (auto& [s, r] : again)
       r.ok(s);
   }
 };
@@ -73,13 +96,14 @@ session_options with_retry(session_options o, std::shared_ptr<session_registry> 
   return o;
 }
 
-/// The raw Response to an echo of `text` with `md`, made on its own thread.
+/// The raw Response to an echo (method M) of `text` with `md`, made on its own thread.
+template <class M = echo>
 std::future<caf::expected<call_response>> echo_async(actor_fixture& f, const caller& c, std::string text,
                                                      vox::metadata md = {}) {
   return f.async([c, text, md](caf::scoped_actor& a) {
     client<echo_service> cl{c};
     caf::expected<call_response> out = caf::error{};
-    auto call = cl.make_call<echo>({text}, call_options{md, 0});
+    auto call = cl.make_call<M>({text}, call_options{md, 0});
     a->request(c.driver(), wait_bound, call_atom::value, std::move(*call))
       .receive([&](call_response& r) { out = std::move(r); }, [&](caf::error& e) { out = std::move(e); });
     return out;
@@ -118,8 +142,16 @@ struct retry_pair {
 
   /// Breaks the link under both sessions and resumes them on a fresh one.
   void break_and_resume() {
+    break_link();
+    resume();
+  }
+
+  void break_link() {
     client_link->abort();
     REQUIRE(eventually([&] { return !f.info(pair.client.actor).connected && !f.info(pair.server.actor).connected; }));
+  }
+
+  void resume() {
     auto links = make_memory_link_pair();
     auto server = std::async(std::launch::async, [&] { return accept_session(f.sys, links.second, server_opts); });
     REQUIRE(resume_session(f.sys, pair.client.actor, links.first, client_opts));
@@ -250,4 +282,40 @@ TEST_CASE("without retry on both sides calls carry no operation id and nothing i
   CHECK_FALSE(operation_id_of(held.seen_metadata.at(0)));
   held.release();
   CHECK(echoed(pending.get()) == "plain");
+}
+
+// r[verify retry.duplicate.released.idem]
+// r[verify retry.duplicate.released.non-idem]
+TEST_CASE("a handler that lets go of a call during a break: an idempotent method runs again after the resume, "
+          "any other answers Indeterminate",
+          "[actors][retry]") {
+  bool idempotent = GENERATE(false, true);
+  INFO("idempotent: " << idempotent);
+  actor_fixture f;
+  held_echoes held;
+  retry_pair p{f, held.handler()};
+  caller root{p.pair.client.root};
+  auto pending = idempotent ? echo_async<echo_again>(f, root, "again") : echo_async<echo>(f, root, "again");
+  REQUIRE(held.wait_for(1));
+  p.break_link();
+  held.drop(); // released while the link is down: nothing goes out
+  p.resume();  // the caller sends the call again, and the store decides
+  if (idempotent) {
+    REQUIRE(held.wait_for(2));
+    held.release();
+  }
+  REQUIRE(pending.wait_for(wait_bound) == std::future_status::ready);
+  auto r = pending.get();
+  REQUIRE(r);
+  auto res = client<echo_service>::decode_result<echo>(*r);
+  REQUIRE(res);
+  if (idempotent) {
+    REQUIRE(res->is_ok());
+    CHECK(res->ok() == "again");
+    CHECK(held.runs == 2);
+  } else {
+    REQUIRE_FALSE(res->is_ok());
+    CHECK(std::holds_alternative<indeterminate>(res->err()));
+    CHECK(held.runs == 1);
+  }
 }
