@@ -157,9 +157,9 @@ caf::result<caf::ok_atom> resume(session_pointer self, resume_msg& m) {
   st.handshake.peer_supports_retry = hs.peer_supports_retry;
   st.disconnected = false;
   ++st.resume_serial; // the deadline no longer applies
-  if (st.reconnector && self->current_sender() != st.reconnector.address())
-    stop_reconnector(self);
-  st.reconnector = nullptr;
+  // Whoever brought the link (the application, or the reconnector's own handshake), a
+  // reconnector has nothing left to do.
+  stop_reconnector(self);
   st.epoch = m.epoch;
   // Started first, so that nothing a driver sends on it is written in blocking mode; what
   // it reads waits in our mailbox behind the resumed_msg we send below.
