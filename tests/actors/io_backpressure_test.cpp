@@ -69,14 +69,8 @@ TEST_CASE("a peer that stops reading is cut off with backpressure while other se
   // would be cut for exceeding that, whenever the server's handlers fall behind the reads;
   // this test is about the outbound queue, so the limit is out of reach.
   cfg.options.settings.max_concurrent_requests = 8192;
-  std::mutex mtx;
-  std::condition_variable cv;
-  std::vector<session_actor> accepted;
-  cfg.on_session = [&](const session_handle& h) {
-    std::lock_guard<std::mutex> guard{mtx};
-    accepted.push_back(h.actor);
-    cv.notify_all();
-  };
+  accepted_sessions accepted;
+  accepted.hook(cfg);
   auto srv = session_server::start(f.sys, cfg);
   REQUIRE(srv);
   auto port = (*srv)->port();
@@ -95,12 +89,8 @@ TEST_CASE("a peer that stops reading is cut off with backpressure while other se
   auto lnk = make_socket_link(unique_fd{::dup(raw.get())}, "stubborn");
   REQUIRE(initiate_transport(*lnk, conduit_mode::bare));
   REQUIRE(handshake_as_initiator(*lnk, handshake_options{}));
-  session_actor stubborn;
-  {
-    std::unique_lock<std::mutex> guard{mtx};
-    REQUIRE(cv.wait_for(guard, wait_bound, [&] { return accepted.size() == 2; }));
-    stubborn = accepted.back();
-  }
+  auto stubborn = accepted.wait_for(2); // after the one `served` made
+  REQUIRE(stubborn);
   f.self->monitor(stubborn);
   payload args(16 * 1024, 0x5a);
   // 64 MiB of answers: far beyond the 256 KiB queue plus every socket buffer. Our own

@@ -78,17 +78,6 @@ struct held_echoes {
   }
 };
 
-template <class Pred>
-bool eventually(Pred pred) {
-  auto deadline = std::chrono::steady_clock::now() + wait_bound;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred())
-      return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds{1});
-  }
-  return pred();
-}
-
 session_options with_retry(session_options o, std::shared_ptr<session_registry> registry = nullptr) {
   o.resumable = true;
   o.retry = true;
@@ -126,6 +115,9 @@ struct retry_pair {
   session_options server_opts;
   std::shared_ptr<lossy_link> client_link;
   std::shared_ptr<lossy_link> server_link;
+  std::shared_ptr<log_recorder> client_log;
+  std::shared_ptr<log_recorder> server_log;
+  size_t breaks = 0;
   session_pair pair;
 
   retry_pair(actor_fixture& fx, call_handler handler, bool retry = true) : f(fx) {
@@ -134,6 +126,8 @@ struct retry_pair {
     server_opts = retry ? with_retry(serving(std::move(handler)), registry) : serving(std::move(handler));
     server_opts.resumable = true;
     server_opts.registry = registry;
+    client_log = log_recorder::attach(client_opts);
+    server_log = log_recorder::attach(server_opts);
     auto links = make_memory_link_pair();
     client_link = std::make_shared<lossy_link>(links.first);
     server_link = std::make_shared<lossy_link>(links.second);
@@ -148,7 +142,9 @@ struct retry_pair {
 
   void break_link() {
     client_link->abort();
-    REQUIRE(eventually([&] { return !f.info(pair.client.actor).connected && !f.info(pair.server.actor).connected; }));
+    ++breaks;
+    REQUIRE(client_log->wait_for("link lost", breaks));
+    REQUIRE(server_log->wait_for("link lost", breaks));
   }
 
   void resume() {
@@ -218,7 +214,7 @@ TEST_CASE("a call whose Response the broken link lost is answered after the resu
 
   p.server_link->swallow(); // the network goes; the answer is written into the void
   held.release();
-  REQUIRE(eventually([&] { return p.server_link->swallowed() >= 1; }));
+  REQUIRE(p.server_link->wait_swallowed(1, wait_bound));
   p.break_and_resume();
 
   REQUIRE(pending.wait_for(wait_bound) == std::future_status::ready);
@@ -236,7 +232,7 @@ TEST_CASE("a call whose Call the broken link lost is sent again after the resume
   caller root{p.pair.client.root};
   p.client_link->swallow();
   auto pending = echo_async(f, root, "lost");
-  REQUIRE(eventually([&] { return p.client_link->swallowed() >= 1; }));
+  REQUIRE(p.client_link->wait_swallowed(1, wait_bound));
   CHECK(held.runs == 0);
   p.break_and_resume();
   REQUIRE(held.wait_for(1));

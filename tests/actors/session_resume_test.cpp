@@ -54,18 +54,6 @@ struct held_calls {
   }
 };
 
-/// Polls `pred` until it holds or `wait_bound` passes.
-template <class Pred>
-bool eventually(Pred pred) {
-  auto deadline = std::chrono::steady_clock::now() + wait_bound;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred())
-      return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds{1});
-  }
-  return pred();
-}
-
 session_options resumable(session_options o, std::shared_ptr<session_registry> registry = nullptr) {
   o.resumable = true;
   o.registry = std::move(registry);
@@ -139,6 +127,8 @@ TEST_CASE("a pending call survives a manual resume on a new link", "[actors][res
   auto client_opts = resumable(logless());
   client_opts.keepalive = keepalive_options{std::chrono::seconds{10}, std::chrono::seconds{30}};
   auto server_opts = resumable(serving(held.handler()), registry);
+  auto client_log = log_recorder::attach(client_opts);
+  auto server_log = log_recorder::attach(server_opts);
   auto links = link_pair(kind);
   auto pair = make_session_pair(f, links, client_opts, server_opts);
   REQUIRE(pair.server.handshake.session_resume_key);
@@ -152,7 +142,8 @@ TEST_CASE("a pending call survives a manual resume on a new link", "[actors][res
   REQUIRE(held.wait_for(1));
 
   links.first->abort(); // the network goes away under both sessions
-  REQUIRE(eventually([&] { return !f.info(pair.client.actor).connected && !f.info(pair.server.actor).connected; }));
+  REQUIRE(client_log->wait_for("link lost"));
+  REQUIRE(server_log->wait_for("link lost"));
   // Behaviour 66: no keepalive without a link (its Pings could only time out).
   CHECK_FALSE(f.info(pair.client.actor).keepalive);
 
@@ -198,6 +189,8 @@ TEST_CASE("a virtual connection survives a resume, and its first call after it c
     -> std::variant<accept_connection, reject_connection> {
     return accept_connection{{opposite(peer.parity), 64}, {}, echo_service_handler(), {}};
   };
+  auto client_log = log_recorder::attach(client_opts);
+  auto server_log = log_recorder::attach(server_opts);
   auto links = link_pair(kind);
   auto pair = make_session_pair(f, links, client_opts, server_opts);
   auto conn = f.open(pair.client.actor, {parity::odd, 64});
@@ -208,7 +201,8 @@ TEST_CASE("a virtual connection survives a resume, and its first call after it c
   REQUIRE(v.call<echo>(f.self, {"before"}, wait_bound)); // schemas went out on both connections
 
   links.first->abort();
-  REQUIRE(eventually([&] { return !f.info(pair.client.actor).connected && !f.info(pair.server.actor).connected; }));
+  REQUIRE(client_log->wait_for("link lost"));
+  REQUIRE(server_log->wait_for("link lost"));
   auto [c, s] = resume_both(f, pair, link_pair(kind), client_opts, server_opts);
   REQUIRE(c);
   REQUIRE(s);
@@ -228,12 +222,14 @@ TEST_CASE("open and close fail with the reference's errors while the session is 
   actor_fixture f;
   auto server = resumable(serving(echo_handler()), std::make_shared<session_registry>());
   server.acceptor = echo_acceptor();
+  auto client_opts = resumable(logless());
+  auto client_log = log_recorder::attach(client_opts);
   auto links = make_memory_link_pair();
-  auto pair = make_session_pair(f, links, resumable(logless()), server);
+  auto pair = make_session_pair(f, links, client_opts, server);
   auto conn = f.open(pair.client.actor, {parity::odd, 64});
   REQUIRE(conn);
   links.first->abort();
-  REQUIRE(eventually([&] { return !f.info(pair.client.actor).connected; }));
+  REQUIRE(client_log->wait_for("link lost"));
 
   auto opened = f.open(pair.client.actor, {parity::odd, 64});
   REQUIRE_FALSE(opened);
@@ -251,10 +247,13 @@ TEST_CASE("a resume with changed settings is refused and the session stays disco
   auto registry = std::make_shared<session_registry>();
   auto client_opts = resumable(logless());
   auto server_opts = resumable(serving(echo_handler()), registry);
+  auto client_log = log_recorder::attach(client_opts);
+  auto server_log = log_recorder::attach(server_opts);
   auto links = make_memory_link_pair();
   auto pair = make_session_pair(f, links, client_opts, server_opts);
   links.first->abort();
-  REQUIRE(eventually([&] { return !f.info(pair.client.actor).connected && !f.info(pair.server.actor).connected; }));
+  REQUIRE(client_log->wait_for("link lost"));
+  REQUIRE(server_log->wait_for("link lost"));
 
   SECTION("our own settings changed (behaviour 39)") {
     auto changed = client_opts;
@@ -289,13 +288,15 @@ TEST_CASE("a pending call survives an automatic reconnect through a link source"
   resumable_server srv{f.sys, held.handler()};
   auto opts = resumable(logless());
   opts.reconnect = srv.dialer();
+  auto client_log = log_recorder::attach(opts);
   auto client = dial(f, srv, opts);
   caller root{client.session.root};
   auto pending = f.async([&](caf::scoped_actor& a) { return actor_fixture::call_with(a, root, 1, {0x42}); });
   REQUIRE(held.wait_for(1));
 
   client.link->abort(); // nobody but the session itself brings it back
-  REQUIRE(eventually([&] { return f.info(client.session.actor).resumes == 1; }));
+  REQUIRE(client_log->wait_for("resumed on"));
+  CHECK(f.info(client.session.actor).resumes == 1);
   held.release();
   REQUIRE(pending.wait_for(wait_bound) == std::future_status::ready);
   auto r = pending.get();
@@ -321,6 +322,7 @@ TEST_CASE("three resumes in a row through the server's registry work", "[actors]
     }
     return lnk;
   };
+  auto client_log = log_recorder::attach(opts);
   auto client = dial(f, srv, opts);
   latest = client.link;
   caller root{client.session.root};
@@ -331,7 +333,8 @@ TEST_CASE("three resumes in a row through the server's registry work", "[actors]
       std::lock_guard<std::mutex> guard{mtx};
       latest->abort();
     }
-    REQUIRE(eventually([&] { return f.info(client.session.actor).resumes == round; }));
+    REQUIRE(client_log->wait_for("resumed on", round));
+    CHECK(f.info(client.session.actor).resumes == round);
     auto r = f.call(root, round, {static_cast<uint8_t>(round)});
     REQUIRE(r);
     CHECK(r->ret == payload{0x00, static_cast<uint8_t>(round)});
@@ -348,14 +351,9 @@ TEST_CASE("a link that breaks in the middle of a frame leaves the session discon
   actor_fixture f;
   session_server::config cfg;
   cfg.options = resumable(serving(echo_handler()));
-  std::mutex mtx;
-  std::condition_variable cv;
-  std::vector<session_actor> accepted;
-  cfg.on_session = [&](const session_handle& h) {
-    std::lock_guard<std::mutex> guard{mtx};
-    accepted.push_back(h.actor);
-    cv.notify_all();
-  };
+  auto server_log = log_recorder::attach(cfg.options);
+  accepted_sessions accepted;
+  accepted.hook(cfg);
   auto srv = session_server::start(f.sys, cfg);
   REQUIRE(srv);
   // A hand-driven initiator: prologue, handshake, then half a frame and a dead socket.
@@ -366,19 +364,16 @@ TEST_CASE("a link that breaks in the middle of a frame leaves the session discon
   auto hs = handshake_as_initiator(*lnk, handshake_options{});
   REQUIRE(hs);
   REQUIRE(hs->session_resume_key);
-  session_actor session;
-  {
-    std::unique_lock<std::mutex> guard{mtx};
-    REQUIRE(cv.wait_for(guard, wait_bound, [&] { return !accepted.empty(); }));
-    session = accepted.front();
-  }
+  auto session = accepted.wait_for(1);
+  REQUIRE(session);
   auto frame = encode_message(message{0, ping{7}});
   byte_buffer half{0x40, 0x00, 0x00, 0x00}; // announces 64 bytes
   half.insert(half.end(), frame.begin(), frame.end());
   REQUIRE(::send(raw.get(), half.data(), half.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(half.size()));
   lnk->abort();
   raw = unique_fd{};
-  REQUIRE(eventually([&] { return !f.info(session).connected; }));
+  REQUIRE(server_log->wait_for("link lost"));
+  CHECK_FALSE(f.info(session).connected);
 
   auto again = tcp_connect("127.0.0.1", (*srv)->port());
   REQUIRE(again);
@@ -387,7 +382,8 @@ TEST_CASE("a link that breaks in the middle of a frame leaves the session discon
   resume.resume_key = byte_buffer(hs->session_resume_key->begin(), hs->session_resume_key->end());
   auto rhs = handshake_as_initiator(**again, resume);
   REQUIRE(rhs);
-  REQUIRE(eventually([&] { return f.info(session).resumes == 1; }));
+  REQUIRE(server_log->wait_for("resumed on"));
+  CHECK(f.info(session).resumes == 1);
   CHECK(f.info(session).connected);
   CHECK((*srv)->sessions_started() == 1);
   (*again)->abort();
@@ -444,7 +440,8 @@ TEST_CASE("a disconnected session nobody resumes ends at its deadline and leaves
   server_opts.resume_timeout = std::chrono::milliseconds{50};
   auto links = make_memory_link_pair();
   auto pair = make_session_pair(f, links, resumable(logless()), server_opts);
-  REQUIRE(eventually([&] { return registry->size() == 1; }));
+  f.info(pair.server.actor); // answered after its first message, which registers it
+  REQUIRE(registry->size() == 1);
   links.first->abort();
   auto reason = f.wait_down(pair.server.actor);
   REQUIRE(reason);

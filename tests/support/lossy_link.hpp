@@ -3,6 +3,9 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
 
 #include "transport/link.hpp"
 
@@ -15,12 +18,20 @@ public:
   explicit lossy_link(link_ptr inner) : inner_(std::move(inner)) {}
 
   void swallow() { swallowing_ = true; }
-  /// Payloads that vanished so far.
-  size_t swallowed() const { return swallowed_.load(); }
+
+  /// Waits at most `bound` until `n` payloads have vanished.
+  bool wait_swallowed(size_t n, std::chrono::milliseconds bound) {
+    std::unique_lock<std::mutex> guard{mtx_};
+    return cv_.wait_for(guard, bound, [&] { return swallowed_ >= n; });
+  }
 
   caf::expected<void> send(byte_span payload) override {
     if (swallowing_) {
-      ++swallowed_;
+      {
+        std::lock_guard<std::mutex> guard{mtx_};
+        ++swallowed_;
+      }
+      cv_.notify_all();
       return {};
     }
     return inner_->send(payload);
@@ -44,7 +55,9 @@ public:
 private:
   link_ptr inner_;
   std::atomic<bool> swallowing_{false};
-  std::atomic<size_t> swallowed_{0};
+  std::mutex mtx_;
+  std::condition_variable cv_;
+  size_t swallowed_ = 0;
 };
 
 } // namespace vox::test

@@ -2,8 +2,11 @@
 // and a "raw peer" that speaks Messages by hand to one session.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <future>
+#include <mutex>
 #include <optional>
 #include <thread>
 
@@ -14,6 +17,7 @@
 
 #include "actors/handles.hpp"
 #include "actors/session_actor.hpp"
+#include "actors/session_server.hpp"
 #include "protocol/message.hpp"
 #include "transport/memory_link.hpp"
 #include "transport/tcp_link.hpp"
@@ -31,6 +35,65 @@ inline session_options logless() {
   o.log = [](const std::string&) {};
   return o;
 }
+
+/// A session's diagnostics, kept so that a test can wait for an event the session logs
+/// ("link lost", "resumed on") instead of polling its state. Shared with the session's
+/// log sink, so it outlives the session.
+struct log_recorder {
+  std::mutex mtx;
+  std::condition_variable cv;
+  std::vector<std::string> lines;
+
+  /// `options` with their diagnostics going to a fresh recorder, which is returned.
+  static std::shared_ptr<log_recorder> attach(session_options& options) {
+    auto rec = std::make_shared<log_recorder>();
+    options.log = [rec](const std::string& line) {
+      {
+        std::lock_guard<std::mutex> guard{rec->mtx};
+        rec->lines.push_back(line);
+      }
+      rec->cv.notify_all();
+    };
+    return rec;
+  }
+
+  /// Waits at most `wait_bound` until `n` lines contain `text`.
+  bool wait_for(const std::string& text, size_t n = 1) {
+    std::unique_lock<std::mutex> guard{mtx};
+    return cv.wait_for(guard, wait_bound, [&] {
+      return static_cast<size_t>(std::count_if(lines.begin(), lines.end(), [&](const std::string& l) {
+               return l.find(text) != std::string::npos;
+             }))
+             >= n;
+    });
+  }
+};
+
+/// The sessions a session_server establishes, in order (see `hook`).
+struct accepted_sessions {
+  std::mutex mtx;
+  std::condition_variable cv;
+  std::vector<session_actor> sessions;
+
+  /// Makes `cfg` report its sessions here; this must outlive the server.
+  void hook(session_server::config& cfg) {
+    cfg.on_session = [this](const session_handle& h) {
+      {
+        std::lock_guard<std::mutex> guard{mtx};
+        sessions.push_back(h.actor);
+      }
+      cv.notify_all();
+    };
+  }
+
+  /// The `n`-th session (1-based), waiting at most `wait_bound` for it; null if none.
+  session_actor wait_for(size_t n) {
+    std::unique_lock<std::mutex> guard{mtx};
+    if (!cv.wait_for(guard, wait_bound, [&] { return sessions.size() >= n; }))
+      return {};
+    return sessions[n - 1];
+  }
+};
 
 /// `logless()` options whose root connection is served by `handler`.
 inline session_options serving(call_handler handler) {
