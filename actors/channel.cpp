@@ -206,6 +206,7 @@ void write_channel(postcard::writer& w, const end_ptr& end, bool local_receives)
   }
   binder->declared.push_back(decl);
   binder->ends.push_back(end);
+  binder->offsets.push_back(static_cast<uint32_t>(w.size()));
   // r[impl rpc.channel.payload-encoding]
   w.varint(decl.id);
 }
@@ -225,6 +226,30 @@ bool read_channel(postcard::reader& r, end_ptr& end, bool local_receives, uint32
   end->bind({binder->context, binder->driver, decl, binder->generation});
   binder->declared.push_back(decl);
   return true;
+}
+
+std::optional<payload> rewrite_channel_ids(const payload& args, const std::vector<uint32_t>& offsets,
+                                           const std::vector<channel_id>& from, const std::vector<channel_id>& to) {
+  if (offsets.size() != from.size() || from.size() != to.size())
+    return std::nullopt;
+  payload out;
+  out.reserve(args.size() + 8 * to.size());
+  postcard::writer w{out};
+  size_t pos = 0;
+  for (size_t i = 0; i < offsets.size(); ++i) {
+    size_t at = offsets[i];
+    if (at < pos || at >= args.size())
+      return std::nullopt;
+    postcard::reader r{byte_span{args.data() + at, args.size() - at}};
+    uint64_t id = 0;
+    if (!r.varint(id) || id != from[i])
+      return std::nullopt;
+    out.insert(out.end(), args.begin() + static_cast<std::ptrdiff_t>(pos), args.begin() + static_cast<std::ptrdiff_t>(at));
+    w.varint(to[i]);
+    pos = at + r.position();
+  }
+  out.insert(out.end(), args.begin() + static_cast<std::ptrdiff_t>(pos), args.end());
+  return out;
 }
 
 } // namespace vox::detail

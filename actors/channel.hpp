@@ -169,6 +169,8 @@ struct channel_binder {
   driver_channels* table = nullptr;
   std::vector<channel_decl> declared{};
   std::vector<end_ptr> ends{};
+  /// Where each declared channel's id starts in the encoded arguments.
+  std::vector<uint32_t> offsets{};
   bool failed = false;
   /// The conduit generation the ends are bound in (see channel_binding).
   uint64_t generation = 0;
@@ -194,6 +196,12 @@ private:
 void write_channel(postcard::writer& w, const end_ptr& end, bool local_receives);
 /// Reads a channel id and binds a new end for the handler, with the declared credit.
 bool read_channel(postcard::reader& r, end_ptr& end, bool local_receives, uint32_t initial_credit);
+
+/// `args` with the channel id written at each of `offsets` (see channel_binder), which
+/// must read `from[i]`, replaced by `to[i]`. Nullopt if one does not (the arguments were
+/// not encoded as write_channel saw them): the call cannot be rebound.
+std::optional<payload> rewrite_channel_ids(const payload& args, const std::vector<uint32_t>& offsets,
+                                           const std::vector<channel_id>& from, const std::vector<channel_id>& to);
 
 /// Runs `done(error)` in `self` once `end` has credit (no error) or never will.
 template <class Self, class F>

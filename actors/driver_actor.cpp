@@ -206,8 +206,20 @@ void handle_request(driver_pointer self, request_message& rm) {
     auto i = st.inflight.find(rm.id);
     if (i == st.inflight.end())
       return; // already answered, or never called
-    i->second.control->cancelled.store(true);
     auto schemas = i->second.control->response_schemas.load();
+    if (st.operations && st.operations->detach(rm.id)) {
+      // A call waiting for the run of an earlier call with its operation id: only the
+      // waiting ends; the run goes on for its owner. (The reference leaves the waiter of a
+      // persistent operation without any response, pitfall 15; every request gets one here.)
+      send_response(self, rm.id, {}, cancelled_response(), schemas);
+      return;
+    }
+    // r[impl retry.cancel.explicit.persist]
+    // A persistent method's run is not released: its answer, when it comes, is this
+    // request's one response (and the operation's sealed outcome).
+    if (i->second.control->persistent.load())
+      return;
+    i->second.control->cancelled.store(true);
     if (st.operations) // r[impl retry.cancel.explicit.volatile]: released, and whoever waited for it too
       for (auto w : st.operations->forget(rm.id))
         send_response(self, w, {}, cancelled_response(), schemas);
@@ -264,7 +276,7 @@ void start_call(driver_pointer self, outgoing_call call, caf::typed_response_pro
     if (!operation_id_of(call.metadata))
       call.metadata.push_back(metadata_entry{operation_id_key, st.next_operation_id++, metadata_flags::none});
     st.resend.emplace(id, driver_state::sent_call{call.method_id, call.metadata, call.args, call.args_schemas,
-                                                  call.channels});
+                                                  call.channels, call.channel_offsets});
   }
   std::vector<uint8_t> cbor;
   // r[impl schema.exchange]
@@ -342,27 +354,56 @@ bool rerunnable(const driver_state& st, const driver_state::sent_call& sc) {
                      [&](const channel_decl& ch) { return st.channels->receives(ch.id); });
 }
 
-/// A handler let go of call `r.id` (which carries an operation id) without answering.
-/// Released (r[retry.cancel.implicit.volatile]): a repeat of an idempotent method runs
+/// Gives the channels of call `sc` fresh ids for its new run (testbed-service.md §4):
+/// the peer may still hold the old ones as stale. Its ends keep the ids they were bound
+/// with (driver_channels maps them). False if its arguments cannot be rewritten.
+bool rebind_channels(driver_state& st, driver_state::sent_call& sc) {
+  std::vector<channel_id> from;
+  std::vector<channel_id> to;
+  for (const auto& ch : sc.channels) {
+    from.push_back(ch.id);
+    to.push_back(st.cfg.channels->allocate());
+  }
+  auto args = detail::rewrite_channel_ids(sc.args, sc.channel_offsets, from, to);
+  if (!args)
+    return false;
+  sc.args = std::move(*args);
+  for (size_t i = 0; i < to.size(); ++i) {
+    st.channels->rebind(from[i], to[i]);
+    sc.channels[i].id = to[i];
+  }
+  return true;
+}
+
+/// A handler let go of call `r.id` without answering (every copy of its reply_sink is
+/// gone). The answer is Cancelled, but Indeterminate for a persistent method, which may
+/// have done its work (r[retry.cancel.implicit.persist]), and for any call with an
+/// operation id whose method is not idempotent. Such an operation is released, never
+/// sealed (r[retry.cancel.implicit.volatile]): a repeat of an idempotent method runs
 /// again (r[retry.duplicate.released.idem]), one of any other gets Indeterminate
-/// (r[retry.duplicate.released.non-idem]), and so does this call now unless the method is
-/// idempotent. While the link is down, nothing is answered: the caller sends the call
-/// again after the resume, and the store answers that. True if it handled `r`.
-bool release_operation(driver_pointer self, driver_state::inflight_call& call, reply_msg& r) {
+/// (r[retry.duplicate.released.non-idem]); calls waiting for the run get this call's
+/// answer. While the link is down the caller itself is not answered: it sends the call
+/// again after the resume, and the store answers that.
+void answer_released(driver_pointer self, driver_state::inflight_call& call, reply_msg& r) {
   auto& st = self->state;
   bool idempotent = call.control->idempotent.load();
+  if (call.control->persistent.load() || (call.operation && !idempotent))
+    r.ret = indeterminate_response();
+  if (!call.operation || !st.operations) {
+    send_response(self, r.id, std::move(r.metadata), std::move(r.ret), r.response_schemas);
+    return;
+  }
+  auto waiters = st.operations->release(r.id, idempotent);
   auto& conduit = *st.cfg.conduit;
-  bool link_down = st.link_failed || !conduit.attached() || conduit.generation() != st.generation;
-  if (link_down) {
-    auto waiters = st.operations->release(r.id, idempotent);
+  if (st.link_failed || !conduit.attached() || conduit.generation() != st.generation) {
     st.inflight.erase(r.id);
     for (auto w : waiters)
       send_response(self, w, {}, indeterminate_response());
-    return true;
+    return;
   }
-  if (!idempotent)
-    r.ret = indeterminate_response();
-  return false;
+  for (auto w : waiters)
+    send_response(self, w, r.metadata, r.ret, r.response_schemas);
+  send_response(self, r.id, std::move(r.metadata), std::move(r.ret), r.response_schemas);
 }
 
 /// The peer's calls whose handlers bound channels cannot go on after a resume (their
@@ -421,11 +462,11 @@ void on_resumed(driver_pointer self, const resumed_msg& m) {
     if (p == st.pending.end())
       return true;
     auto r = st.resend.find(id);
-    if (r != st.resend.end() && rerunnable(st, r->second)) {
+    if (r != st.resend.end() && rerunnable(st, r->second) && rebind_channels(st, r->second)) {
       // r[impl retry.channel.volatile.rebinding]
-      // Idempotent, and we only receive on its channels: it goes out again as it was and
-      // runs again; its channel ids are free on both sides again, and what the new run
-      // sends arrives on the same receiving ends.
+      // Idempotent, and we only receive on its channels: it goes out again (same request
+      // and operation id, fresh channel ids) and runs again; what the new run sends
+      // arrives on the same receiving ends.
       for (auto& ch : r->second.channels)
         keep.push_back(ch.id);
       return false;
@@ -551,9 +592,10 @@ driver_actor::behavior_type driver_behavior(driver_pointer self, driver_config c
       auto i = st.inflight.find(r.id);
       if (i == st.inflight.end() || (r.attempt && r.attempt != i->second.control))
         return; // answered already, or the answer of a run a resume ended
-      if (r.released && i->second.operation && st.operations && release_operation(self, i->second, r))
-        return;
-      send_response(self, r.id, std::move(r.metadata), std::move(r.ret), r.response_schemas);
+      if (r.released)
+        answer_released(self, i->second, r);
+      else
+        send_response(self, r.id, std::move(r.metadata), std::move(r.ret), r.response_schemas);
     },
     [self](connection_closed_msg& closed) {
       self->state.fail_pending(closed.reason);

@@ -88,6 +88,7 @@ struct driver_state {
     payload args;
     const schema::schema_payload* args_schemas = nullptr;
     std::vector<channel_decl> channels;
+    std::vector<uint32_t> channel_offsets; ///< where `channels`' ids sit in `args`
   };
   std::map<request_id, sent_call> resend;
   uint64_t next_operation_id = 1;

@@ -32,13 +32,13 @@ bool driver_channels::declare(const channel_decl& decl, bool active, uint64_t ge
 }
 
 bool driver_channels::stale_end(channel_id id, uint64_t generation) const {
-  if (auto i = slots_.find(id); i != slots_.end())
+  if (auto i = slots_.find(wire(id)); i != slots_.end())
     return i->second.generation != generation;
   return generation < generation_;
 }
 
 driver_channels::slot* driver_channels::slot_for(const channel_decl& decl) {
-  auto i = slots_.find(decl.id);
+  auto i = slots_.find(wire(decl.id));
   if (i != slots_.end())
     return &i->second;
   if (!ours(decl.id) || decl.id == 0)
@@ -83,8 +83,9 @@ uint64_t driver_channels::want_credit(const channel_request& req, caf::typed_res
     s->credit_waiter.deliver(make_error(errc::invalid_request, "a newer credit request took over"));
   s->credit_waiter = std::move(rp);
   auto serial = s->serial = next_serial_++;
-  serve(slots_.find(req.channel.id));
-  auto i = slots_.find(req.channel.id);
+  auto id = wire(req.channel.id);
+  serve(slots_.find(id));
+  auto i = slots_.find(id);
   return i != slots_.end() && i->second.credit_waiter.pending() ? serial : 0;
 }
 
@@ -98,13 +99,14 @@ uint64_t driver_channels::want_items(const channel_request& req, caf::typed_resp
     s->items_waiter.deliver(make_error(errc::invalid_request, "a newer items request took over"));
   s->items_waiter = std::move(rp);
   auto serial = s->serial = next_serial_++;
-  serve(slots_.find(req.channel.id));
-  auto i = slots_.find(req.channel.id);
+  auto id = wire(req.channel.id);
+  serve(slots_.find(id));
+  auto i = slots_.find(id);
   return i != slots_.end() && i->second.items_waiter.pending() ? serial : 0;
 }
 
 void driver_channels::expire(channel_id id, uint64_t serial) {
-  auto i = slots_.find(id);
+  auto i = slots_.find(wire(id));
   if (i == slots_.end() || i->second.serial != serial)
     return;
   auto& s = i->second;
@@ -123,9 +125,9 @@ void driver_channels::control(channel_control_msg& msg) {
   // Only a Close may come before the call it belongs to (another thread made the call);
   // a reset or release of a channel that is gone has nothing left to do.
   if (msg.what == channel_control_msg::kind::close ? slot_for(msg.channel) == nullptr
-                                                   : slots_.count(msg.channel.id) == 0)
+                                                   : slots_.count(wire(msg.channel.id)) == 0)
     return;
-  auto i = slots_.find(msg.channel.id);
+  auto i = slots_.find(wire(msg.channel.id));
   if (!i->second.active) {
     i->second.early = std::move(msg); // applied once the Call is out
     return;
@@ -150,7 +152,7 @@ void driver_channels::apply(iterator i, channel_control_msg& msg) {
     s.credit_waiter.deliver(gone);
   if (s.items_waiter.pending())
     s.items_waiter.deliver(gone);
-  slots_.erase(i);
+  erase(i);
 }
 
 void driver_channels::serve(iterator i) {
@@ -201,7 +203,7 @@ void driver_channels::serve(iterator i) {
     }
   }
   if (finished)
-    slots_.erase(i);
+    erase(i);
 }
 
 void driver_channels::serve_held() {
@@ -258,6 +260,7 @@ bool driver_channels::on_message(channel_message& msg) {
 void driver_channels::close_all(const caf::error& reason) {
   auto slots = std::move(slots_);
   slots_.clear();
+  aliases_.clear();
   for (auto& [id, s] : slots) {
     if (s.credit_waiter.pending())
       s.credit_waiter.deliver(reason);
@@ -277,8 +280,34 @@ void driver_channels::resumed(uint64_t generation, const caf::error& reason, con
     }
   close_all(reason);
   slots_ = std::move(kept);
+  for (auto& [id, s] : slots_)
+    if (s.decl.id != id)
+      aliases_[s.decl.id] = id;
   generation_ = generation;
   held_ = false;
+}
+
+bool driver_channels::rebind(channel_id from, channel_id to) {
+  auto i = slots_.find(from);
+  if (i == slots_.end() || slots_.count(to) > 0)
+    return false;
+  auto s = std::move(i->second);
+  erase(i);
+  if (s.decl.id != to)
+    aliases_[s.decl.id] = to;
+  slots_.emplace(to, std::move(s));
+  return true;
+}
+
+void driver_channels::erase(iterator i) {
+  if (i->second.decl.id != i->first)
+    aliases_.erase(i->second.decl.id);
+  slots_.erase(i);
+}
+
+channel_id driver_channels::wire(channel_id end_id) const {
+  auto a = aliases_.find(end_id);
+  return a == aliases_.end() ? end_id : a->second;
 }
 
 bool driver_channels::receives(channel_id id) const {

@@ -46,6 +46,10 @@ public:
   /// Channels in `keep` (receiving ones of a call that is sent again) stay, with their
   /// items, and the peer's credit back at the initial value for its new run.
   void resumed(uint64_t generation, const caf::error& reason, const std::vector<channel_id>& keep = {});
+  /// The channel `from` goes on under the fresh id `to` (its call runs again after a
+  /// resume, with new ids: testbed-service.md §4); its end keeps asking by the id it was
+  /// bound with. False if `from` is unknown or `to` in use.
+  bool rebind(channel_id from, channel_id to);
   /// True if `id` is a channel we receive on.
   bool receives(channel_id id) const;
   /// True if an end bound in conduit generation `generation` no longer owns channel `id`:
@@ -94,12 +98,18 @@ private:
   void serve(iterator i);
   void apply(iterator i, channel_control_msg& msg);
   void write(channel_id id, channel_body body);
+  void erase(iterator i);
+  /// The id on the wire of the channel an end was bound to as `end_id`.
+  channel_id wire(channel_id end_id) const;
 
   connection_id conn_;
   parity local_;
   std::shared_ptr<bare_conduit> conduit_;
   uint64_t generation_; ///< of the link our channels live on
+  /// By the id on the wire; a slot's `decl.id` is the id its end was bound with.
   std::unordered_map<channel_id, slot> slots_;
+  /// End ids of rebound channels → their ids on the wire.
+  std::unordered_map<channel_id, channel_id> aliases_;
   uint64_t next_serial_ = 1;
   bool held_ = false;
 };

@@ -60,10 +60,11 @@ reply_sink::reply_sink(driver_actor driver, request_id id, std::shared_ptr<detai
 
 bool reply_sink::cancelled() const { return state_ && state_->control && state_->control->cancelled.load(); }
 
-void reply_sink::describe_response(const schema::schema_payload* schemas, bool idempotent) const {
+void reply_sink::describe_response(const schema::schema_payload* schemas, method_traits traits) const {
   if (state_ && state_->control) {
     state_->control->response_schemas.store(schemas);
-    state_->control->idempotent.store(idempotent);
+    state_->control->idempotent.store(traits.idempotent);
+    state_->control->persistent.store(traits.persistent);
   }
 }
 

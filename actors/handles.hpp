@@ -76,6 +76,8 @@ struct call_control {
   std::atomic<const schema::schema_payload*> response_schemas{nullptr};
   /// The method is declared idempotent (`vox::idem`): a run that gave up may run again.
   std::atomic<bool> idempotent{false};
+  /// The method is declared persistent (`vox::persist`): a Cancel does not stop it.
+  std::atomic<bool> persistent{false};
 };
 } // namespace detail
 
@@ -91,6 +93,12 @@ struct incoming_call {
   caf::actor_system* system = nullptr;
   /// The session's diagnostics (a handler that throws is reported there).
   log_sink log;
+};
+
+/// What a call's driver needs to know of its method, beyond its bytes.
+struct method_traits {
+  bool idempotent = false; ///< `vox::idem`
+  bool persistent = false; ///< `vox::persist`
 };
 
 /// Answers one incoming call, exactly once (rpc.response.one-per-request). Copies share
@@ -113,14 +121,15 @@ public:
 
   /// True once the caller cancelled the call (r[rpc.cancel]): it already got
   /// Err(Cancelled), and any reply sent now is ignored. Handlers doing long work poll it.
+  /// Never true for a persistent method (its Cancel is ignored).
   bool cancelled() const;
 
   request_id id() const;
 
   /// Names the schemas (static storage) of this call's Response, so that the Cancelled
-  /// answer sent when no reply comes carries them too, and whether the method is
-  /// idempotent (service_dispatcher does this).
-  void describe_response(const schema::schema_payload* schemas, bool idempotent = false) const;
+  /// answer sent when no reply comes carries them too, and the method's retry traits
+  /// (service_dispatcher does this).
+  void describe_response(const schema::schema_payload* schemas, method_traits traits = {}) const;
 
 private:
   struct state;

@@ -201,6 +201,9 @@ struct outgoing_call {
   /// The conduit generation `channels` were bound in: a call whose channels predate a
   /// resume fails instead of going out with channels the resume ended.
   uint64_t generation = 0;
+  /// Where each of `channels`' ids starts in `args` (same order): a call that runs again
+  /// after a resume goes out with fresh ids written there.
+  std::vector<uint32_t> channel_offsets{};
 };
 
 /// What the peer answered to a call.

@@ -50,6 +50,7 @@ operation_store::verdict operation_store::admit(uint64_t op, request_id id, meth
     if (lo.owner == id || std::find(lo.waiters.begin(), lo.waiters.end(), id) != lo.waiters.end())
       return verdict::duplicate;
     lo.waiters.push_back(id);
+    op_of_waiter_[id] = op;
     return verdict::attached;
   }
   if (auto s = sealed_.find(op); s != sealed_.end())
@@ -72,9 +73,7 @@ std::vector<request_id> operation_store::seal(request_id id, const outcome& answ
     return {};
   auto op = o->second;
   op_of_owner_.erase(o);
-  auto l = live_.find(op);
-  auto waiters = std::move(l->second.waiters);
-  live_.erase(l);
+  auto waiters = end_live(op);
   bytes_ += size_of(answer);
   sealed_.emplace(op, answer);
   order_.push_back(op);
@@ -86,10 +85,27 @@ std::vector<request_id> operation_store::forget(request_id id) {
   auto o = op_of_owner_.find(id);
   if (o == op_of_owner_.end())
     return {};
-  auto l = live_.find(o->second);
+  auto waiters = end_live(o->second);
+  op_of_owner_.erase(o);
+  return waiters;
+}
+
+bool operation_store::detach(request_id id) {
+  auto w = op_of_waiter_.find(id);
+  if (w == op_of_waiter_.end())
+    return false;
+  auto& waiters = live_.at(w->second).waiters;
+  waiters.erase(std::find(waiters.begin(), waiters.end(), id));
+  op_of_waiter_.erase(w);
+  return true;
+}
+
+std::vector<request_id> operation_store::end_live(uint64_t op) {
+  auto l = live_.find(op);
   auto waiters = std::move(l->second.waiters);
   live_.erase(l);
-  op_of_owner_.erase(o);
+  for (auto w : waiters)
+    op_of_waiter_.erase(w);
   return waiters;
 }
 

@@ -71,6 +71,9 @@ public:
   /// The owner `id` was cancelled: the operation is forgotten (a later call runs it
   /// again); returns its waiters, which are cancelled too.
   std::vector<request_id> forget(request_id id);
+  /// Call `id`, waiting for another call's run, stops waiting (its caller cancelled it).
+  /// False if `id` waits for nothing.
+  bool detach(request_id id);
   /// A resume ended the owner `id` without an answer. An idempotent operation is
   /// forgotten (a repeat runs it again, r[retry.duplicate.released.idem]); any other is
   /// remembered as released: a repeat gets Indeterminate (r[retry.duplicate.released.non-idem]).
@@ -87,7 +90,10 @@ private:
     method_id_t method = 0;
     std::vector<request_id> waiters;
   };
+  std::unordered_map<request_id, uint64_t> op_of_waiter_;
   void evict();
+  /// The run of `op` ended: returns its waiters.
+  std::vector<request_id> end_live(uint64_t op);
 
   limits limits_;
   std::unordered_map<uint64_t, live_op> live_;

@@ -95,7 +95,7 @@ public:
   service_dispatcher& on(F fn) {
     auto id = Service::template id<M>();
     (*table_)[id] = [fn = std::move(fn)](incoming_call& in, reply_sink sink) {
-      sink.describe_response(&Service::template schemas<M>().response, M::idempotent);
+      sink.describe_response(&Service::template schemas<M>().response, {M::idempotent, M::persistent});
       responder<Service, M> r{std::move(sink), std::move(in.metadata)};
       // Tx/Rx arguments become channels of this connection while they are decoded (the
       // driver set up the binding around this call).
@@ -179,6 +179,7 @@ public:
     }
     out.channels = std::move(binder.declared);
     out.generation = binder.generation;
+    out.channel_offsets = std::move(binder.offsets);
     return out;
   }
 

@@ -19,6 +19,9 @@ class writer {
 public:
   explicit writer(byte_buffer& out) : out_(out) {}
 
+  /// Bytes written so far (where the next value starts).
+  size_t size() const { return out_.size(); }
+
   void u8(uint8_t v) { out_.push_back(v); }
 
   void varint(uint64_t v) {

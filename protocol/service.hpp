@@ -49,6 +49,8 @@ struct method<Name, Ret(Args...), Err> {
   static constexpr bool has_channels = (schema::detail::channel_end<Args> || ...);
   /// Running it twice is safe (see `idem`).
   static constexpr bool idempotent = false;
+  /// Its run outlives the caller's interest (see `persist`).
+  static constexpr bool persistent = false;
 };
 
 /// `M`, declared idempotent (Rust's `#[vox(idem)]`): after a resume, a call of it whose
@@ -57,6 +59,19 @@ struct method<Name, Ret(Args...), Err> {
 template <class M>
 struct idem : M {
   static constexpr bool idempotent = true;
+};
+
+/// `M`, declared persistent (Rust's `#[vox(persist)]`): once started, its handler runs to
+/// its answer whatever the caller does. A Cancel from the caller is ignored (the answer
+/// still comes and is kept for the call's operation id); a handler that lets go without
+/// answering gives `Indeterminate`, not `Cancelled`, since it may have done its work
+/// (r[retry.cancel.explicit.persist]). Combines with `idem` either way round.
+template <class M>
+struct persist : M {
+  // As the reference's macro refuses them: a resume ends channels, which a run that must
+  // finish cannot survive.
+  static_assert(!M::has_channels, "persist methods cannot carry channels (Tx/Rx arguments)");
+  static constexpr bool persistent = true;
 };
 
 /// The schemas a method attaches to its first call and its first response on a connection.

@@ -315,3 +315,86 @@ TEST_CASE("a handler that lets go of a call during a break: an idempotent method
     CHECK(held.runs == 1);
   }
 }
+
+namespace {
+
+using generate = idem<method<"generate", void(uint32_t, tx<int32_t>)>>;
+using generator_service = service<"Generator", generate>;
+
+/// Records the channel id each run of `generate` sends on. The first run sends nothing
+/// and never answers (the link breaks under it); later runs send 0..n-1 and answer.
+struct generator_runs {
+  std::mutex mtx;
+  std::condition_variable cv;
+  std::vector<channel_id> ids;
+  std::vector<std::pair<tx<int32_t>, responder<generator_service, generate>>> stuck;
+
+  call_handler handler() {
+    service_dispatcher<generator_service> d;
+    d.on<generate>([this](caf::event_based_actor* self, uint32_t n, tx<int32_t> out,
+                          responder<generator_service, generate> r) {
+      std::unique_lock<std::mutex> guard{mtx};
+      ids.push_back(out.id());
+      cv.notify_all();
+      if (ids.size() == 1) {
+        stuck.emplace_back(std::move(out), std::move(r));
+        return;
+      }
+      guard.unlock();
+      out.send_all(
+        self, [i = uint32_t{0}, n]() mutable -> std::optional<int32_t> {
+          if (i == n)
+            return std::nullopt;
+          return static_cast<int32_t>(i++);
+        },
+        [r](const caf::error&) { r.ok({}); });
+    });
+    return d.handler();
+  }
+
+  bool wait_for(size_t n) {
+    std::unique_lock<std::mutex> guard{mtx};
+    return cv.wait_for(guard, wait_bound, [&] { return ids.size() >= n; });
+  }
+};
+
+} // namespace
+
+// r[verify retry.channel.volatile.rebinding]
+TEST_CASE("an idempotent call with channels runs again after a resume on fresh channel ids, and the new run's "
+          "items reach the caller's receiving end",
+          "[actors][retry]") {
+  actor_fixture f;
+  generator_runs runs;
+  retry_pair p{f, runs.handler()};
+  caller root{p.pair.client.root};
+  auto [out, in] = channel<int32_t>();
+  auto result = f.async([root, out = out](caf::scoped_actor& a) {
+    return client<generator_service>{root}.call<generate>(a, {3, out}, wait_bound);
+  });
+  REQUIRE(runs.wait_for(1));
+  p.break_and_resume();
+  REQUIRE(runs.wait_for(2));
+  CHECK(drain(in) == std::vector<int32_t>{0, 1, 2});
+  REQUIRE(result.wait_for(wait_bound) == std::future_status::ready);
+  auto r = result.get();
+  REQUIRE(r);
+  CHECK(r->is_ok());
+  std::lock_guard<std::mutex> guard{runs.mtx};
+  REQUIRE(runs.ids.size() == 2);
+  CHECK(runs.ids[0] != runs.ids[1]);
+  CHECK(runs.ids[0] % 2 == runs.ids[1] % 2); // still the caller's parity
+}
+
+TEST_CASE("channel ids in encoded arguments are rewritten in place, varint lengths and all; a mismatch is refused",
+          "[retry]") {
+  // u8 3, channel 127, String "AB", channel 5
+  payload args{byte_buffer{0x03, 0x7f, 0x02, 0x41, 0x42, 0x05}};
+  auto out = detail::rewrite_channel_ids(args, {1, 5}, {127, 5}, {129, 7});
+  REQUIRE(out);
+  CHECK(*out == payload{byte_buffer{0x03, 0x81, 0x01, 0x02, 0x41, 0x42, 0x07}});
+  CHECK_FALSE(detail::rewrite_channel_ids(args, {1, 5}, {127, 6}, {129, 7}));
+  CHECK_FALSE(detail::rewrite_channel_ids(args, {5, 1}, {5, 127}, {7, 129}));
+  CHECK_FALSE(detail::rewrite_channel_ids(args, {1, 6}, {127, 5}, {129, 7}));
+  CHECK_FALSE(detail::rewrite_channel_ids(args, {1}, {127, 5}, {129, 7}));
+}

@@ -89,23 +89,6 @@ struct sink_queue {
   }
 };
 
-/// The next Response the raw peer receives: {connection, request id, response}.
-struct seen_response {
-  connection_id connection = 0;
-  request_id id = 0;
-  request_response response;
-};
-
-std::optional<seen_response> next_response(raw_peer& peer) {
-  auto m = peer.recv_as<request_message>();
-  if (!m)
-    return std::nullopt;
-  auto* r = std::get_if<request_response>(&m->second.body);
-  if (!r)
-    return std::nullopt;
-  return seen_response{m->first, m->second.id, std::move(*r)};
-}
-
 message call_message(connection_id conn, request_id id, method_id_t method, payload args,
                      vox::metadata md = {}) {
   return message{conn, request_message{id, request_call{method, std::move(md), std::move(args), {}}}};

@@ -312,6 +312,39 @@ struct raw_peer {
   }
 };
 
+/// Every item of the receiving end `in` up to the sender's Close; nullopt if the channel
+/// failed or an item took longer than `wait_bound`.
+template <class Rx>
+std::optional<std::vector<typename Rx::element_type>> drain(const Rx& in) {
+  std::vector<typename Rx::element_type> got;
+  for (;;) {
+    auto item = in.recv_for(wait_bound);
+    if (!item)
+      return std::nullopt;
+    if (!*item)
+      return got;
+    got.push_back(std::move(**item));
+  }
+}
+
+/// The next Response the raw peer receives: {connection, request id, response}.
+struct seen_response {
+  connection_id connection = 0;
+  request_id id = 0;
+  request_response response;
+};
+
+inline std::optional<seen_response> next_response(raw_peer& peer) {
+  auto m = peer.recv_as<request_message>();
+  if (!m)
+    return std::nullopt;
+  auto* r = std::get_if<request_response>(&m->second.body);
+  if (!r)
+    return std::nullopt;
+  return seen_response{m->first, m->second.id, std::move(*r)};
+}
+
+
 /// Opens a virtual connection from `peer.session` that the raw side accepts with
 /// {Even, 64}; returns the id the session chose and the handle it got.
 inline std::pair<connection_id, caf::expected<connection_handle>> open_accepted(actor_fixture& f, raw_peer& peer) {
