@@ -256,6 +256,9 @@ struct session_info {
   /// cannot be resumed.
   std::optional<std::array<uint8_t, session_resume_key_size>> resume_key;
   bool peer_supports_retry = false;
+  /// The link under the session (link::describe; empty while disconnected), e.g.
+  /// "stable over tcp 127.0.0.1:…" for the stable conduit.
+  std::string link;
 };
 
 struct connection_handle;

@@ -368,6 +368,8 @@ session_info info_of(const session_state& st) {
   info.resumes = st.resumes;
   info.resume_key = st.resume_key;
   info.peer_supports_retry = st.handshake.peer_supports_retry;
+  if (auto lnk = st.conduit->current())
+    info.link = lnk->describe();
   return info;
 }
 

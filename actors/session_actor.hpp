@@ -16,6 +16,8 @@
 #include "actors/session_registry.hpp"
 #include "transport/bare_conduit.hpp"
 #include "transport/handshake_exchange.hpp"
+#include "transport/prologue.hpp"
+#include "transport/stable_link.hpp"
 
 namespace vox {
 
@@ -68,6 +70,15 @@ struct session_options {
   /// its Response, and a copy of each answer the store keeps (`operation_limits`).
   bool retry = false;
   detail::operation_store::limits operation_limits;
+  /// The conduit (wire-format.md §2, §8). An initiator asks for this mode; bare by
+  /// default. `stable` wraps every Message in a sequenced, acknowledged frame kept for
+  /// replay (transport/stable_link.hpp); it is not combined with `resumable` yet, and a
+  /// stable conduit does not reconnect by itself yet (a broken link ends the session, as
+  /// for bare).
+  conduit_mode conduit = conduit_mode::bare;
+  /// Acceptor: a peer may ask for the stable conduit (else it gets a transport reject).
+  bool accept_stable = true;
+  stable_options stable;
   /// Prologue plus handshake must finish within this time, or the link is aborted.
   std::chrono::milliseconds handshake_timeout{10000};
   /// The I/O threads that serve the session's link (socket links only); none: the actor
@@ -146,10 +157,13 @@ log_sink log_sink_of(const session_options& options);
 
 /// What a session's options announce in the handshake.
 handshake_options handshake_options_of(const session_options& options);
+/// The conduit modes an acceptor with `options` takes.
+conduit_mode_set accepted_modes(const session_options& options);
 
-/// Runs the transport prologue (bare) and the handshake as initiator on the calling
-/// thread (bounded by `options.handshake_timeout`), then starts the session. On failure
-/// the link is aborted and the error says why.
+/// Runs the transport prologue (`options.conduit`), the handshake and, for the stable
+/// conduit, its hellos as initiator on the calling thread (bounded by
+/// `options.handshake_timeout`), then starts the session. On failure the link is aborted
+/// and the error says why.
 caf::expected<session_handle> connect_session(caf::actor_system& sys, link_ptr link,
                                               session_options options);
 

@@ -10,6 +10,7 @@
 #include "actors/session_input.hpp"
 #include "transport/handshake_exchange.hpp"
 #include "transport/prologue.hpp"
+#include "transport/stable_hello.hpp"
 
 namespace vox {
 
@@ -67,13 +68,22 @@ public:
     switch (stage_) {
       case stage::prologue:
         // r[impl session.acceptor]
-        if (auto mode = answer_transport_hello(*link_, payload); !mode)
+        if (auto mode = answer_transport_hello(*link_, payload, accepted_modes(setup_->options)); !mode) {
           fail();
-        else
+        } else {
+          mode_ = *mode;
           stage_ = stage::hello;
+        }
         break;
       case stage::hello:
-        if (auto hs = answer_hello(*link_, payload, setup_->handshake); !hs) {
+        if (mode_ == conduit_mode::stable && stable::looks_like_client_hello(payload)) {
+          // A stable reconnect (no CBOR handshake on a reconnect): no conduit here takes
+          // one yet, so it is answered REJECTED.
+          (void) answer_client_hello(link_, payload);
+          closing_ = true;
+          link_->close();
+          fail();
+        } else if (auto hs = answer_hello(*link_, payload, setup_->handshake); !hs) {
           if (is(hs.error(), errc::resume_refused)) {
             closing_ = true;
             link_->close(); // the Sorry goes out before the end of stream
@@ -87,8 +97,20 @@ public:
       case stage::lets_go:
         if (auto err = expect_lets_go(payload))
           fail();
+        else if (mode_ == conduit_mode::stable)
+          stage_ = stage::stable_hello;
         else
           establish();
+        break;
+      case stage::stable_hello:
+        if (setup_->result.peer_resume_key) {
+          fail(); // a session-level resume over the stable conduit: not supported
+        } else if (auto wrapped = answer_client_hello(link_, payload, setup_->options.stable); !wrapped) {
+          fail();
+        } else {
+          stable_ = std::move(*wrapped);
+          establish();
+        }
         break;
     }
   }
@@ -106,7 +128,7 @@ public:
   void abort() { link_->abort(); }
 
 private:
-  enum class stage { prologue, hello, lets_go };
+  enum class stage { prologue, hello, lets_go, stable_hello };
 
   /// Ends a handshake that did not complete (a no-op once it ended either way). A
   /// prologue reject was already written when this runs: the socket was empty. A link
@@ -132,8 +154,15 @@ private:
       resume(*srv);
       return;
     }
-    auto h = spawn_session(srv->sys, link_, std::move(setup_->result), std::move(setup_->options), true);
-    session_ = std::make_shared<session_input>(h.actor);
+    auto h = spawn_session(srv->sys, stable_ ? link_ptr{stable_} : link_, std::move(setup_->result),
+                           std::move(setup_->options), true);
+    if (stable_) {
+      // The raw link keeps delivering here; the stable link unwraps for the session.
+      session_ = stable_->adopt_started();
+      stable_->start(std::make_shared<session_input>(h.actor), nullptr);
+    } else {
+      session_ = std::make_shared<session_input>(h.actor);
+    }
     setup_.reset(); // an idle session should not carry its handshake's state (schemas, options)
     if (!srv->finished(this, &h))
       caf::anon_send(h.actor, stop_atom::value);
@@ -168,7 +197,9 @@ private:
   stage stage_ = stage::prologue;
   std::atomic<bool> done_{false};
   bool closing_ = false;
-  std::shared_ptr<session_input> session_;
+  conduit_mode mode_ = conduit_mode::bare;
+  std::shared_ptr<stable_link> stable_; ///< the stable conduit over link_, once its hellos are done
+  std::shared_ptr<link_receiver> session_;
 };
 
 } // namespace

@@ -12,6 +12,7 @@
 #include "actors/session_actor.hpp"
 #include "actors/session_input.hpp"
 #include "transport/prologue.hpp"
+#include "transport/stable_hello.hpp"
 
 namespace vox {
 
@@ -97,13 +98,31 @@ caf::expected<handshake_result> shake_hands(link& lnk, const link_ptr& owner, st
   return hs;
 }
 
+/// The initiator's prologue and handshake on `link` (then, for the stable conduit, its
+/// hellos: `session_link` becomes the stable link over `link`).
 caf::expected<handshake_result> initiator_handshake(const link_ptr& link, const handshake_options& opts,
-                                                    std::chrono::milliseconds timeout) {
+                                                    std::chrono::milliseconds timeout,
+                                                    conduit_mode mode = conduit_mode::bare,
+                                                    link_ptr* session_link = nullptr,
+                                                    const stable_options& stable = {}) {
   return shake_hands(*link, link, timeout, [&](vox::link& lnk) -> caf::expected<handshake_result> {
-    if (auto mode = initiate_transport(lnk, conduit_mode::bare); !mode)
-      return std::move(mode.error());
-    return handshake_as_initiator(lnk, opts);
+    if (auto m = initiate_transport(lnk, mode); !m)
+      return std::move(m.error());
+    auto hs = handshake_as_initiator(lnk, opts);
+    if (!hs || mode != conduit_mode::stable)
+      return hs;
+    auto wrapped = stable_as_initiator(link, stable);
+    if (!wrapped)
+      return std::move(wrapped.error());
+    *session_link = std::move(*wrapped);
+    return hs;
   });
+}
+
+/// An acceptor's refusal of a session-level resume over the stable conduit, which cannot
+/// take the session's link yet.
+caf::error no_stable_resume() {
+  return make_error(errc::resume_refused, "resuming a session over the stable conduit is not supported");
 }
 
 /// Hands `link` to `session` as its new link and waits for the answer.
@@ -120,6 +139,12 @@ caf::expected<void> hand_over(caf::actor_system& sys, const session_actor& sessi
 
 } // namespace
 
+conduit_mode_set accepted_modes(const session_options& options) {
+  if (options.accept_stable)
+    return {conduit_mode::bare, conduit_mode::stable};
+  return {conduit_mode::bare};
+}
+
 handshake_options handshake_options_of(const session_options& options) {
   handshake_options out;
   out.settings = options.settings;
@@ -133,7 +158,14 @@ handshake_options handshake_options_of(const session_options& options) {
 // r[impl session.initiator]
 caf::expected<session_handle> connect_session(caf::actor_system& sys, link_ptr link,
                                               session_options options) {
-  auto hs = initiator_handshake(link, handshake_options_of(options), options.handshake_timeout);
+  auto stable = options.conduit == conduit_mode::stable;
+  if (stable && options.resumable) {
+    link->abort();
+    return make_error(errc::invalid_request, "a resumable session over the stable conduit is not supported yet");
+  }
+  auto session_link = link;
+  auto hs = initiator_handshake(link, handshake_options_of(options), options.handshake_timeout, options.conduit,
+                                &session_link, options.stable);
   if (!hs)
     return std::move(hs.error());
   // Behaviour 20: a resumable session needs the acceptor's key.
@@ -141,17 +173,28 @@ caf::expected<session_handle> connect_session(caf::actor_system& sys, link_ptr l
     link->abort();
     return make_error(errc::resume_refused, "peer did not advertise session resumption");
   }
-  return spawn_session(sys, std::move(link), std::move(*hs), std::move(options));
+  return spawn_session(sys, std::move(session_link), std::move(*hs), std::move(options));
 }
 
 // r[impl session.acceptor]
 caf::expected<session_handle> accept_session(caf::actor_system& sys, link_ptr link,
                                              session_options options) {
   auto hs_opts = handshake_options_of(options);
+  auto session_link = link;
   auto hs = shake_hands(*link, link, options.handshake_timeout, [&](vox::link& lnk) -> caf::expected<handshake_result> {
-    if (auto mode = accept_transport(lnk, {conduit_mode::bare}); !mode)
+    auto mode = accept_transport(lnk, accepted_modes(options));
+    if (!mode)
       return std::move(mode.error());
-    return handshake_as_acceptor(lnk, hs_opts);
+    auto shaken = handshake_as_acceptor(lnk, hs_opts);
+    if (!shaken || *mode != conduit_mode::stable)
+      return shaken;
+    if (shaken->peer_resume_key)
+      return no_stable_resume();
+    auto wrapped = stable_as_acceptor(link, options.stable);
+    if (!wrapped)
+      return std::move(wrapped.error());
+    session_link = std::move(*wrapped);
+    return shaken;
   });
   if (!hs)
     return std::move(hs.error());
@@ -169,7 +212,7 @@ caf::expected<session_handle> accept_session(caf::actor_system& sys, link_ptr li
       return std::move(taken.error());
     return out;
   }
-  return spawn_session(sys, std::move(link), std::move(*hs), std::move(options));
+  return spawn_session(sys, std::move(session_link), std::move(*hs), std::move(options));
 }
 
 caf::expected<void> resume_session(caf::actor_system& sys, const session_actor& session, link_ptr link,

@@ -4,8 +4,10 @@
 //       runs every benchmark and prints one table (stdout; progress on stderr)
 //   vox-bench server [--host H] [--port N] [--raw-port M] [--threads N] [--poll N] [--until-eof]
 //       the TCP server: vox sessions (echo root handler, echo acceptor) on --port, the raw
-//       u32-LE framed echo on --raw-port (0 = ephemeral; the ports are printed); runs until
-//       SIGINT/SIGTERM, or with --until-eof until its stdin closes
+//       u32-LE framed echo on --raw-port (0 = ephemeral; the ports are printed), and the
+//       vox service again on ephemeral ports served by a busy-polling reactor and with
+//       resumable sessions and an operation store; runs until SIGINT/SIGTERM, or with
+//       --until-eof until its stdin closes
 //   vox-bench rss [--count N] [--threads N] [--poll N]
 //       (internal) the idle-connection RSS measurement in a fresh process
 //   vox-bench sessions-server [--sessions N] [--threads N] [--poll N]
@@ -206,11 +208,22 @@ int run_server(const cli& o) {
     return 1;
   }
   busy_sc.options.io.reset();
+  // And on another with resumable sessions and an operation store (the "tcp, retry" rows).
+  auto retry_sc = sc;
+  retry_sc.port = 0;
+  retry_sc.options.resumable = true;
+  retry_sc.options.retry = true;
+  auto retry_srv = vox::session_server::start(sys, retry_sc);
+  if (!retry_srv) {
+    std::fprintf(stderr, "vox-bench server: cannot listen on %s: %s\n", o.host.c_str(),
+                 sys.render(retry_srv.error()).c_str());
+    return 1;
+  }
   auto raw = raw_echo_server::start(o.host, o.raw_port);
   if (!raw)
     return 1; // srv's destructor stops it
-  std::printf("vox-bench server: vox-port %u raw-port %u busy-poll-port %u\n", (*srv)->port(), raw->port(),
-              (*busy_srv)->port());
+  std::printf("vox-bench server: vox-port %u raw-port %u busy-poll-port %u retry-port %u\n", (*srv)->port(),
+              raw->port(), (*busy_srv)->port(), (*retry_srv)->port());
   std::fflush(stdout);
   pollfd fds[2] = {{sfd, POLLIN, 0}, {0, POLLIN, 0}};
   for (;;) {
@@ -359,11 +372,13 @@ int run_all(const cli& o) {
   auto sa = sched_args(o);
   server_args.insert(server_args.end(), sa.begin(), sa.end());
   auto server = child_process::spawn(server_args);
-  unsigned vox_port = 0, raw_port = 0, busy_port = 0;
+  unsigned vox_port = 0, raw_port = 0, busy_port = 0, retry_port = 0;
   {
     auto line = server ? server->read_line(std::chrono::seconds{15}) : std::nullopt;
-    if (!line || std::sscanf(line->c_str(), "vox-bench server: vox-port %u raw-port %u busy-poll-port %u", &vox_port,
-                                 &raw_port, &busy_port) != 3) {
+    if (!line
+        || std::sscanf(line->c_str(), "vox-bench server: vox-port %u raw-port %u busy-poll-port %u retry-port %u",
+                       &vox_port, &raw_port, &busy_port, &retry_port)
+             != 4) {
       std::fprintf(stderr, "vox-bench: the server process did not start (%s)\n",
                    server ? server->finish(std::chrono::seconds{5}).c_str() : "fork failed");
       return 1;
@@ -390,12 +405,16 @@ int run_all(const cli& o) {
     auto mem = start_memory_sessions(sys);
     // A session to `port` on reactor `io` (null: the system's default one); only the
     // session keeps `io` alive, so it ends with the session.
-    auto connect_tcp = [&](unsigned port, vox::io_reactor_ptr io) -> caf::expected<vox::session_handle> {
+    auto connect_tcp = [&](unsigned port, vox::io_reactor_ptr io, bool retry = false,
+                           vox::conduit_mode conduit = vox::conduit_mode::bare) -> caf::expected<vox::session_handle> {
       auto lnk = vox::tcp_connect("127.0.0.1", static_cast<uint16_t>(port));
       if (!lnk)
         return lnk.error();
       auto opts = bench_options();
       opts.io = std::move(io);
+      opts.resumable = retry;
+      opts.retry = retry;
+      opts.conduit = conduit;
       return vox::connect_session(sys, *lnk, opts);
     };
     auto tcp = connect_tcp(vox_port, nullptr);
@@ -403,13 +422,17 @@ int run_all(const cli& o) {
     auto tcp_inline = connect_tcp(vox_port, vox::io_reactor::start(sys, vox::io_config(1, vox::io_inline::all_actors)));
     // And to the server's busy-polling port, with a busy-polling reactor here too.
     auto tcp_busy = connect_tcp(busy_port, busy_poll_reactor(sys, o.sched));
+    // And a resumable one whose calls carry operation ids through the server's store.
+    auto tcp_retry = connect_tcp(retry_port, nullptr, true);
+    // And one over the stable conduit (sequenced, acknowledged frames kept for replay).
+    auto tcp_stable = connect_tcp(vox_port, nullptr, false, vox::conduit_mode::stable);
     auto failed_row = [&](std::string name, std::string transport, std::string unit, const caf::error& e) {
       row r{std::move(name), std::move(transport), std::move(unit), true, false, 0, {}};
       r.detail = "FAILED: session setup: " + sys.render(e);
       return r;
     };
     {
-      vox::caller mem_root, tcp_root, tcp_inline_root, tcp_busy_root;
+      vox::caller mem_root, tcp_root, tcp_inline_root, tcp_busy_root, tcp_retry_root, tcp_stable_root;
       if (mem)
         mem_root = vox::caller{mem->client.root};
       if (tcp)
@@ -418,6 +441,10 @@ int run_all(const cli& o) {
         tcp_inline_root = vox::caller{tcp_inline->root};
       if (tcp_busy)
         tcp_busy_root = vox::caller{tcp_busy->root};
+      if (tcp_retry)
+        tcp_retry_root = vox::caller{tcp_retry->root};
+      if (tcp_stable)
+        tcp_stable_root = vox::caller{tcp_stable->root};
       struct transport {
         const char* name;
         bool up;
@@ -430,7 +457,11 @@ int run_all(const cli& o) {
                                 {"tcp, inline", static_cast<bool>(tcp_inline), &tcp_inline_root,
                                  tcp_inline ? &no_error : &tcp_inline.error()},
                                 {"tcp, busy-poll", static_cast<bool>(tcp_busy), &tcp_busy_root,
-                                 tcp_busy ? &no_error : &tcp_busy.error()}};
+                                 tcp_busy ? &no_error : &tcp_busy.error()},
+                                {"tcp, retry", static_cast<bool>(tcp_retry), &tcp_retry_root,
+                                 tcp_retry ? &no_error : &tcp_retry.error()},
+                                {"tcp, stable", static_cast<bool>(tcp_stable), &tcp_stable_root,
+                                 tcp_stable ? &no_error : &tcp_stable.error()}};
       // 2. Call round trips/s with 1 call outstanding (and each call's round-trip time).
       // 3. Calls/s with 64 calls kept in flight on one connection.
       double max_tcp_rate = 0; // "call, 64 outstanding" over TCP: what the open loop offers a share of

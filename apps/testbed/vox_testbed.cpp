@@ -8,9 +8,10 @@
 //       a session whose link breaks waits --resume-grace ms (default 30000) for its client
 //       to resume it, and a call the client sends again runs once. --break-after-items N
 //       cuts the link after the N-th item of the first call of each generate_retry_*
-//       method, as the conformance harness's server does (testbed-service.md §4)
+//       method, as the conformance harness's server does (testbed-service.md §4).
+//       Clients may ask for either conduit, bare or stable
 //   vox-testbed client (--connect HOST:PORT | --listen HOST:PORT) --scenario NAME|all|common [--keepalive MS]
-//                      [--break-and-resume]
+//                      [--break-and-resume] [--conduit bare|stable]
 //       runs client scenarios as the caller, one "OK name" / "FAIL name: reason" line
 //       each; exit 0 only if all pass. "all" includes the two channel_retry_* scenarios,
 //       which pass only against a server that cuts the link (--break-after-items);
@@ -18,7 +19,8 @@
 //       LISTEN_ADDR and waits for one peer to dial in (a subject in SUBJECT_MODE=server).
 //       --break-and-resume (with --connect): a resumable session; after the scenarios it
 //       breaks its own TCP link, prints "RESUMED" once it reconnected and resumed by
-//       itself, and runs the scenarios again
+//       itself, and runs the scenarios again. --conduit stable (with --connect) asks for the
+//       stable conduit; such a session is not resumable (not supported yet)
 //   vox-testbed list
 //   vox-testbed subject        (or no arguments with SUBJECT_MODE set)
 //       the conformance harness's subject contract (testbed-service.md §4), from the
@@ -26,7 +28,7 @@
 //       server (dial PEER_ADDR as session initiator and serve Testbed until the session
 //       ends) or server-listen (bind 127.0.0.1:LISTEN_PORT, default ephemeral, print
 //       LISTEN_ADDR, accept one session and serve it until it ends). SPEC_CONDUIT=stable
-//       is refused: only the bare conduit is implemented.
+//       asks for the stable conduit as initiator (an acceptor takes either).
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -49,11 +51,19 @@ int usage() {
   std::fputs("usage: vox-testbed serve (--listen HOST:PORT | --port N) [--keepalive MS] [--resume-grace MS]\n"
              "                         [--break-after-items N]\n"
              "       vox-testbed client (--connect | --listen) HOST:PORT --scenario NAME|all|common [--keepalive MS]\n"
-             "                          [--break-and-resume]\n"
+             "                          [--break-and-resume] [--conduit bare|stable]\n"
              "       vox-testbed list\n"
              "       vox-testbed subject   (SUBJECT_MODE, PEER_ADDR, CLIENT_SCENARIO, LISTEN_PORT)\n",
              stderr);
   return 2;
+}
+
+std::optional<conduit_mode> conduit_named(const std::string& name) {
+  if (name == "bare")
+    return conduit_mode::bare;
+  if (name == "stable")
+    return conduit_mode::stable;
+  return std::nullopt;
 }
 
 int fail(const caf::error& e) {
@@ -201,7 +211,7 @@ int run_across_a_break(caf::actor_system& sys, const std::string& host, uint16_t
 /// reference subject's is not.
 caf::expected<session_handle> dial(caf::actor_system& sys, const std::string& host, uint16_t port,
                                    session_options opts, bool caller = true) {
-  if (caller) {
+  if (caller && opts.conduit == conduit_mode::bare) {
     opts.resumable = true;
     opts.retry = true;
     opts.reconnect = [host, port] { return tcp_connect(host, port); };
@@ -246,8 +256,12 @@ int run_client(caf::actor_system& sys, int argc, char** argv) {
     return 2;
   session_options opts;
   opts.keepalive = *ka;
+  auto conduit = conduit_named(cli::arg(argc, argv, "--conduit", "bare"));
+  if (!conduit)
+    return usage();
+  opts.conduit = *conduit;
   if (cli::flag(argc, argv, "--break-and-resume")) {
-    if (!listen.empty())
+    if (!listen.empty() || opts.conduit != conduit_mode::bare)
       return usage();
     return run_across_a_break(sys, host, port, opts, chosen);
   }
@@ -271,8 +285,9 @@ std::string env(const char* name) {
 
 int subject(caf::actor_system& sys) {
   auto mode = env("SUBJECT_MODE");
-  if (auto conduit = env("SPEC_CONDUIT"); !conduit.empty() && conduit != "bare") {
-    std::fprintf(stderr, "vox-testbed: SPEC_CONDUIT=%s is not supported (bare conduit only)\n", conduit.c_str());
+  auto conduit = conduit_named(env("SPEC_CONDUIT").empty() ? "bare" : env("SPEC_CONDUIT"));
+  if (!conduit) {
+    std::fprintf(stderr, "vox-testbed: SPEC_CONDUIT must be bare or stable\n");
     return 2;
   }
   std::optional<keepalive_options> ka = keepalive_options{std::chrono::seconds{10}, std::chrono::seconds{30}};
@@ -290,10 +305,13 @@ int subject(caf::actor_system& sys) {
         return 2;
       session_options opts;
       opts.keepalive = ka;
+      opts.conduit = *conduit;
       session = dial(sys, host, port, opts);
       return session ? run_scenarios(sys, *session, chosen) : fail(session.error());
     }
-    session = dial(sys, host, port, serving_options(ka), false);
+    auto opts = serving_options(ka);
+    opts.conduit = *conduit;
+    session = dial(sys, host, port, opts, false);
   } else if (mode == "server-listen") {
     auto p = cli::number<uint16_t>(env("LISTEN_PORT").empty() ? "0" : env("LISTEN_PORT"), 65535);
     if (!p) {

@@ -3,9 +3,15 @@
 #   testbed_processes.sh BIN serve          client --connect  against  serve --break-after-items 20 (all 34)
 #   testbed_processes.sh BIN subject-listen SUBJECT_MODE=client against SUBJECT_MODE=server-listen
 #   testbed_processes.sh BIN subject-server client --listen   against  SUBJECT_MODE=server
+#   stable-serve, stable-subject-listen, stable-subject-server: the same over the stable
+#   conduit (the initiator asks for it; serve skips the two scenarios that cut the link)
 set -euo pipefail
 testbed="$1"
-case "$2" in
+conduit=bare
+what="$2"
+if [[ "$what" == stable-* ]]; then conduit=stable; what="${what#stable-}"; fi
+export SPEC_CONDUIT=$conduit
+case "$what" in
   serve)          coproc LISTENER { exec "$testbed" serve --port 0 --break-after-items 20; } ;;
   subject-listen) coproc LISTENER { SUBJECT_MODE=server-listen exec "$testbed"; } ;;
   subject-server) coproc LISTENER { exec timeout 120 "$testbed" client --listen 127.0.0.1:0 --scenario common; } ;;
@@ -18,8 +24,12 @@ trap 'kill $listener 2>/dev/null || true' EXIT
 read -t 10 -r line <&3
 addr="${line#LISTEN_ADDR=}"
 [[ "$line" == LISTEN_ADDR=* ]] || { echo "listener said: $line" >&2; exit 1; }
-case "$2" in
+case "$what" in
   serve)
+    if [[ $conduit == stable ]]; then
+      timeout 120 "$testbed" client --connect "$addr" --scenario common --conduit stable
+      exit
+    fi
     # Every scenario, the two that need the server to cut the link included: 34 OK.
     out=$(timeout 120 "$testbed" client --connect "$addr" --scenario all) || { echo "$out"; exit 1; }
     echo "$out"

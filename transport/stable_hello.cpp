@@ -1,0 +1,53 @@
+#include "transport/stable_hello.hpp"
+
+#include "protocol/error.hpp"
+#include "transport/handshake_exchange.hpp"
+
+namespace vox {
+
+caf::expected<std::shared_ptr<stable_link>> stable_as_initiator(const link_ptr& raw, stable_options opts) {
+  auto hello = stable::encode(stable::client_hello{});
+  if (auto sent = raw->send(hello); !sent)
+    return std::move(sent.error());
+  auto reply = raw->recv();
+  if (!reply)
+    return std::move(reply.error());
+  if (!*reply)
+    return make_error(errc::link_closed, "link closed before the stable ServerHello");
+  auto sh = stable::parse_server_hello(**reply);
+  if (!sh)
+    return std::move(sh.error());
+  // r[impl stable.reconnect.failure]
+  if (sh->rejected)
+    return make_error(errc::session_lost, "the acceptor rejected the stable conduit");
+  // r[impl stable.resume-key]
+  return stable_link::make(raw, sh->resume_key, opts);
+}
+
+caf::expected<std::shared_ptr<stable_link>> answer_client_hello(const link_ptr& raw, byte_span payload,
+                                                                stable_options opts) {
+  auto ch = stable::parse_client_hello(payload);
+  if (!ch)
+    return std::move(ch.error());
+  if (ch->resume_key) {
+    (void) raw->send(stable::encode(stable::server_hello{true, {}, std::nullopt}));
+    return make_error(errc::session_lost, "a stable reconnect for a conduit this acceptor does not hold");
+  }
+  auto key = make_session_resume_key();
+  if (!key)
+    return std::move(key.error());
+  if (auto sent = raw->send(stable::encode(stable::server_hello{false, *key, std::nullopt})); !sent)
+    return std::move(sent.error());
+  return stable_link::make(raw, *key, opts);
+}
+
+caf::expected<std::shared_ptr<stable_link>> stable_as_acceptor(const link_ptr& raw, stable_options opts) {
+  auto hello = raw->recv();
+  if (!hello)
+    return std::move(hello.error());
+  if (!*hello)
+    return make_error(errc::link_closed, "link closed before the stable ClientHello");
+  return answer_client_hello(raw, **hello, opts);
+}
+
+} // namespace vox

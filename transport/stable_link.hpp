@@ -1,0 +1,97 @@
+// The stable conduit (wire-format.md §8) as a link: the session above sends and receives
+// Messages as on any link; underneath, every payload travels in a sequenced Frame that
+// is kept until the peer acknowledges it, so that a new transport can take over where a
+// broken one stopped.
+#pragma once
+
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include "protocol/stable_frame.hpp"
+#include "transport/link.hpp"
+#include "transport/replay_buffer.hpp"
+
+namespace vox {
+
+struct stable_options {
+  /// Frames kept for replay; at either limit the link reports itself congested, so
+  /// senders that honour backpressure stop until acks come (nothing is dropped).
+  replay_buffer::limits replay{};
+  /// The sequence number of our first frame (0 as the reference; tests start near 2^32
+  /// to cross the wrap).
+  uint32_t first_seq = 0;
+};
+
+/// Wraps the transport `raw` (its prologue, handshake and stable hellos done) in the
+/// stable conduit. Thread-safety as any link: any thread sends, the raw link's receiver
+/// thread delivers.
+// r[impl stable]
+class stable_link final : public link, public std::enable_shared_from_this<stable_link> {
+public:
+  static std::shared_ptr<stable_link> make(link_ptr raw, stable::key key, stable_options opts = {});
+
+  caf::expected<void> send(byte_span payload) override;
+  caf::expected<void> send_many(std::span<const byte_span> payloads) override;
+  bool congested() const override;
+  void when_drained(std::function<void()> fn) override;
+  caf::expected<std::optional<byte_buffer>> recv() override;
+  void start(std::shared_ptr<link_receiver> receiver, const std::shared_ptr<io_reactor>& io) override;
+  void close() override;
+  void abort() override;
+  std::string describe() const override;
+
+  /// For a raw link that is already started (an acceptor that read the hellos from its
+  /// events): the receiver that link's frames must go to. `start` then only takes the
+  /// session's receiver.
+  std::shared_ptr<link_receiver> adopt_started();
+
+  /// Replaces the transport (a reconnect, r[stable.reconnect]): `raw` has exchanged its
+  /// hellos; the frames the peer did not receive (after `peer_last_received`) go out on
+  /// it again, in order, before anything new. `started`: as for adopt_started. Returns
+  /// the receiver for a started `raw`, null otherwise.
+  std::shared_ptr<link_receiver> attach(link_ptr raw, std::optional<uint32_t> peer_last_received,
+                                        stable::key next_key, bool started = false);
+
+  /// Called, instead of ending the session's input, when the transport ends without a
+  /// local close (the owner reconnects, then calls attach). Without one, the end passes up.
+  void on_transport_lost(std::function<void(caf::error)> fn);
+
+  /// The last sequence number received (what a hello carries), and the key to present.
+  std::optional<uint32_t> last_received() const;
+  stable::key key() const;
+  size_t replay_frames() const;
+  size_t replay_bytes() const;
+
+private:
+  class raw_input;
+
+  stable_link(link_ptr raw, stable::key key, stable_options opts);
+
+  /// One decoded frame; returns the item to deliver (nullopt: a duplicate) or an error.
+  caf::expected<std::optional<byte_span>> accept_frame(const stable::frame_view& frame);
+  void frame_from(uint64_t transport, byte_span payload, caf::execution_unit* ctx);
+  void end_from(uint64_t transport, caf::error reason, caf::execution_unit* ctx);
+  byte_buffer encode_next(byte_span payload);
+
+  mutable std::mutex mtx_;
+  link_ptr raw_;
+  link_ptr dead_; ///< the transport that ended, until the next one comes
+  uint64_t transport_ = 0; ///< +1 per attach: input of an older raw link is ignored
+  stable::key key_;
+  stable_options opts_;
+  uint32_t next_seq_;
+  bool sent_any_ = false;
+  std::optional<uint32_t> last_received_;
+  replay_buffer replay_;
+  std::vector<std::function<void()>> drained_waiters_; ///< waiting for acks
+  std::shared_ptr<link_receiver> upper_;
+  std::shared_ptr<io_reactor> io_;
+  std::function<void(caf::error)> lost_;
+  bool closed_ = false;
+  bool failed_ = false;  ///< a bad frame ended the input
+  bool adopted_ = false; ///< the raw link was started by whoever handed it over
+};
+
+} // namespace vox
