@@ -103,7 +103,8 @@ TEST_CASE("a receive tracker refuses schemas beyond its per-connection limit", "
     for (size_t i = from; i < from + count; ++i) {
       schema::schema s;
       s.kind.kind = schema::schema_kind::tag::struct_;
-      s.kind.name = "S" + std::to_string(i);
+      s.kind.name = "S"; // not "S" + to_string(i): GCC 12 -O3 warns (-Wrestrict) on that
+      s.kind.name += std::to_string(i);
       s.id = schema::content_hash(s.kind, s.type_params);
       p.schemas.push_back(std::move(s));
     }
