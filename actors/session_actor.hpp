@@ -46,8 +46,9 @@ struct session_options {
   /// How long a disconnected session waits for a resume before it ends with
   /// errc::session_lost (the TS reference keeps a dropped session 30 s).
   std::chrono::milliseconds resume_timeout{30000};
-  /// Initiator, resumable: where a new link comes from after a break (e.g. dial the same
-  /// address again); the session then reconnects by itself, with `reconnect_policy`.
+  /// Initiator, resumable or over the stable conduit: where a new link comes from after a
+  /// break (e.g. dial the same address again); the session then reconnects by itself,
+  /// with `reconnect_policy`, until `resume_timeout`.
   /// None: the application resumes with `resume_session`.
   std::function<caf::expected<link_ptr>()> reconnect;
   struct reconnect_backoff {
@@ -72,9 +73,10 @@ struct session_options {
   detail::operation_store::limits operation_limits;
   /// The conduit (wire-format.md §2, §8). An initiator asks for this mode; bare by
   /// default. `stable` wraps every Message in a sequenced, acknowledged frame kept for
-  /// replay (transport/stable_link.hpp); it is not combined with `resumable` yet, and a
-  /// stable conduit does not reconnect by itself yet (a broken link ends the session, as
-  /// for bare).
+  /// replay (transport/stable_link.hpp). An initiator with `reconnect` dials again when
+  /// its transport breaks (within `resume_timeout`, with `reconnect_policy`) and the
+  /// conduit replays what the peer missed; `session_server` routes the reconnect to it.
+  /// Not combined with `resumable` yet.
   conduit_mode conduit = conduit_mode::bare;
   /// Acceptor: a peer may ask for the stable conduit (else it gets a transport reject).
   bool accept_stable = true;

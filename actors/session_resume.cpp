@@ -8,6 +8,7 @@
 
 #include "actors/keepalive_actor.hpp"
 #include "actors/session_input.hpp"
+#include "actors/backoff.hpp"
 #include "actors/session_ops.hpp"
 
 namespace vox::detail {
@@ -43,40 +44,22 @@ std::string millis(std::chrono::milliseconds d) { return std::to_string(d.count(
 void reconnect_loop(caf::blocking_actor* self, session_actor session, session_options options,
                     std::chrono::steady_clock::time_point deadline) {
   auto& policy = options.reconnect_policy;
-  std::mt19937_64 rng{std::random_device{}()};
-  auto delay = policy.initial_delay;
-  caf::error last = make_error(errc::session_lost, "no attempt was made before the deadline");
-  unsigned attempts = 0;
-  bool stopped = false;
-  while (!stopped && attempts < policy.max_attempts && std::chrono::steady_clock::now() < deadline) {
-    ++attempts;
-    auto lnk = options.reconnect();
-    if (lnk) {
-      auto resumed = resume_session(self->system(), session, std::move(*lnk), options);
-      if (resumed)
-        return;
-      last = std::move(resumed.error());
-      // The peer or the session refused this session's resume: another link will not change that.
-      if (is(last, errc::resume_refused) || is(last, errc::session_shutdown))
-        break;
-    } else {
-      last = std::move(lnk.error());
-    }
-    if (attempts == policy.max_attempts)
-      break;
-    auto ms = std::uniform_int_distribution<int64_t>{delay.count() / 2, delay.count()}(rng);
-    auto wait = std::min<std::chrono::steady_clock::duration>(
-      std::chrono::milliseconds{ms}, deadline - std::chrono::steady_clock::now());
-    delay = std::min(delay * 2, policy.max_delay);
-    if (wait.count() > 0)
-      self->receive([&](caf::exit_msg&) { stopped = true; },
-                    caf::after(std::chrono::duration_cast<std::chrono::microseconds>(wait)) >> [] {});
-  }
-  if (stopped)
+  auto r = detail::with_backoff(
+    self, policy.max_attempts, policy.initial_delay, policy.max_delay, deadline,
+    [&]() -> caf::expected<void> {
+      auto lnk = options.reconnect();
+      if (!lnk)
+        return std::move(lnk.error());
+      return resume_session(self->system(), session, std::move(*lnk), options);
+    },
+    // The peer or the session refused this session's resume: another link will not change that.
+    [](const caf::error& e) { return is(e, errc::resume_refused) || is(e, errc::session_shutdown); });
+  if (r.succeeded || r.stopped)
     return;
+  auto last = r.last ? describe(r.last) : std::string{"no attempt was made before the deadline"};
   caf::anon_send(session, reconnect_failed_msg{make_error(
-                            errc::session_lost, "reconnecting gave up after " + std::to_string(attempts)
-                                                  + " attempt(s): " + describe(last))});
+                            errc::session_lost, "reconnecting gave up after " + std::to_string(r.attempts)
+                                                  + " attempt(s): " + last)});
 }
 
 } // namespace

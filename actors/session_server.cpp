@@ -11,6 +11,7 @@
 #include "transport/handshake_exchange.hpp"
 #include "transport/prologue.hpp"
 #include "transport/stable_hello.hpp"
+#include "transport/stable_registry.hpp"
 
 namespace vox {
 
@@ -37,6 +38,8 @@ struct session_server::core final : io_handler, std::enable_shared_from_this<cor
   std::unique_ptr<tcp_listener> listener;
   io_reactor_ptr io;
   std::shared_ptr<io_loop> loop;
+  /// The stable conduits of this server's sessions, by their current key.
+  stable_registry stable_conduits;
   std::atomic<size_t> started{0};
 
   std::mutex mtx;
@@ -77,12 +80,7 @@ public:
         break;
       case stage::hello:
         if (mode_ == conduit_mode::stable && stable::looks_like_client_hello(payload)) {
-          // A stable reconnect (no CBOR handshake on a reconnect): no conduit here takes
-          // one yet, so it is answered REJECTED.
-          (void) answer_client_hello(link_, payload);
-          closing_ = true;
-          link_->close();
-          fail();
+          reconnect_stable(payload); // a reconnect: no CBOR handshake, straight to the hello
         } else if (auto hs = answer_hello(*link_, payload, setup_->handshake); !hs) {
           if (is(hs.error(), errc::resume_refused)) {
             closing_ = true;
@@ -154,10 +152,12 @@ private:
       resume(*srv);
       return;
     }
+    auto grace = setup_->options.resume_timeout;
     auto h = spawn_session(srv->sys, stable_ ? link_ptr{stable_} : link_, std::move(setup_->result),
                            std::move(setup_->options), true);
     if (stable_) {
       // The raw link keeps delivering here; the stable link unwraps for the session.
+      await_reconnects(srv, stable_, grace);
       session_ = stable_->adopt_started();
       stable_->start(std::make_shared<session_input>(h.actor), nullptr);
     } else {
@@ -166,6 +166,49 @@ private:
     setup_.reset(); // an idle session should not carry its handshake's state (schemas, options)
     if (!srv->finished(this, &h))
       caf::anon_send(h.actor, stop_atom::value);
+  }
+
+  /// A ClientHello with a key, right after the prologue: the conduit under that key takes
+  /// this link (r[stable.reconnect.server-replay]); an unknown key is answered REJECTED.
+  void reconnect_stable(byte_span payload) {
+    auto srv = server_.lock();
+    auto r = answer_reconnect_hello(link_, payload, [&](const stable::key& k) {
+      return srv ? srv->stable_conduits.find(k) : nullptr;
+    });
+    if (!r || !srv) {
+      closing_ = true;
+      link_->close(); // the REJECTED goes out before the end of stream
+      fail();
+      return;
+    }
+    if (done_.exchange(true))
+      return;
+    srv->stable_conduits.rekey(r->old_key, r->conduit->key());
+    session_ = std::move(r->input);
+    setup_.reset();
+    srv->finished(this, nullptr);
+  }
+
+  /// An accepted stable conduit waits for its initiator to reconnect after a break, for
+  /// the session's resume_timeout, then ends the session with session_lost.
+  static void await_reconnects(const std::shared_ptr<session_server::core>& srv, const std::shared_ptr<stable_link>& s,
+                               std::chrono::milliseconds grace) {
+    srv->stable_conduits.insert(s->key(), s);
+    s->on_transport_lost([weak_srv = std::weak_ptr<session_server::core>{srv}, weak = std::weak_ptr<stable_link>{s},
+                          grace](caf::error why) {
+      auto core = weak_srv.lock();
+      auto conduit = weak.lock();
+      if (!core || !conduit) {
+        if (conduit)
+          conduit->fail(std::move(why));
+        return;
+      }
+      core->loop->post_at(std::chrono::steady_clock::now() + grace, [weak, seen = conduit->transports(), grace] {
+        if (auto c = weak.lock(); c && c->transports() == seen)
+          c->fail(make_error(errc::session_lost, "the stable conduit's initiator did not reconnect within "
+                                                   + std::to_string(grace.count()) + " ms"));
+      });
+    });
   }
 
   /// The Hello presented the key of a session in the registry (unknown keys got Sorry):

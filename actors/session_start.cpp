@@ -8,6 +8,7 @@
 
 #include <caf/scoped_actor.hpp>
 
+#include "actors/backoff.hpp"
 #include "actors/driver_actor.hpp"
 #include "actors/session_actor.hpp"
 #include "actors/session_input.hpp"
@@ -79,9 +80,9 @@ private:
 /// Runs `run` (prologue and handshake) on the calling thread within `timeout`; on any
 /// failure the link is aborted.
 template <class Run>
-caf::expected<handshake_result> shake_hands(link& lnk, const link_ptr& owner, std::chrono::milliseconds timeout,
-                                            Run&& run) {
-  caf::expected<handshake_result> hs = caf::error{};
+auto shake_hands(link& lnk, const link_ptr& owner, std::chrono::milliseconds timeout, Run&& run)
+  -> decltype(run(lnk)) {
+  decltype(run(lnk)) hs = caf::error{};
   bool timed_out = false;
   {
     watchdog dog{owner, timeout};
@@ -117,6 +118,38 @@ caf::expected<handshake_result> initiator_handshake(const link_ptr& link, const 
     *session_link = std::move(*wrapped);
     return hs;
   });
+}
+
+/// Keeps an initiator's stable conduit connected after its transport broke, on a thread
+/// of its own while it runs: dials `options.reconnect`, runs the prologue (mode stable)
+/// and the reconnect hellos, with the session's backoff policy, until `resume_timeout`.
+/// Then the conduit replays what the acceptor missed and the session never notices; if
+/// no attempt succeeds, the session ends with session_lost.
+void stable_reconnect_loop(caf::blocking_actor* self, std::weak_ptr<stable_link> weak, session_options options) {
+  auto& policy = options.reconnect_policy;
+  auto r = detail::with_backoff(
+    self, policy.max_attempts, policy.initial_delay, policy.max_delay,
+    std::chrono::steady_clock::now() + options.resume_timeout,
+    [&]() -> caf::expected<void> {
+      auto s = weak.lock();
+      if (!s)
+        return make_error(errc::closed, "the stable conduit is gone");
+      auto lnk = options.reconnect();
+      if (!lnk)
+        return std::move(lnk.error());
+      return shake_hands(**lnk, *lnk, options.handshake_timeout, [&](vox::link& l) -> caf::expected<void> {
+        if (auto m = initiate_transport(l, conduit_mode::stable); !m)
+          return std::move(m.error());
+        return stable_reconnect_as_initiator(s, *lnk);
+      });
+    },
+    [](const caf::error& e) { return is(e, errc::session_lost) || is(e, errc::closed); });
+  if (r.succeeded || r.stopped)
+    return;
+  if (auto s = weak.lock())
+    s->fail(make_error(errc::session_lost, "the stable conduit could not reconnect after "
+                                             + std::to_string(r.attempts) + " attempt(s): "
+                                             + (r.last ? describe(r.last) : std::string{"deadline passed"})));
 }
 
 /// An acceptor's refusal of a session-level resume over the stable conduit, which cannot
@@ -172,6 +205,13 @@ caf::expected<session_handle> connect_session(caf::actor_system& sys, link_ptr l
   if (options.resumable && !hs->session_resume_key) {
     link->abort();
     return make_error(errc::resume_refused, "peer did not advertise session resumption");
+  }
+  // r[impl stable.link-source]
+  if (stable && options.reconnect) {
+    auto s = std::static_pointer_cast<stable_link>(session_link);
+    s->on_transport_lost([&sys, weak = std::weak_ptr<stable_link>{s}, options](caf::error) {
+      sys.spawn<caf::detached>(stable_reconnect_loop, weak, options);
+    });
   }
   return spawn_session(sys, std::move(session_link), std::move(*hs), std::move(options));
 }

@@ -41,6 +41,46 @@ caf::expected<std::shared_ptr<stable_link>> answer_client_hello(const link_ptr& 
   return stable_link::make(raw, *key, opts);
 }
 
+caf::expected<void> stable_reconnect_as_initiator(const std::shared_ptr<stable_link>& s, const link_ptr& raw) {
+  if (auto sent = raw->send(stable::encode(stable::client_hello{s->key(), s->last_received()})); !sent)
+    return std::move(sent.error());
+  auto reply = raw->recv();
+  if (!reply)
+    return std::move(reply.error());
+  if (!*reply)
+    return make_error(errc::link_closed, "link closed before the stable ServerHello");
+  auto sh = stable::parse_server_hello(**reply);
+  if (!sh)
+    return std::move(sh.error());
+  if (sh->rejected)
+    return make_error(errc::session_lost, "the acceptor no longer holds the stable conduit");
+  s->attach(raw, sh->last_received, sh->resume_key);
+  return {};
+}
+
+caf::expected<stable_reconnected>
+answer_reconnect_hello(const link_ptr& raw, byte_span payload,
+                       const std::function<std::shared_ptr<stable_link>(const stable::key&)>& find) {
+  auto ch = stable::parse_client_hello(payload);
+  if (!ch)
+    return std::move(ch.error());
+  std::shared_ptr<stable_link> s;
+  if (ch->resume_key && find)
+    s = find(*ch->resume_key);
+  if (!s) {
+    (void) raw->send(stable::encode(stable::server_hello{true, {}, std::nullopt}));
+    return make_error(errc::session_lost, "a stable reconnect with a key no conduit here holds");
+  }
+  auto key = make_session_resume_key();
+  if (!key)
+    return std::move(key.error());
+  // r[impl stable.resume-key]: the key rotates on every reconnect
+  if (auto sent = raw->send(stable::encode(stable::server_hello{false, *key, s->last_received()})); !sent)
+    return std::move(sent.error());
+  auto input = s->attach(raw, ch->last_received, *key, true);
+  return stable_reconnected{std::move(s), std::move(input), *ch->resume_key};
+}
+
 caf::expected<std::shared_ptr<stable_link>> stable_as_acceptor(const link_ptr& raw, stable_options opts) {
   auto hello = raw->recv();
   if (!hello)

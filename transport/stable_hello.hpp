@@ -3,6 +3,7 @@
 // ServerHello; then the link carries Frames.
 #pragma once
 
+#include <functional>
 #include <memory>
 
 #include <caf/expected.hpp>
@@ -24,6 +25,25 @@ caf::expected<std::shared_ptr<stable_link>> stable_as_initiator(const link_ptr& 
 /// errc::session_lost.
 caf::expected<std::shared_ptr<stable_link>> answer_client_hello(const link_ptr& raw, byte_span payload,
                                                                 stable_options opts = {});
+
+/// Initiator, blocking, on a new transport `raw` whose prologue (mode stable) is done: a
+/// ClientHello with `s`'s key and what it received, the ServerHello, then `s` takes `raw`
+/// and replays what the acceptor did not receive (r[stable.reconnect.client-replay]).
+/// REJECTED fails with errc::session_lost.
+caf::expected<void> stable_reconnect_as_initiator(const std::shared_ptr<stable_link>& s, const link_ptr& raw);
+
+/// Acceptor, for a ClientHello that presents a key: the conduit `find(key)` gives (none:
+/// answered REJECTED, errc::session_lost) takes the started transport `raw` under a fresh
+/// key, answers ServerHello with what it received, and replays what the initiator did not
+/// (r[stable.reconnect.server-replay]). Returns the receiver `raw`'s frames must go to.
+struct stable_reconnected {
+  std::shared_ptr<stable_link> conduit;
+  std::shared_ptr<link_receiver> input;
+  stable::key old_key;
+};
+caf::expected<stable_reconnected>
+answer_reconnect_hello(const link_ptr& raw, byte_span payload,
+                       const std::function<std::shared_ptr<stable_link>(const stable::key&)>& find);
 
 /// Acceptor, blocking: reads the ClientHello, then as answer_client_hello.
 caf::expected<std::shared_ptr<stable_link>> stable_as_acceptor(const link_ptr& raw, stable_options opts = {});

@@ -262,6 +262,31 @@ std::shared_ptr<link_receiver> stable_link::attach(link_ptr raw, std::optional<u
   return started ? input : nullptr;
 }
 
+void stable_link::fail(caf::error reason) {
+  std::shared_ptr<link_receiver> up;
+  link_ptr raw;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (failed_ || closed_)
+      return;
+    failed_ = true;
+    closed_ = true;
+    up = upper_;
+    raw = std::move(raw_);
+    dead_.reset();
+    ++transport_; // whatever the old transport still says is ignored
+  }
+  if (raw)
+    raw->abort();
+  if (up)
+    up->on_end(std::move(reason), nullptr);
+}
+
+uint64_t stable_link::transports() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return transport_ + 1;
+}
+
 void stable_link::on_transport_lost(std::function<void(caf::error)> fn) {
   std::lock_guard<std::mutex> guard{mtx_};
   lost_ = std::move(fn);

@@ -58,6 +58,12 @@ public:
   /// local close (the owner reconnects, then calls attach). Without one, the end passes up.
   void on_transport_lost(std::function<void(caf::error)> fn);
 
+  /// Ends the session's input with `reason` (no transport came back in time) and closes
+  /// the link for good.
+  void fail(caf::error reason);
+  /// How many transports the link has had (1 + reconnects).
+  uint64_t transports() const;
+
   /// The last sequence number received (what a hello carries), and the key to present.
   std::optional<uint32_t> last_received() const;
   stable::key key() const;
