@@ -5,9 +5,12 @@
 
 namespace vox {
 
-caf::expected<std::shared_ptr<stable_link>> stable_as_initiator(const link_ptr& raw, stable_options opts) {
-  auto hello = stable::encode(stable::client_hello{});
-  if (auto sent = raw->send(hello); !sent)
+namespace {
+
+/// Sends `hello` and reads the acceptor's answer; REJECTED fails with `rejected_why`.
+caf::expected<stable::server_hello> exchange_hellos(const link_ptr& raw, const stable::client_hello& hello,
+                                                    const char* rejected_why) {
+  if (auto sent = raw->send(stable::encode(hello)); !sent)
     return std::move(sent.error());
   auto reply = raw->recv();
   if (!reply)
@@ -19,7 +22,22 @@ caf::expected<std::shared_ptr<stable_link>> stable_as_initiator(const link_ptr& 
     return std::move(sh.error());
   // r[impl stable.reconnect.failure]
   if (sh->rejected)
-    return make_error(errc::session_lost, "the acceptor rejected the stable conduit");
+    return make_error(errc::session_lost, rejected_why);
+  return sh;
+}
+
+/// Answers a ClientHello REJECTED and fails with `why`.
+caf::error reject(const link_ptr& raw, const char* why) {
+  (void) raw->send(stable::encode(stable::server_hello{true, {}, std::nullopt}));
+  return make_error(errc::session_lost, why);
+}
+
+} // namespace
+
+caf::expected<std::shared_ptr<stable_link>> stable_as_initiator(const link_ptr& raw, stable_options opts) {
+  auto sh = exchange_hellos(raw, {}, "the acceptor rejected the stable conduit");
+  if (!sh)
+    return std::move(sh.error());
   // r[impl stable.resume-key]
   return stable_link::make(raw, sh->resume_key, opts);
 }
@@ -29,10 +47,8 @@ caf::expected<std::shared_ptr<stable_link>> answer_client_hello(const link_ptr& 
   auto ch = stable::parse_client_hello(payload);
   if (!ch)
     return std::move(ch.error());
-  if (ch->resume_key) {
-    (void) raw->send(stable::encode(stable::server_hello{true, {}, std::nullopt}));
-    return make_error(errc::session_lost, "a stable reconnect for a conduit this acceptor does not hold");
-  }
+  if (ch->resume_key)
+    return reject(raw, "a stable reconnect for a conduit this acceptor does not hold");
   auto key = make_session_resume_key();
   if (!key)
     return std::move(key.error());
@@ -42,18 +58,9 @@ caf::expected<std::shared_ptr<stable_link>> answer_client_hello(const link_ptr& 
 }
 
 caf::expected<void> stable_reconnect_as_initiator(const std::shared_ptr<stable_link>& s, const link_ptr& raw) {
-  if (auto sent = raw->send(stable::encode(stable::client_hello{s->key(), s->last_received()})); !sent)
-    return std::move(sent.error());
-  auto reply = raw->recv();
-  if (!reply)
-    return std::move(reply.error());
-  if (!*reply)
-    return make_error(errc::link_closed, "link closed before the stable ServerHello");
-  auto sh = stable::parse_server_hello(**reply);
+  auto sh = exchange_hellos(raw, {s->key(), s->last_received()}, "the acceptor no longer holds the stable conduit");
   if (!sh)
     return std::move(sh.error());
-  if (sh->rejected)
-    return make_error(errc::session_lost, "the acceptor no longer holds the stable conduit");
   s->attach(raw, sh->last_received, sh->resume_key);
   return {};
 }
@@ -67,10 +74,8 @@ answer_reconnect_hello(const link_ptr& raw, byte_span payload,
   std::shared_ptr<stable_link> s;
   if (ch->resume_key && find)
     s = find(*ch->resume_key);
-  if (!s) {
-    (void) raw->send(stable::encode(stable::server_hello{true, {}, std::nullopt}));
-    return make_error(errc::session_lost, "a stable reconnect with a key no conduit here holds");
-  }
+  if (!s)
+    return reject(raw, "a stable reconnect with a key no conduit here holds");
   auto key = make_session_resume_key();
   if (!key)
     return std::move(key.error());

@@ -307,30 +307,19 @@ size_t stable_link::replay_frames() const {
   return replay_.size();
 }
 
-size_t stable_link::replay_bytes() const {
+link_ptr stable_link::mark_closed() {
   std::lock_guard<std::mutex> guard{mtx_};
-  return replay_.bytes();
+  closed_ = true;
+  return raw_;
 }
 
 void stable_link::close() {
-  link_ptr raw;
-  {
-    std::lock_guard<std::mutex> guard{mtx_};
-    closed_ = true;
-    raw = raw_;
-  }
-  if (raw)
+  if (auto raw = mark_closed())
     raw->close();
 }
 
 void stable_link::abort() {
-  link_ptr raw;
-  {
-    std::lock_guard<std::mutex> guard{mtx_};
-    closed_ = true;
-    raw = raw_;
-  }
-  if (raw)
+  if (auto raw = mark_closed())
     raw->abort();
 }
 

@@ -68,7 +68,6 @@ public:
   std::optional<uint32_t> last_received() const;
   stable::key key() const;
   size_t replay_frames() const;
-  size_t replay_bytes() const;
 
 private:
   class raw_input;
@@ -80,6 +79,8 @@ private:
   void frame_from(uint64_t transport, byte_span payload, caf::execution_unit* ctx);
   void end_from(uint64_t transport, caf::error reason, caf::execution_unit* ctx);
   byte_buffer encode_next(byte_span payload);
+  /// A local close: a transport that ends now is not lost. Returns the current one.
+  link_ptr mark_closed();
 
   mutable std::mutex mtx_;
   link_ptr raw_;
