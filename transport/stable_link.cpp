@@ -23,6 +23,39 @@ private:
   uint64_t transport_;
 };
 
+/// Links may deliver on the sending thread: a memory link calls the peer's receiver inside
+/// send, under its own locks and under ours. An ack-only frame that such a delivery calls
+/// for therefore waits until the thread leaves its outermost stable_link call, where it
+/// holds no lock of a stable link or of the links under it. Every entry point that can
+/// lead to a delivery opens a scope before it takes `mtx_`.
+class stable_link::call_scope {
+public:
+  call_scope() { ++depth_; }
+  ~call_scope() {
+    if (depth_ == 1) {
+      // Each send_ack opens a nested scope: acks its deliveries call for land here too.
+      while (!due_.empty()) {
+        auto next = std::move(due_.back());
+        due_.pop_back();
+        if (auto s = next.lock())
+          s->send_ack();
+      }
+    }
+    --depth_;
+  }
+  call_scope(const call_scope&) = delete;
+  call_scope& operator=(const call_scope&) = delete;
+
+  static void defer(std::weak_ptr<stable_link> s) { due_.push_back(std::move(s)); }
+
+private:
+  static thread_local int depth_;
+  static thread_local std::vector<std::weak_ptr<stable_link>> due_;
+};
+
+thread_local int stable_link::call_scope::depth_ = 0;
+thread_local std::vector<std::weak_ptr<stable_link>> stable_link::call_scope::due_;
+
 std::shared_ptr<stable_link> stable_link::make(link_ptr raw, stable::key key, stable_options opts) {
   return std::shared_ptr<stable_link>{new stable_link(std::move(raw), key, opts)};
 }
@@ -41,6 +74,7 @@ byte_buffer stable_link::encode_next(byte_span payload) {
 
 // r[impl stable.seq.monotonic]
 caf::expected<void> stable_link::send(byte_span payload) {
+  call_scope scope;
   std::lock_guard<std::mutex> guard{mtx_};
   if (closed_)
     return make_error(errc::closed, "stable link closed");
@@ -50,8 +84,11 @@ caf::expected<void> stable_link::send(byte_span payload) {
   sent_any_ = true;
   // Sent under the lock: frames must reach the transport in sequence order.
   caf::expected<void> sent = caf::unit;
-  if (raw_)
+  if (raw_) {
     sent = raw_->send(frame);
+    unacked_frames_ = 0; // the frame carried the ack
+    unacked_bytes_ = 0;
+  }
   replay_.push(seq, std::move(frame));
   // A transport that broke under a link that reconnects is not the sender's concern: the
   // frame goes out again on the next transport.
@@ -61,6 +98,7 @@ caf::expected<void> stable_link::send(byte_span payload) {
 }
 
 caf::expected<void> stable_link::send_many(std::span<const byte_span> payloads) {
+  call_scope scope;
   std::lock_guard<std::mutex> guard{mtx_};
   if (closed_)
     return make_error(errc::closed, "stable link closed");
@@ -78,6 +116,8 @@ caf::expected<void> stable_link::send_many(std::span<const byte_span> payloads) 
   for (auto i = replay_.begin() + static_cast<std::ptrdiff_t>(first); i != replay_.end(); ++i)
     frames.emplace_back(i->frame);
   auto sent = raw_->send_many(frames);
+  unacked_frames_ = 0;
+  unacked_bytes_ = 0;
   if (!sent && !lost_)
     return sent;
   return caf::unit;
@@ -122,7 +162,32 @@ caf::expected<std::optional<byte_span>> stable_link::accept_frame(const stable::
   return std::optional<byte_span>{frame.item};
 }
 
+bool stable_link::count_for_ack(size_t item_bytes) {
+  ++unacked_frames_;
+  unacked_bytes_ += item_bytes;
+  // Only after a frame of ours: the ack-only frame repeats its sequence number.
+  if (ack_due_ || !sent_any_ || !raw_)
+    return false;
+  ack_due_ = (opts_.ack_after_frames > 0 && unacked_frames_ >= opts_.ack_after_frames)
+             || (opts_.ack_after_bytes > 0 && unacked_bytes_ >= opts_.ack_after_bytes);
+  return ack_due_;
+}
+
+// r[impl stable.ack]
+void stable_link::send_ack() {
+  call_scope scope;
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (!std::exchange(ack_due_, false) || closed_ || failed_ || !raw_ || unacked_frames_ == 0)
+    return;
+  byte_buffer frame;
+  stable::encode_frame(frame, {static_cast<uint32_t>(next_seq_ - 1), last_received_}, {});
+  unacked_frames_ = 0;
+  unacked_bytes_ = 0;
+  (void) raw_->send(frame); // a failure shows as the transport's end
+}
+
 void stable_link::frame_from(uint64_t transport, byte_span payload, caf::execution_unit* ctx) {
+  call_scope scope;
   auto frame = stable::decode_frame(payload);
   std::shared_ptr<link_receiver> up;
   std::optional<byte_span> item;
@@ -138,6 +203,8 @@ void stable_link::frame_from(uint64_t transport, byte_span payload, caf::executi
       err = std::move(accepted.error());
     } else {
       item = *accepted;
+      if (item && count_for_ack(item->size()))
+        call_scope::defer(weak_from_this());
     }
     if (err)
       failed_ = true;
@@ -202,6 +269,7 @@ caf::expected<std::optional<byte_buffer>> stable_link::recv() {
 }
 
 void stable_link::start(std::shared_ptr<link_receiver> receiver, const std::shared_ptr<io_reactor>& io) {
+  call_scope scope;
   link_ptr raw;
   std::shared_ptr<link_receiver> input;
   {
@@ -227,6 +295,7 @@ std::shared_ptr<link_receiver> stable_link::adopt_started() {
 // r[impl stable.replay-buffer.order]
 std::shared_ptr<link_receiver> stable_link::attach(link_ptr raw, std::optional<uint32_t> peer_last_received,
                                                    stable::key next_key, bool started) {
+  call_scope scope;
   link_ptr old;
   std::shared_ptr<link_receiver> input;
   std::vector<std::function<void()>> drained;

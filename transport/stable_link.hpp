@@ -22,6 +22,15 @@ struct stable_options {
   /// The sequence number of our first frame (0 as the reference; tests start near 2^32
   /// to cross the wrap).
   uint32_t first_seq = 0;
+  /// A receiver with nothing to send still acknowledges, so that a one-way stream does
+  /// not fill the sender's replay buffer (the reference acks only on data frames): after
+  /// this many frames, or this many item bytes, received since our last outgoing frame,
+  /// the link sends an ack-only frame. That frame repeats our last sequence number with
+  /// an empty item: a duplicate, which the peer (vox-caf, and the reference Rust and
+  /// TypeScript runtimes, which apply a frame's ack before they skip duplicates) drops
+  /// after taking its ack. 0 turns a trigger off.
+  uint32_t ack_after_frames = 64;
+  size_t ack_after_bytes = size_t{256} << 10;
 };
 
 /// Wraps the transport `raw` (its prologue, handshake and stable hellos done) in the
@@ -71,6 +80,7 @@ public:
 
 private:
   class raw_input;
+  class call_scope;
 
   stable_link(link_ptr raw, stable::key key, stable_options opts);
 
@@ -79,6 +89,10 @@ private:
   void frame_from(uint64_t transport, byte_span payload, caf::execution_unit* ctx);
   void end_from(uint64_t transport, caf::error reason, caf::execution_unit* ctx);
   byte_buffer encode_next(byte_span payload);
+  /// Counts a delivered item toward the next ack-only frame; true once one is due.
+  bool count_for_ack(size_t item_bytes);
+  /// Sends the due ack-only frame, unless a data frame carried the ack meanwhile.
+  void send_ack();
   /// A local close: a transport that ends now is not lost. Returns the current one.
   link_ptr mark_closed();
 
@@ -91,6 +105,9 @@ private:
   uint32_t next_seq_;
   bool sent_any_ = false;
   std::optional<uint32_t> last_received_;
+  uint32_t unacked_frames_ = 0; ///< delivered since our last frame went out
+  size_t unacked_bytes_ = 0;
+  bool ack_due_ = false;
   replay_buffer replay_;
   std::vector<std::function<void()>> drained_waiters_; ///< waiting for acks
   std::shared_ptr<link_receiver> upper_;

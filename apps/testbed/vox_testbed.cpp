@@ -9,7 +9,10 @@
 //       to resume it, and a call the client sends again runs once. --break-after-items N
 //       cuts the link after the N-th item of the first call of each generate_retry_*
 //       method, as the conformance harness's server does (testbed-service.md §4).
-//       Clients may ask for either conduit, bare or stable
+//       Clients may ask for either conduit, bare or stable. --stable-ack-after N (serve
+//       and client): over the stable conduit, send an ack-only frame after N frames
+//       received without a frame of our own (default 64; 1 makes one after every such
+//       frame, to check that a peer takes them)
 //   vox-testbed client (--connect HOST:PORT | --listen HOST:PORT) --scenario NAME|all|common [--keepalive MS]
 //                      [--break-and-resume] [--conduit bare|stable]
 //       runs client scenarios as the caller, one "OK name" / "FAIL name: reason" line
@@ -20,7 +23,8 @@
 //       --break-and-resume (with --connect): a resumable session; after the scenarios it
 //       breaks its own TCP link, prints "RESUMED" once it reconnected and resumed by
 //       itself, and runs the scenarios again. --conduit stable (with --connect) asks for the
-//       stable conduit; such a session is not resumable (not supported yet)
+//       stable conduit, which dials again and replays when its link breaks (the session
+//       itself is then not resumable: not supported together yet)
 //   vox-testbed list
 //   vox-testbed subject        (or no arguments with SUBJECT_MODE set)
 //       the conformance harness's subject contract (testbed-service.md §4), from the
@@ -49,9 +53,9 @@ namespace {
 
 int usage() {
   std::fputs("usage: vox-testbed serve (--listen HOST:PORT | --port N) [--keepalive MS] [--resume-grace MS]\n"
-             "                         [--break-after-items N]\n"
+             "                         [--break-after-items N] [--stable-ack-after N]\n"
              "       vox-testbed client (--connect | --listen) HOST:PORT --scenario NAME|all|common [--keepalive MS]\n"
-             "                          [--break-and-resume] [--conduit bare|stable]\n"
+             "                          [--break-and-resume] [--conduit bare|stable] [--stable-ack-after N]\n"
              "       vox-testbed list\n"
              "       vox-testbed subject   (SUBJECT_MODE, PEER_ADDR, CLIENT_SCENARIO, LISTEN_PORT)\n",
              stderr);
@@ -64,6 +68,10 @@ std::optional<conduit_mode> conduit_named(const std::string& name) {
   if (name == "stable")
     return conduit_mode::stable;
   return std::nullopt;
+}
+
+std::optional<uint32_t> stable_ack_after(int argc, char** argv) {
+  return cli::number<uint32_t>(cli::arg(argc, argv, "--stable-ack-after", "64"), 1u << 20);
 }
 
 int fail(const caf::error& e) {
@@ -87,7 +95,8 @@ int serve(caf::actor_system& sys, int argc, char** argv) {
     return usage();
   auto grace = cli::number<uint32_t>(cli::arg(argc, argv, "--resume-grace", "30000"), 86400000);
   auto break_after = cli::number<uint32_t>(cli::arg(argc, argv, "--break-after-items", "0"), 1u << 30);
-  if (!grace || !break_after)
+  auto ack_after = stable_ack_after(argc, argv);
+  if (!grace || !break_after || !ack_after)
     return usage();
   std::shared_ptr<testbed::item_breaker> breaker;
   if (*break_after > 0) {
@@ -98,6 +107,7 @@ int serve(caf::actor_system& sys, int argc, char** argv) {
   cfg.options.resumable = true;
   cfg.options.retry = true; // calls the reference client sends again after a resume run once
   cfg.options.resume_timeout = std::chrono::milliseconds{*grace};
+  cfg.options.stable.ack_after_frames = *ack_after;
   auto srv = session_server::start(sys, cfg);
   if (!srv)
     return fail(srv.error());
@@ -211,9 +221,10 @@ int run_across_a_break(caf::actor_system& sys, const std::string& host, uint16_t
 /// reference subject's is not.
 caf::expected<session_handle> dial(caf::actor_system& sys, const std::string& host, uint16_t port,
                                    session_options opts, bool caller = true) {
-  if (caller && opts.conduit == conduit_mode::bare) {
-    opts.resumable = true;
-    opts.retry = true;
+  if (caller) {
+    // Bare: a resumable session; stable: the conduit itself reconnects and replays.
+    opts.resumable = opts.conduit == conduit_mode::bare;
+    opts.retry = opts.resumable;
     opts.reconnect = [host, port] { return tcp_connect(host, port); };
   }
   auto lnk = tcp_connect(host, port);
@@ -260,6 +271,10 @@ int run_client(caf::actor_system& sys, int argc, char** argv) {
   if (!conduit)
     return usage();
   opts.conduit = *conduit;
+  auto ack_after = stable_ack_after(argc, argv);
+  if (!ack_after)
+    return usage();
+  opts.stable.ack_after_frames = *ack_after;
   if (cli::flag(argc, argv, "--break-and-resume")) {
     if (!listen.empty() || opts.conduit != conduit_mode::bare)
       return usage();

@@ -9,7 +9,9 @@
 #                                                    with the reference server
 #   interop_processes.sh BIN INTEROP_DIR ts-stable-client|ts-stable-server   ts-client, ts-server over
 #                                                    the stable conduit (no link cut: the TS stable
-#                                                    conduit cannot reconnect)
+#                                                    conduit cannot reconnect); vox-testbed sends an
+#                                                    ack-only frame after every frame it receives
+#                                                    without answering, so the TS peer must take those
 set -euo pipefail
 testbed="$1"
 interop="$2"
@@ -19,7 +21,8 @@ if ! command -v node >/dev/null || [[ ! -f "$interop/peer.mjs" ]]; then
 fi
 server_log=$(mktemp)
 case "$3" in
-  ts-client|ts-resume-client|ts-stable-client) coproc LISTENER { exec "$testbed" serve --port 0 2>"$server_log"; } ;;
+  ts-client|ts-resume-client) coproc LISTENER { exec "$testbed" serve --port 0 2>"$server_log"; } ;;
+  ts-stable-client) coproc LISTENER { exec "$testbed" serve --port 0 --stable-ack-after 1 2>"$server_log"; } ;;
   ts-server|ts-resume-server|ts-stable-server) coproc LISTENER { exec node "$interop/peer.mjs" server --host 127.0.0.1 --port 0; } ;;
   *) echo "unknown case $3" >&2; exit 2 ;;
 esac
@@ -36,7 +39,7 @@ case "$3" in
   ts-client) timeout 150 node "$interop/peer.mjs" client --addr "$addr" --scenarios all --jobs 2 ;;
   ts-server) timeout 150 "$testbed" client --connect "$addr" --scenario common ;;
   ts-stable-client) timeout 150 node "$interop/peer.mjs" client --addr "$addr" --scenarios all --jobs 2 --conduit stable ;;
-  ts-stable-server) timeout 150 "$testbed" client --connect "$addr" --scenario common --conduit stable ;;
+  ts-stable-server) timeout 150 "$testbed" client --connect "$addr" --scenario common --conduit stable --stable-ack-after 1 ;;
   ts-resume-client)
     out=$(PEER_ADDR="$addr" timeout 60 node "$interop/vconn_resume.mjs") || { echo "$out"; exit 1; }
     echo "$out"

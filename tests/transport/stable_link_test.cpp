@@ -237,6 +237,60 @@ TEST_CASE("a full replay buffer makes the stable link congested until acks drain
   CHECK(s.link->replay_frames() == 0);
 }
 
+// r[verify stable.ack]
+TEST_CASE("a stable link that only receives acknowledges with an ack-only frame after a number of frames or bytes",
+          "[transport][stable]") {
+  stable_options opts;
+  bool by_bytes = GENERATE(false, true);
+  INFO("trigger by bytes: " << by_bytes);
+  opts.ack_after_frames = by_bytes ? 0 : 4;
+  opts.ack_after_bytes = by_bytes ? 10 : 0;
+  stable_fixture s{opts};
+  REQUIRE(s.link->send(text("hello")));
+  CHECK(next_frame(s.peer).seq == 0);
+  // by frames: four items; by bytes: two items of six bytes.
+  int items = by_bytes ? 2 : 4;
+  for (int i = 0; i < items; ++i)
+    send_frame(s.peer, static_cast<uint32_t>(i), std::nullopt, "item-" + std::to_string(i));
+  auto ack = next_frame(s.peer);
+  CHECK(ack.seq == 0); // our last frame again: a duplicate for the peer
+  CHECK(ack.ack == static_cast<uint32_t>(items - 1));
+  CHECK(ack.item.empty());
+  CHECK(s.link->replay_frames() == 1); // an ack-only frame is not kept for replay
+  // A data frame carries the ack and starts the count again.
+  REQUIRE(s.link->send(text("data")));
+  auto data = next_frame(s.peer);
+  CHECK(data.seq == 1);
+  CHECK(data.item == "data");
+}
+
+TEST_CASE("a one-way stream between two stable links keeps the sender's replay buffer at the ack interval",
+          "[transport][stable]") {
+  auto [a_raw, b_raw] = make_memory_link_pair();
+  stable_options opts;
+  opts.ack_after_frames = 64;
+  auto a = stable_link::make(a_raw, stable::key{}, opts);
+  auto b = stable_link::make(b_raw, stable::key{}, opts);
+  auto a_up = std::make_shared<collecting_receiver>();
+  auto b_up = std::make_shared<collecting_receiver>();
+  a->start(a_up, nullptr);
+  b->start(b_up, nullptr);
+  REQUIRE(b->send(text("open"))); // the receiver's only frame of its own
+  // Memory links deliver on the sending thread, so each send below runs the receiver's
+  // delivery and then its ack before it returns.
+  size_t most = 0;
+  for (int i = 0; i < 10000; ++i) {
+    REQUIRE(a->send(text("item-" + std::to_string(i))));
+    most = std::max(most, a->replay_frames());
+  }
+  CHECK(most <= 64);
+  CHECK_FALSE(a->congested());
+  REQUIRE(b_up->wait_items(10000));
+  CHECK(b_up->items.back() == "item-9999");
+  std::lock_guard<std::mutex> guard{a_up->mtx};
+  CHECK(a_up->items == std::vector<std::string>{"open"}); // ack-only frames are not delivered
+}
+
 // r[verify stable.reconnect.failure]
 TEST_CASE("a ServerHello saying REJECTED fails the stable handshake with session_lost", "[transport][stable]") {
   auto [ours, theirs] = make_memory_link_pair();

@@ -1,0 +1,198 @@
+// A TCP proxy on 127.0.0.1 that cuts every connection it forwards after a random number
+// of bytes: the link faults a real network produces, under the test's control.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "transport/prologue.hpp"
+#include "transport/socket.hpp"
+
+namespace vox::test {
+
+/// Accepts one connection at a time, dials `upstream_port` for it and forwards bytes both
+/// ways until a budget drawn from [min_bytes, max_bytes] is spent. Then it forwards only
+/// the part of the current read that fits the budget (so a cut usually falls inside a
+/// frame) and resets both sockets (SO_LINGER 0). A connection that ends by itself is
+/// closed on the other side too. It follows each direction's framing (an 8-byte prologue
+/// message, then u32-LE length-prefixed frames) to tell cuts inside a frame from cuts
+/// between two.
+class cutting_proxy {
+public:
+  cutting_proxy(uint16_t upstream_port, size_t min_bytes, size_t max_bytes, uint32_t seed)
+    : upstream_port_(upstream_port), budget_(min_bytes, max_bytes), rng_(seed) {
+    listener_.reset(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    int one = 1;
+    ::setsockopt(listener_.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    if (::bind(listener_.get(), reinterpret_cast<sockaddr*>(&addr), len) != 0 || ::listen(listener_.get(), 16) != 0
+        || ::getsockname(listener_.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0)
+      return;
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread{[this] { run(); }};
+  }
+
+  ~cutting_proxy() { stop(); }
+
+  cutting_proxy(const cutting_proxy&) = delete;
+  cutting_proxy& operator=(const cutting_proxy&) = delete;
+
+  /// 0 if the proxy could not listen.
+  uint16_t port() const { return port_; }
+
+  void stop() {
+    stopping_ = true;
+    if (thread_.joinable())
+      thread_.join();
+  }
+
+  size_t connections() const { return connections_; }
+  size_t cuts() const { return cuts_; }
+  size_t cuts_inside_frames() const { return inside_frames_; }
+  uint64_t bytes_forwarded() const { return forwarded_; }
+
+private:
+  /// Where one direction's byte stream stands in its framing.
+  struct framing {
+    size_t prologue_left = transport_prologue_size;
+    uint8_t header[4] = {};
+    size_t header_have = 0;
+    uint64_t body_left = 0;
+
+    void advance(const uint8_t* p, size_t n) {
+      while (n > 0) {
+        if (prologue_left > 0) {
+          auto k = std::min(n, prologue_left);
+          prologue_left -= k, p += k, n -= k;
+        } else if (body_left > 0) {
+          auto k = static_cast<size_t>(std::min<uint64_t>(n, body_left));
+          body_left -= k, p += k, n -= k;
+        } else {
+          header[header_have++] = *p++;
+          --n;
+          if (header_have == 4) {
+            body_left = uint64_t{header[0]} | uint64_t{header[1]} << 8 | uint64_t{header[2]} << 16
+                        | uint64_t{header[3]} << 24;
+            header_have = 0;
+          }
+        }
+      }
+    }
+    bool between_frames() const {
+      return (prologue_left == 0 || prologue_left == transport_prologue_size) && header_have == 0 && body_left == 0;
+    }
+  };
+
+  /// Polls so that `stop` is noticed within a tenth of a second.
+  static constexpr int poll_ms = 100;
+
+  void run() {
+    while (!stopping_) {
+      pollfd p{listener_.get(), POLLIN, 0};
+      if (::poll(&p, 1, poll_ms) <= 0)
+        continue;
+      unique_fd down{::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC)};
+      if (!down)
+        continue;
+      unique_fd up{::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)};
+      sockaddr_in addr{};
+      addr.sin_family = AF_INET;
+      addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      addr.sin_port = htons(upstream_port_);
+      if (::connect(up.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+        continue;
+      // Without this, Nagle's algorithm holds small frames back for tens of milliseconds.
+      int one = 1;
+      ::setsockopt(down.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      ::setsockopt(up.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      ++connections_;
+      pump(down.get(), up.get());
+    }
+  }
+
+  static bool write_all(int fd, const uint8_t* p, size_t n) {
+    while (n > 0) {
+      auto w = ::send(fd, p, n, MSG_NOSIGNAL);
+      if (w <= 0)
+        return false;
+      p += w, n -= static_cast<size_t>(w);
+    }
+    return true;
+  }
+
+  static void reset_on_close(int fd) {
+    linger lg{1, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  }
+
+  /// Forwards until the budget is spent (a cut), either side ends, or stop.
+  void pump(int down, int up) {
+    uint64_t budget = budget_(rng_);
+    uint64_t spent = 0;
+    framing toward_up, toward_down;
+    uint8_t buf[16384];
+    while (!stopping_) {
+      pollfd ps[2] = {{down, POLLIN, 0}, {up, POLLIN, 0}};
+      if (::poll(ps, 2, poll_ms) <= 0)
+        continue;
+      for (int i = 0; i < 2; ++i) {
+        if (ps[i].revents == 0)
+          continue;
+        int from = i == 0 ? down : up;
+        int to = i == 0 ? up : down;
+        auto& f = i == 0 ? toward_up : toward_down;
+        auto n = ::recv(from, buf, sizeof buf, 0);
+        if (n <= 0) {
+          ::shutdown(to, SHUT_WR);
+          return; // both sockets close when the caller's unique_fds go
+        }
+        auto got = static_cast<size_t>(n);
+        if (spent + got >= budget) {
+          auto part = static_cast<size_t>(budget - spent);
+          write_all(to, buf, part);
+          f.advance(buf, part);
+          forwarded_ += part;
+          if (!f.between_frames())
+            ++inside_frames_;
+          ++cuts_;
+              reset_on_close(down);
+          reset_on_close(up);
+          return;
+        }
+        if (!write_all(to, buf, got))
+          return;
+        f.advance(buf, got);
+        spent += got;
+        forwarded_ += got;
+      }
+    }
+  }
+
+  uint16_t upstream_port_;
+  uint16_t port_ = 0;
+  unique_fd listener_;
+  std::uniform_int_distribution<uint64_t> budget_;
+  std::mt19937 rng_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<size_t> connections_{0};
+  std::atomic<size_t> cuts_{0};
+  std::atomic<size_t> inside_frames_{0};
+  std::atomic<uint64_t> forwarded_{0};
+  std::thread thread_;
+};
+
+} // namespace vox::test
