@@ -221,7 +221,14 @@ public:
     if (n < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
         return;
-      end_input(loop, failure_or(make_system_error(errc::io_error, name_ + ": recv failed", errno)));
+      auto err = make_system_error(errc::io_error, name_ + ": recv failed", errno);
+      {
+        // A failed read (a reset, a timeout) leaves the connection unusable both ways:
+        // later sends fail with the same reason instead of queuing for a dead socket.
+        std::lock_guard<std::mutex> guard{send_mtx_};
+        fail_locked(err);
+      }
+      end_input(loop, failure_or(std::move(err)));
       return;
     }
     if (n == 0) {
