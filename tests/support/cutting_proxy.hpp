@@ -16,7 +16,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "transport/prologue.hpp"
 #include "transport/socket.hpp"
 
 namespace vox::test {
@@ -25,9 +24,8 @@ namespace vox::test {
 /// ways until a budget drawn from [min_bytes, max_bytes] is spent. Then it forwards only
 /// the part of the current read that fits the budget (so a cut usually falls inside a
 /// frame) and resets both sockets (SO_LINGER 0). A connection that ends by itself is
-/// closed on the other side too. It follows each direction's framing (an 8-byte prologue
-/// message, then u32-LE length-prefixed frames) to tell cuts inside a frame from cuts
-/// between two.
+/// closed on the other side too. It follows each direction's u32-LE length-prefixed
+/// framing to tell cuts inside a frame from cuts between two.
 class cutting_proxy {
 public:
   cutting_proxy(uint16_t upstream_port, size_t min_bytes, size_t max_bytes, uint32_t seed)
@@ -66,35 +64,30 @@ public:
   uint64_t bytes_forwarded() const { return forwarded_; }
 
 private:
-  /// Where one direction's byte stream stands in its framing.
+  /// Where one direction's byte stream stands in its framing: every payload, the
+  /// prologue messages included, has a u32-LE length prefix (wire-format.md §1).
   struct framing {
-    size_t prologue_left = transport_prologue_size;
     uint8_t header[4] = {};
     size_t header_have = 0;
     uint64_t body_left = 0;
 
     void advance(const uint8_t* p, size_t n) {
       while (n > 0) {
-        if (prologue_left > 0) {
-          auto k = std::min(n, prologue_left);
-          prologue_left -= k, p += k, n -= k;
-        } else if (body_left > 0) {
+        if (body_left > 0) {
           auto k = static_cast<size_t>(std::min<uint64_t>(n, body_left));
           body_left -= k, p += k, n -= k;
-        } else {
-          header[header_have++] = *p++;
-          --n;
-          if (header_have == 4) {
-            body_left = uint64_t{header[0]} | uint64_t{header[1]} << 8 | uint64_t{header[2]} << 16
-                        | uint64_t{header[3]} << 24;
-            header_have = 0;
-          }
+          continue;
+        }
+        header[header_have++] = *p++;
+        --n;
+        if (header_have == 4) {
+          body_left = uint64_t{header[0]} | uint64_t{header[1]} << 8 | uint64_t{header[2]} << 16
+                      | uint64_t{header[3]} << 24;
+          header_have = 0;
         }
       }
     }
-    bool between_frames() const {
-      return (prologue_left == 0 || prologue_left == transport_prologue_size) && header_have == 0 && body_left == 0;
-    }
+    bool between_frames() const { return header_have == 0 && body_left == 0; }
   };
 
   /// Polls so that `stop` is noticed within a tenth of a second.
