@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages vox-caf builds with, if any is missing (needs root or sudo).
+#   deps.sh        what the build and the test suite need
+#   deps.sh fuzz   also clang and libFuzzer (scripts/fuzz.sh)
 set -euo pipefail
 packages=(g++ cmake make pkg-config libcaf-dev catch2)
+[[ "${1:-}" == fuzz ]] && packages+=(clang-14 libfuzzer-14-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
