@@ -86,8 +86,7 @@ caf::expected<void> stable_link::send(byte_span payload) {
   caf::expected<void> sent = caf::unit;
   if (raw_) {
     sent = raw_->send(frame);
-    unacked_frames_ = 0; // the frame carried the ack
-    unacked_bytes_ = 0;
+    ack_went_out();
   }
   replay_.push(seq, std::move(frame));
   // A transport that broke under a link that reconnects is not the sender's concern: the
@@ -116,8 +115,7 @@ caf::expected<void> stable_link::send_many(std::span<const byte_span> payloads) 
   for (auto i = replay_.begin() + static_cast<std::ptrdiff_t>(first); i != replay_.end(); ++i)
     frames.emplace_back(i->frame);
   auto sent = raw_->send_many(frames);
-  unacked_frames_ = 0;
-  unacked_bytes_ = 0;
+  ack_went_out();
   if (!sent && !lost_)
     return sent;
   return caf::unit;
@@ -173,6 +171,11 @@ bool stable_link::count_for_ack(size_t item_bytes) {
   return ack_due_;
 }
 
+void stable_link::ack_went_out() {
+  unacked_frames_ = 0;
+  unacked_bytes_ = 0;
+}
+
 // r[impl stable.ack]
 void stable_link::send_ack() {
   call_scope scope;
@@ -181,8 +184,7 @@ void stable_link::send_ack() {
     return;
   byte_buffer frame;
   stable::encode_frame(frame, {static_cast<uint32_t>(next_seq_ - 1), last_received_}, {});
-  unacked_frames_ = 0;
-  unacked_bytes_ = 0;
+  ack_went_out();
   (void) raw_->send(frame); // a failure shows as the transport's end
 }
 

@@ -93,6 +93,8 @@ private:
   bool count_for_ack(size_t item_bytes);
   /// Sends the due ack-only frame, unless a data frame carried the ack meanwhile.
   void send_ack();
+  /// A frame carrying our current ack went out: the count starts again.
+  void ack_went_out();
   /// A local close: a transport that ends now is not lost. Returns the current one.
   link_ptr mark_closed();
 

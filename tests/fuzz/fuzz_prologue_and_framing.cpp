@@ -10,9 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <caf/actor_system.hpp>
-#include <caf/actor_system_config.hpp>
-
+#include "fuzz/fuzz_actor_system.hpp"
 #include "transport/io_reactor.hpp"
 #include "transport/prologue.hpp"
 #include "transport/socket_link.hpp"
@@ -33,11 +31,9 @@ struct end_waiter final : link_receiver {
   }
 };
 
-/// Made once and never destroyed: CAF 0.17's actor_system must not be torn down by
-/// exit handlers, after CAF's own statics (a use after free in ~actor_system).
+/// Never destroyed, like the actor system it runs in.
 const io_reactor_ptr& reactor() {
-  static auto* sys = new caf::actor_system{*new caf::actor_system_config};
-  static auto* io = new io_reactor_ptr{io_reactor::start(*sys, io_reactor::config{})};
+  static auto* io = new io_reactor_ptr{io_reactor::start(fuzz::actor_system(), io_reactor::config{})};
   return *io;
 }
 

@@ -5,13 +5,12 @@
 #include <cstdint>
 #include <future>
 
-#include <caf/actor_system.hpp>
-#include <caf/actor_system_config.hpp>
 #include <caf/after.hpp>
 #include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
 
 #include "actors/session_actor.hpp"
+#include "fuzz/fuzz_actor_system.hpp"
 #include "protocol/message.hpp"
 #include "transport/handshake_exchange.hpp"
 #include "transport/memory_link.hpp"
@@ -20,13 +19,6 @@
 namespace {
 
 using namespace vox;
-
-/// Made once and never destroyed: CAF 0.17's actor_system must not be torn down by
-/// exit handlers, after CAF's own statics (a use after free in ~actor_system).
-caf::actor_system& actor_system() {
-  static auto* sys = new caf::actor_system{*new caf::actor_system_config};
-  return *sys;
-}
 
 session_options serving() {
   session_options o;
@@ -44,7 +36,7 @@ constexpr uint64_t final_nonce = 0x5eed;
 } // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  auto& sys = actor_system();
+  auto& sys = fuzz::actor_system();
   auto [ours, theirs] = make_memory_link_pair();
   auto server = std::async(std::launch::async, [&sys, l = theirs] { return accept_session(sys, l, serving()); });
   if (!initiate_transport(*ours, conduit_mode::bare) || !handshake_as_initiator(*ours, handshake_options{})) {
