@@ -1,43 +1,167 @@
 #include "apps/cli.hpp"
 
-#include <cstring>
+#include <cstdio>
 #include <pthread.h>
 
 namespace vox::cli {
-
-std::string arg(int argc, char** argv, const char* name, std::string fallback) {
-  for (int i = 1; i + 1 < argc; ++i)
-    if (std::strcmp(argv[i], name) == 0)
-      return argv[i + 1];
-  return fallback;
-}
-
-bool flag(int argc, char** argv, const char* name) {
-  for (int i = 1; i < argc; ++i)
-    if (std::strcmp(argv[i], name) == 0)
-      return true;
-  return false;
-}
 
 bool split_address(const std::string& addr, std::string& host, uint16_t& port) {
   auto colon = addr.rfind(':');
   if (colon == std::string::npos || colon == 0)
     return false;
-  host = addr.substr(0, colon);
-  auto p = number<uint16_t>(addr.substr(colon + 1), 65535);
+  auto p = cli::number<uint16_t>(addr.substr(colon + 1), 0, 65535);
   if (!p)
     return false;
+  host = addr.substr(0, colon);
   port = *p;
   return true;
 }
 
-std::optional<std::optional<keepalive_options>> keepalive(int argc, char** argv, const char* fallback) {
-  auto ms = number<uint32_t>(arg(argc, argv, "--keepalive", fallback), 3'600'000);
-  if (!ms)
-    return std::nullopt;
-  if (*ms == 0)
-    return std::optional<keepalive_options>{};
-  return keepalive_options{std::chrono::milliseconds{*ms}, std::chrono::milliseconds{3 * int64_t{*ms}}};
+options::options(std::string program, std::string usage) : program_(std::move(program)), usage_(std::move(usage)) {
+}
+
+options& options::add(const char* name, bool takes_value, setter set) {
+  options_.push_back(option{name, takes_value, std::move(set)});
+  return *this;
+}
+
+options& options::text(const char* name, std::string& out) {
+  return add(name, true, [&out](const std::string& v) {
+    out = v;
+    return std::string{};
+  });
+}
+
+options& options::flag(const char* name, bool& out) {
+  return add(name, false, [&out](const std::string&) {
+    out = true;
+    return std::string{};
+  });
+}
+
+options& options::address(const char* name, std::string& host, uint16_t& port) {
+  return add(name, true, [&host, &port](const std::string& v) -> std::string {
+    if (!split_address(v, host, port))
+      return "'" + v + "' is not HOST:PORT (a port in [0, 65535])";
+    return {};
+  });
+}
+
+options& options::choice(const char* name, std::vector<std::string> choices, std::function<void(size_t)> set) {
+  return add(name, true, [choices = std::move(choices), set = std::move(set)](const std::string& v) -> std::string {
+    std::string all;
+    for (size_t i = 0; i < choices.size(); ++i) {
+      if (choices[i] == v) {
+        set(i);
+        return {};
+      }
+      all += (i == 0 ? "" : "|") + choices[i];
+    }
+    return "'" + v + "' is not one of " + all;
+  });
+}
+
+options& options::keepalive(const char* name, std::optional<keepalive_options>& out) {
+  return add(name, true, [&out](const std::string& v) -> std::string {
+    auto ms = cli::number<uint32_t>(v, 0, 3'600'000);
+    if (!ms)
+      return "'" + v + "' is not a number of milliseconds in [0, 3600000]";
+    if (*ms == 0)
+      out.reset();
+    else
+      out = keepalive_options{std::chrono::milliseconds{*ms}, std::chrono::milliseconds{3 * int64_t{*ms}}};
+    return {};
+  });
+}
+
+options& options::seconds(const char* name, double& out, double min, double max) {
+  return add(name, true, [&out, min, max](const std::string& v) -> std::string {
+    auto s = cli::number<double>(v, min, max);
+    if (!s) {
+      char range[96];
+      std::snprintf(range, sizeof range, "a number of seconds in [%g, %g]", min, max);
+      return "'" + v + "' is not " + range;
+    }
+    out = *s;
+    return {};
+  });
+}
+
+options& options::required(const char* name) {
+  if (auto* o = find(name))
+    o->required = true;
+  return *this;
+}
+
+options& options::positional(std::vector<std::string>& out, size_t max) {
+  positional_ = &out;
+  max_positional_ = max;
+  return *this;
+}
+
+options::option* options::find(const std::string& name) {
+  for (auto& o : options_)
+    if (o.name == name)
+      return &o;
+  return nullptr;
+}
+
+const options::option* options::find(const std::string& name) const {
+  return const_cast<options*>(this)->find(name);
+}
+
+bool options::given(const char* name) const {
+  const auto* o = find(name);
+  return o != nullptr && o->seen;
+}
+
+int options::error(const std::string& message) const {
+  std::fprintf(stderr, "%s: %s\n%s", program_.c_str(), message.c_str(), usage_.c_str());
+  return 2;
+}
+
+std::optional<int> options::parse(int argc, char** argv, int first) {
+  for (int i = first; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--help" || a == "-h") {
+      std::fputs(usage_.c_str(), stdout);
+      return 0;
+    }
+    if (a.rfind("-", 0) != 0 || a == "-") {
+      if (positional_ == nullptr || positional_->size() >= max_positional_)
+        return error("unexpected argument '" + a + "'");
+      positional_->push_back(a);
+      continue;
+    }
+    std::optional<std::string> inline_value;
+    if (auto eq = a.find('='); eq != std::string::npos) {
+      inline_value = a.substr(eq + 1);
+      a.resize(eq);
+    }
+    auto* o = find(a);
+    if (o == nullptr)
+      return error("unknown option " + a);
+    if (!o->takes_value) {
+      if (inline_value)
+        return error(a + " takes no value");
+      o->set({});
+    } else {
+      std::string value;
+      if (inline_value)
+        value = *inline_value;
+      else if (i + 1 < argc && std::string_view{argv[i + 1]}.rfind("--", 0) != 0)
+        value = argv[++i];
+      else
+        return error(a + " needs a value");
+      if (auto why = o->set(value); !why.empty())
+        return error(a + ": " + why);
+    }
+    o->seen = true;
+  }
+  for (const auto& o : options_)
+    if (o.required && !o.seen)
+      return error(o.name + " is required");
+  return std::nullopt;
 }
 
 namespace {

@@ -13,6 +13,7 @@
 #include <iterator>
 #include <string>
 
+#include "apps/cli.hpp"
 #include "protocol/handshake.hpp"
 #include "protocol/message.hpp"
 #include "transport/prologue.hpp"
@@ -21,13 +22,10 @@ using namespace vox;
 
 namespace {
 
-int usage() {
-  std::fputs("usage: vox-dump [--framed] FILE|-\n"
-             "  decodes one bare vox Message (or, with --framed, a u32-LE framed stream of\n"
-             "  them) and prints one line per message; SENSITIVE metadata is redacted\n",
-             stderr);
-  return 2;
-}
+const char* const usage_text =
+  "usage: vox-dump [--framed] FILE|-\n"
+  "  decodes one bare vox Message (or, with --framed, a u32-LE framed stream of\n"
+  "  them) and prints one line per message; SENSITIVE metadata is redacted\n";
 
 bool read_input(const std::string& path, byte_buffer& out) {
   if (path == "-") {
@@ -144,20 +142,14 @@ int dump_framed(const std::string& path, const byte_buffer& data) {
 
 int main(int argc, char** argv) {
   bool framed = false;
-  std::string path;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (arg == "--framed")
-      framed = true;
-    else if (arg == "-h" || arg == "--help")
-      return usage(), 0;
-    else if (path.empty() && (arg == "-" || arg.rfind("-", 0) != 0))
-      path = arg;
-    else
-      return usage();
-  }
-  if (path.empty())
-    return usage();
+  std::vector<std::string> files;
+  cli::options opts{"vox-dump", usage_text};
+  opts.flag("--framed", framed).positional(files, 1);
+  if (auto status = opts.parse(argc, argv))
+    return *status;
+  if (files.empty())
+    return opts.error("no FILE given");
+  const auto& path = files.front();
   byte_buffer data;
   if (!read_input(path, data))
     return fail(path, std::string{"cannot read: "} + std::strerror(errno));

@@ -47,24 +47,25 @@ connection_acceptor accept_all() {
   };
 }
 
-int usage() {
-  std::fputs("usage: vox-echo serve [--host H] [--port N] [--keepalive MS]\n"
-             "       vox-echo call --connect HOST:PORT [--message TEXT] [--count N]\n",
-             stderr);
-  return 2;
-}
+const char* const usage_text = "usage: vox-echo serve [--host H] [--port N] [--keepalive MS]\n"
+                               "       vox-echo call --connect HOST:PORT [--message TEXT] [--count N]\n";
 
-int serve(caf::actor_system& sys, int argc, char** argv) {
+struct arguments {
+  std::string host = "127.0.0.1";
+  uint16_t port = 0;
+  std::optional<keepalive_options> keepalive =
+    keepalive_options{std::chrono::seconds{10}, std::chrono::seconds{30}};
+  std::string message = "hello, vox";
+  int count = 3;
+};
+
+int serve(caf::actor_system& sys, const arguments& a) {
   session_server::config cfg;
-  cfg.host = cli::arg(argc, argv, "--host", "127.0.0.1");
-  auto port = cli::number<uint16_t>(cli::arg(argc, argv, "--port", "0"), 65535);
-  auto ka = cli::keepalive(argc, argv);
-  if (!port || !ka)
-    return usage();
-  cfg.port = *port;
+  cfg.host = a.host;
+  cfg.port = a.port;
   cfg.options.root_handler = echo;
   cfg.options.acceptor = accept_all();
-  cfg.options.keepalive = *ka;
+  cfg.options.keepalive = a.keepalive;
   cfg.on_session = [](const session_handle&) { std::printf("session established\n"); std::fflush(stdout); };
   auto srv = session_server::start(sys, cfg);
   if (!srv) {
@@ -98,15 +99,10 @@ bool call_echo(caf::scoped_actor& self, const caller& c, const std::string& text
   return ok;
 }
 
-int call(caf::actor_system& sys, int argc, char** argv) {
-  auto addr = cli::arg(argc, argv, "--connect", "");
-  std::string host;
-  uint16_t port = 0;
-  auto text = cli::arg(argc, argv, "--message", "hello, vox");
-  auto count = cli::number<int>(cli::arg(argc, argv, "--count", "3"), 1'000'000);
-  if (!cli::split_address(addr, host, port) || !count)
-    return usage();
-  auto lnk = tcp_connect(host, port);
+int call(caf::actor_system& sys, const arguments& a) {
+  auto addr = a.host + ":" + std::to_string(a.port);
+  const auto& text = a.message;
+  auto lnk = tcp_connect(a.host, a.port);
   if (!lnk) {
     std::fprintf(stderr, "vox-echo: %s\n", describe(lnk.error()).c_str());
     return 1;
@@ -124,7 +120,7 @@ int call(caf::actor_system& sys, int argc, char** argv) {
   bool ok = true;
   {
     caller root{session->root};
-    for (int i = 0; i < *count; ++i)
+    for (int i = 0; i < a.count; ++i)
       ok = call_echo(self, root, text + " #" + std::to_string(i + 1)) && ok;
     self->request(session->actor, 5s, caf::open_atom::value, open_request{{parity::odd, 64}, {}, echo})
       .receive(
@@ -151,13 +147,28 @@ int call(caf::actor_system& sys, int argc, char** argv) {
 } // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2 || (std::strcmp(argv[1], "serve") != 0 && std::strcmp(argv[1], "call") != 0))
-    return usage();
-  bool serving = std::strcmp(argv[1], "serve") == 0;
+  std::string mode = argc >= 2 ? argv[1] : "";
+  if (mode == "--help" || mode == "-h")
+    return std::fputs(usage_text, stdout), 0;
+  arguments args;
+  cli::options opts{"vox-echo " + mode, usage_text};
+  if (mode == "serve") {
+    opts.text("--host", args.host).number<uint16_t>("--port", args.port, 0, 65535).keepalive("--keepalive", args.keepalive);
+  } else if (mode == "call") {
+    opts.address("--connect", args.host, args.port)
+      .required("--connect")
+      .text("--message", args.message)
+      .number("--count", args.count, 0, 1'000'000);
+  } else {
+    return cli::options{"vox-echo", usage_text}.error(mode.empty() ? "no mode given" : "unknown mode '" + mode + "'");
+  }
+  if (auto status = opts.parse(argc, argv, 2))
+    return *status;
+  bool serving = mode == "serve";
   if (serving)
     cli::block_stop_signals(); // before the actor system's threads exist: they inherit the mask
   caf::actor_system_config cfg;
   cfg.set("scheduler.max-threads", 2);
   caf::actor_system sys{cfg};
-  return serving ? serve(sys, argc, argv) : call(sys, argc, argv);
+  return serving ? serve(sys, args) : call(sys, args);
 }

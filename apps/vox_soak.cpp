@@ -236,60 +236,67 @@ private:
   std::string first_;
 };
 
-int usage() {
-  std::fputs("usage: vox-soak --connect HOST:PORT --pid PID [--rounds N] [--sessions N] [--workers N]\n"
-             "                [--settle-ms MS] [--grace-ms MS] [--tolerance-pct P]\n",
-             stderr);
-  return 2;
-}
+const char* const usage_text =
+  "usage: vox-soak --connect HOST:PORT --pid PID [--rounds N] [--sessions N] [--workers N]\n"
+  "                [--settle-ms MS] [--grace-ms MS] [--tolerance-pct P]\n";
 
 } // namespace
 
 int main(int argc, char** argv) {
   std::string host;
   uint16_t port = 0;
-  auto pid = cli::number<int>(cli::arg(argc, argv, "--pid", ""), 1 << 30);
-  auto rounds = cli::number<int>(cli::arg(argc, argv, "--rounds", "10"), 1 << 20);
-  auto sessions = cli::number<size_t>(cli::arg(argc, argv, "--sessions", "500"), 100000);
-  auto workers = cli::number<size_t>(cli::arg(argc, argv, "--workers", "16"), 1024);
-  auto settle = cli::number<uint32_t>(cli::arg(argc, argv, "--settle-ms", "10000"), 3600000);
-  auto grace = cli::number<uint32_t>(cli::arg(argc, argv, "--grace-ms", "0"), 3600000);
-  auto tolerance = cli::number<long>(cli::arg(argc, argv, "--tolerance-pct", "10"), 1000);
-  if (!cli::split_address(cli::arg(argc, argv, "--connect", ""), host, port) || !pid || !rounds || !sessions
-      || !workers || *workers == 0 || !settle || !grace || !tolerance)
-    return usage();
+  int pid = 0;
+  int rounds = 10;
+  size_t sessions = 500;
+  size_t workers = 16;
+  uint32_t settle = 10000;
+  uint32_t grace = 0;
+  long tolerance = 10;
+  cli::options opts{"vox-soak", usage_text};
+  opts.address("--connect", host, port)
+    .required("--connect")
+    .number("--pid", pid, 1, 1 << 30)
+    .required("--pid")
+    .number("--rounds", rounds, 1, 1 << 20)
+    .number<size_t>("--sessions", sessions, 1, 100000)
+    .number<size_t>("--workers", workers, 1, 1024)
+    .number<uint32_t>("--settle-ms", settle, 0, 3600000)
+    .number<uint32_t>("--grace-ms", grace, 0, 3600000)
+    .number("--tolerance-pct", tolerance, 0L, 1000L);
+  if (auto status = opts.parse(argc, argv))
+    return *status;
   caf::actor_system_config cfg;
   caf::actor_system sys{cfg};
   round_runner runner{sys, host, port};
-  auto before = sample(*pid);
+  auto before = sample(pid);
   if (before.rss_kib < 0) {
-    std::fprintf(stderr, "vox-soak: cannot read /proc/%d\n", *pid);
+    std::fprintf(stderr, "vox-soak: cannot read /proc/%d\n", pid);
     return 2;
   }
   std::printf("start: rss %ld KiB threads %ld fds %ld\n", before.rss_kib, before.threads, before.fds);
   server_sample baseline;
   bool grew = false;
   int failed = 0;
-  for (int r = 1; r <= *rounds; ++r) {
+  for (int r = 1; r <= rounds; ++r) {
     auto start = std::chrono::steady_clock::now();
-    int failures = runner.run(*sessions, *workers);
+    int failures = runner.run(sessions, workers);
     failed += failures;
     auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     // Sessions end on the server a little after ours: wait (bounded) for its descriptors.
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds{*settle};
-    auto now = sample(*pid);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds{settle};
+    auto now = sample(pid);
     while (now.fds > before.fds && std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds{50}); // polling another process
-      now = sample(*pid);
+      now = sample(pid);
     }
-    if (*grace > 0) {
-      std::this_thread::sleep_for(std::chrono::milliseconds{*grace}); // the server's own timer
-      now = sample(*pid);
+    if (grace > 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds{grace}); // the server's own timer
+      now = sample(pid);
     }
     auto ph = runner.phases();
     std::printf("round %d: rss %ld KiB threads %ld fds %ld sessions %zu failures %d seconds %.2f (open %.2f, "
                 "calls %.2f, end %.2f)\n",
-                r, now.rss_kib, now.threads, now.fds, *sessions, failures, secs, ph[0], ph[1], ph[2]);
+                r, now.rss_kib, now.threads, now.fds, sessions, failures, secs, ph[0], ph[1], ph[2]);
     if (failures > 0)
       std::printf("  first failure: %s\n", runner.first_failure().c_str());
     std::fflush(stdout);
@@ -297,10 +304,10 @@ int main(int argc, char** argv) {
       baseline = now;
       continue;
     }
-    auto above = [&](long v, long base) { return v * 100 > base * (100 + *tolerance); };
+    auto above = [&](long v, long base) { return v * 100 > base * (100 + tolerance); };
     if (above(now.rss_kib, baseline.rss_kib) || above(now.threads, baseline.threads)
         || above(now.fds, baseline.fds)) {
-      std::printf("  more than %ld %% above round 1 (rss %ld KiB, threads %ld, fds %ld)\n", *tolerance,
+      std::printf("  more than %ld %% above round 1 (rss %ld KiB, threads %ld, fds %ld)\n", tolerance,
                   baseline.rss_kib, baseline.threads, baseline.fds);
       grew = true;
     }

@@ -35,6 +35,7 @@
 #include <caf/actor_system_config.hpp>
 
 #include "actors/session_server.hpp"
+#include "apps/cli.hpp"
 #include "bench/child_process.hpp"
 #include "bench/common.hpp"
 #include "bench/open_loop.hpp"
@@ -66,92 +67,52 @@ struct cli {
   }
 };
 
-void usage(FILE* out) {
-  std::fprintf(out,
-               "usage: vox-bench [--seconds S] [--warmup S] [--threads N] [--poll N] [--count N] [--sessions N]\n"
-               "                 [--only TEXT]\n"
-               "       vox-bench server [--host H] [--port N] [--raw-port M] [--threads N] [--poll N] [--busy-poll U]\n"
-               "                        [--until-eof]\n"
-               "       vox-bench rss [--count N] [--threads N] [--poll N]\n"
-               "       vox-bench sessions-server [--sessions N] [--threads N] [--poll N]\n"
-               "       vox-bench sessions-client --port P [--sessions N] [--threads N] [--poll N]\n"
-               "  --seconds S   counted time per row (default 2)\n"
-               "  --warmup S    uncounted warm-up per row (default 0.5)\n"
-               "  --threads N   CAF scheduler.max-threads in every process (default 2)\n"
-               "  --poll N      CAF work-stealing.aggressive-poll-attempts (default: CAF's)\n"
-               "  --busy-poll U busy-poll window of the \"tcp, busy-poll\" rows' reactors, us (default 100)\n"
-               "  --moderate N  CAF work-stealing.moderate-poll-attempts (default 0; CAF's is 500)\n"
-               "  --count N     idle virtual connections for the RSS row (default 10000)\n"
-               "  --sessions N  idle TCP sessions for the sessions row (default 10000)\n"
-               "  --only TEXT   run only the rows whose \"name (transport)\" contains TEXT (floors always run)\n");
-}
+const char* const usage_text =
+  "usage: vox-bench [--seconds S] [--warmup S] [--threads N] [--poll N] [--count N] [--sessions N]\n"
+  "                 [--only TEXT]\n"
+  "       vox-bench server [--host H] [--port N] [--raw-port M] [--threads N] [--poll N] [--busy-poll U]\n"
+  "                        [--until-eof]\n"
+  "       vox-bench rss [--count N] [--threads N] [--poll N]\n"
+  "       vox-bench sessions-server [--sessions N] [--threads N] [--poll N]\n"
+  "       vox-bench sessions-client --port P [--sessions N] [--threads N] [--poll N]\n"
+  "  --seconds S   counted time per row (default 2)\n"
+  "  --warmup S    uncounted warm-up per row (default 0.5)\n"
+  "  --threads N   CAF scheduler.max-threads in every process (default 2)\n"
+  "  --poll N      CAF work-stealing.aggressive-poll-attempts (default: CAF's)\n"
+  "  --busy-poll U busy-poll window of the \"tcp, busy-poll\" rows' reactors, us (default 100)\n"
+  "  --moderate N  CAF work-stealing.moderate-poll-attempts (default 0; CAF's is 500)\n"
+  "  --count N     idle virtual connections for the RSS row (default 10000)\n"
+  "  --sessions N  idle TCP sessions for the sessions row (default 10000)\n"
+  "  --only TEXT   run only the rows whose \"name (transport)\" contains TEXT (floors always run)\n";
 
-std::optional<cli> parse(int argc, char** argv) {
-  cli o;
-  int i = 1;
+/// nullopt: run `o`; otherwise the exit status. Every mode takes every option (the parent
+/// passes the scheduler options on to the children it starts); those a mode does not use
+/// are harmless.
+std::optional<int> parse(int argc, char** argv, cli& o) {
+  int first = 1;
   if (argc > 1)
     for (const char* m : {"server", "rss", "sessions-server", "sessions-client"})
       if (std::strcmp(argv[1], m) == 0)
-        o.mode = argv[i++];
-  try {
-    for (; i < argc; ++i) {
-      std::string a = argv[i];
-      auto value = [&]() -> std::string {
-        if (i + 1 >= argc)
-          throw std::invalid_argument{a + " needs a value"};
-        return argv[++i];
-      };
-      auto port = [&] {
-        auto p = std::stoul(value());
-        if (p > 65535)
-          throw std::invalid_argument{a + ": not a port"};
-        return static_cast<uint16_t>(p);
-      };
-      if (a == "--seconds")
-        o.t.measure_s = std::stod(value());
-      else if (a == "--warmup")
-        o.t.warmup_s = std::stod(value());
-      else if (a == "--threads")
-        o.sched.threads = std::stoi(value());
-      else if (a == "--poll")
-        o.sched.poll = std::stol(value());
-      else if (a == "--busy-poll")
-        o.sched.busy_poll_us = std::stol(value());
-      else if (a == "--moderate")
-        o.sched.moderate = std::stol(value());
-      else if (a == "--count")
-        o.count = std::stoul(value());
-      else if (a == "--sessions")
-        o.sessions = std::stoul(value());
-      else if (a == "--host")
-        o.host = value();
-      else if (a == "--port")
-        o.port = port();
-      else if (a == "--raw-port")
-        o.raw_port = port();
-      else if (a == "--only")
-        o.only = value();
-      else if (a == "--until-eof")
-        o.until_eof = true;
-      else if (a == "--help" || a == "-h") {
-        usage(stdout);
-        std::exit(0);
-      } else
-        throw std::invalid_argument{"unknown argument " + a};
-    }
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "vox-bench: %s\n", e.what());
-    usage(stderr);
-    return std::nullopt;
-  }
-  if (o.t.measure_s <= 0 || o.t.measure_s > 60 || o.t.warmup_s < 0 || o.t.warmup_s > 60 || o.sched.threads < 1
-      || o.sched.threads > 64 || o.count < 1 || o.count > 1000000
-      || o.sessions < 1 || o.sessions > 1000000) {
-    std::fprintf(stderr, "vox-bench: an option is out of range\n");
-    usage(stderr);
-    return std::nullopt;
-  }
-  return o;
+        o.mode = argv[first++];
+  vox::cli::options opts{o.mode == "all" ? "vox-bench" : "vox-bench " + o.mode, usage_text};
+  opts.seconds("--seconds", o.t.measure_s, 0.001, 60)
+    .seconds("--warmup", o.t.warmup_s, 0, 60)
+    .number("--threads", o.sched.threads, 1, 64)
+    .number("--poll", o.sched.poll, -1L, 1'000'000'000L)
+    .number("--busy-poll", o.sched.busy_poll_us, 0L, 1'000'000L)
+    .number("--moderate", o.sched.moderate, -1L, 1'000'000'000L)
+    .number<size_t>("--count", o.count, 1, 1'000'000)
+    .number<size_t>("--sessions", o.sessions, 1, 1'000'000)
+    .text("--host", o.host)
+    .number<uint16_t>("--port", o.port, 0, 65535)
+    .number<uint16_t>("--raw-port", o.raw_port, 0, 65535)
+    .text("--only", o.only)
+    .flag("--until-eof", o.until_eof);
+  if (auto status = opts.parse(argc, argv, first))
+    return status;
+  if (o.mode == "sessions-client" && o.port == 0)
+    return opts.error("--port is required");
+  return std::nullopt;
 }
 
 std::vector<std::string> sched_args(const cli& o) {
@@ -577,21 +538,16 @@ int run_all(const cli& o) {
 int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
   raise_fd_limit();
-  auto o = parse(argc, argv);
-  if (!o)
-    return 2;
-  if (o->mode == "server")
-    return run_server(*o);
-  if (o->mode == "rss")
-    return run_rss(*o);
-  if (o->mode == "sessions-server")
-    return run_sessions_server(o->sched);
-  if (o->mode == "sessions-client") {
-    if (o->port == 0) {
-      std::fprintf(stderr, "vox-bench sessions-client: --port is required\n");
-      return 2;
-    }
-    return run_sessions_client(o->port, o->sessions, o->sched);
-  }
-  return run_all(*o);
+  cli o;
+  if (auto status = parse(argc, argv, o))
+    return *status;
+  if (o.mode == "server")
+    return run_server(o);
+  if (o.mode == "rss")
+    return run_rss(o);
+  if (o.mode == "sessions-server")
+    return run_sessions_server(o.sched);
+  if (o.mode == "sessions-client")
+    return run_sessions_client(o.port, o.sessions, o.sched);
+  return run_all(o);
 }

@@ -51,15 +51,70 @@ using namespace vox;
 
 namespace {
 
-int usage() {
-  std::fputs("usage: vox-testbed serve (--listen HOST:PORT | --port N) [--keepalive MS] [--resume-grace MS]\n"
-             "                         [--break-after-items N] [--stable-ack-after N]\n"
-             "       vox-testbed client (--connect | --listen) HOST:PORT --scenario NAME|all|common [--keepalive MS]\n"
-             "                          [--break-and-resume] [--conduit bare|stable] [--stable-ack-after N]\n"
-             "       vox-testbed list\n"
-             "       vox-testbed subject   (SUBJECT_MODE, PEER_ADDR, CLIENT_SCENARIO, LISTEN_PORT)\n",
-             stderr);
-  return 2;
+const char* const usage_text =
+  "usage: vox-testbed serve (--listen HOST:PORT | --port N) [--keepalive MS] [--resume-grace MS]\n"
+  "                         [--break-after-items N] [--stable-ack-after N]\n"
+  "       vox-testbed client (--connect | --listen) HOST:PORT --scenario NAME|all|common [--keepalive MS]\n"
+  "                          [--break-and-resume] [--conduit bare|stable] [--stable-ack-after N]\n"
+  "       vox-testbed list\n"
+  "       vox-testbed subject   (SUBJECT_MODE, PEER_ADDR, CLIENT_SCENARIO, LISTEN_PORT)\n";
+
+/// Every mode's options (each mode takes its own subset).
+struct arguments {
+  std::string host = "127.0.0.1";
+  uint16_t port = 0;
+  // Keepalive 10 s by default: well inside the 30 s after which some peers drop a silent
+  // session; the pong timeout is three intervals.
+  std::optional<keepalive_options> keepalive =
+    keepalive_options{std::chrono::seconds{10}, std::chrono::seconds{30}};
+  uint32_t resume_grace_ms = 30000;
+  uint32_t break_after_items = 0;
+  uint32_t stable_ack_after = 64;
+  std::string scenario;
+  bool listen = false; ///< client: wait for the peer instead of dialling it
+  bool break_and_resume = false;
+  conduit_mode conduit = conduit_mode::bare;
+};
+
+void conduit_option(cli::options& opts, arguments& a) {
+  opts.choice("--conduit", {"bare", "stable"},
+              [&a](size_t i) { a.conduit = i == 0 ? conduit_mode::bare : conduit_mode::stable; });
+}
+
+/// nullopt: run with `a`; otherwise the exit status.
+std::optional<int> parse_serve(int argc, char** argv, arguments& a) {
+  cli::options opts{"vox-testbed serve", usage_text};
+  opts.address("--listen", a.host, a.port)
+    .number<uint16_t>("--port", a.port, 0, 65535)
+    .keepalive("--keepalive", a.keepalive)
+    .number<uint32_t>("--resume-grace", a.resume_grace_ms, 0, 86'400'000)
+    .number<uint32_t>("--break-after-items", a.break_after_items, 0, 1u << 30)
+    .number<uint32_t>("--stable-ack-after", a.stable_ack_after, 0, 1u << 20);
+  if (auto status = opts.parse(argc, argv, 2))
+    return status;
+  if (opts.given("--listen") && opts.given("--port"))
+    return opts.error("give --listen or --port, not both");
+  return std::nullopt;
+}
+
+std::optional<int> parse_client(int argc, char** argv, arguments& a) {
+  cli::options opts{"vox-testbed client", usage_text};
+  opts.address("--connect", a.host, a.port)
+    .address("--listen", a.host, a.port)
+    .text("--scenario", a.scenario)
+    .required("--scenario")
+    .keepalive("--keepalive", a.keepalive)
+    .flag("--break-and-resume", a.break_and_resume)
+    .number<uint32_t>("--stable-ack-after", a.stable_ack_after, 0, 1u << 20);
+  conduit_option(opts, a);
+  if (auto status = opts.parse(argc, argv, 2))
+    return status;
+  if (opts.given("--connect") == opts.given("--listen"))
+    return opts.error("give one of --connect and --listen");
+  a.listen = opts.given("--listen");
+  if (a.break_and_resume && (a.listen || a.conduit != conduit_mode::bare))
+    return opts.error("--break-and-resume needs --connect and the bare conduit");
+  return std::nullopt;
 }
 
 std::optional<conduit_mode> conduit_named(const std::string& name) {
@@ -68,10 +123,6 @@ std::optional<conduit_mode> conduit_named(const std::string& name) {
   if (name == "stable")
     return conduit_mode::stable;
   return std::nullopt;
-}
-
-std::optional<uint32_t> stable_ack_after(int argc, char** argv) {
-  return cli::number<uint32_t>(cli::arg(argc, argv, "--stable-ack-after", "64"), 1u << 20);
 }
 
 int fail(const caf::error& e) {
@@ -87,27 +138,20 @@ session_options serving_options(std::optional<keepalive_options> ka,
   return opts;
 }
 
-int serve(caf::actor_system& sys, int argc, char** argv) {
+int serve(caf::actor_system& sys, const arguments& a) {
   session_server::config cfg;
-  auto listen = cli::arg(argc, argv, "--listen", "127.0.0.1:" + cli::arg(argc, argv, "--port", "0"));
-  auto ka = cli::keepalive(argc, argv);
-  if (!cli::split_address(listen, cfg.host, cfg.port) || !ka)
-    return usage();
-  auto grace = cli::number<uint32_t>(cli::arg(argc, argv, "--resume-grace", "30000"), 86400000);
-  auto break_after = cli::number<uint32_t>(cli::arg(argc, argv, "--break-after-items", "0"), 1u << 30);
-  auto ack_after = stable_ack_after(argc, argv);
-  if (!grace || !break_after || !ack_after)
-    return usage();
+  cfg.host = a.host;
+  cfg.port = a.port;
   std::shared_ptr<testbed::item_breaker> breaker;
-  if (*break_after > 0) {
-    breaker = std::make_shared<testbed::item_breaker>(*break_after);
+  if (a.break_after_items > 0) {
+    breaker = std::make_shared<testbed::item_breaker>(a.break_after_items);
     cfg.on_link = [breaker](const link_ptr& lnk) { breaker->accepted(lnk); };
   }
-  cfg.options = serving_options(*ka, breaker);
+  cfg.options = serving_options(a.keepalive, breaker);
   cfg.options.resumable = true;
   cfg.options.retry = true; // calls the reference client sends again after a resume run once
-  cfg.options.resume_timeout = std::chrono::milliseconds{*grace};
-  cfg.options.stable.ack_after_frames = *ack_after;
+  cfg.options.resume_timeout = std::chrono::milliseconds{a.resume_grace_ms};
+  cfg.options.stable.ack_after_frames = a.stable_ack_after;
   auto srv = session_server::start(sys, cfg);
   if (!srv)
     return fail(srv.error());
@@ -253,34 +297,14 @@ caf::expected<session_handle> accept_one(caf::actor_system& sys, const std::stri
 
 /// `client --connect A` dials A; `client --listen A` waits for a subject to dial in (the
 /// harness side of SUBJECT_MODE=server). Either way we are the caller.
-int run_client(caf::actor_system& sys, int argc, char** argv) {
-  std::string host;
-  uint16_t port = 0;
-  auto name = cli::arg(argc, argv, "--scenario", "");
-  auto ka = cli::keepalive(argc, argv);
-  auto listen = cli::arg(argc, argv, "--listen", "");
-  auto addr = listen.empty() ? cli::arg(argc, argv, "--connect", "") : listen;
-  if (!cli::split_address(addr, host, port) || name.empty() || !ka)
-    return usage();
-  auto chosen = choose(name);
-  if (chosen.empty())
-    return 2;
+int run_client(caf::actor_system& sys, const arguments& a, const std::vector<const testbed::scenario*>& chosen) {
   session_options opts;
-  opts.keepalive = *ka;
-  auto conduit = conduit_named(cli::arg(argc, argv, "--conduit", "bare"));
-  if (!conduit)
-    return usage();
-  opts.conduit = *conduit;
-  auto ack_after = stable_ack_after(argc, argv);
-  if (!ack_after)
-    return usage();
-  opts.stable.ack_after_frames = *ack_after;
-  if (cli::flag(argc, argv, "--break-and-resume")) {
-    if (!listen.empty() || opts.conduit != conduit_mode::bare)
-      return usage();
-    return run_across_a_break(sys, host, port, opts, chosen);
-  }
-  auto session = listen.empty() ? dial(sys, host, port, opts) : accept_one(sys, host, port, opts);
+  opts.keepalive = a.keepalive;
+  opts.conduit = a.conduit;
+  opts.stable.ack_after_frames = a.stable_ack_after;
+  if (a.break_and_resume)
+    return run_across_a_break(sys, a.host, a.port, opts, chosen);
+  auto session = a.listen ? accept_one(sys, a.host, a.port, opts) : dial(sys, a.host, a.port, opts);
   if (!session)
     return fail(session.error());
   return run_scenarios(sys, *session, chosen);
@@ -328,7 +352,7 @@ int subject(caf::actor_system& sys) {
     opts.conduit = *conduit;
     session = dial(sys, host, port, opts, false);
   } else if (mode == "server-listen") {
-    auto p = cli::number<uint16_t>(env("LISTEN_PORT").empty() ? "0" : env("LISTEN_PORT"), 65535);
+    auto p = cli::number<uint16_t>(env("LISTEN_PORT").empty() ? "0" : env("LISTEN_PORT"), 0, 65535);
     if (!p) {
       std::fprintf(stderr, "vox-testbed: LISTEN_PORT must be a port number\n");
       return 2;
@@ -348,15 +372,32 @@ int subject(caf::actor_system& sys) {
 
 int main(int argc, char** argv) {
   std::string mode = argc >= 2 ? argv[1] : (std::getenv("SUBJECT_MODE") != nullptr ? "subject" : "");
-  if (mode == "list") {
-    for (const auto& s : testbed::scenarios())
-      std::printf("%s\n", s.name.c_str());
-    return 0;
+  if (mode == "--help" || mode == "-h")
+    return std::fputs(usage_text, stdout), 0;
+  if (mode == "list" || mode == "subject") {
+    if (argc > 2)
+      return cli::options{"vox-testbed " + mode, usage_text}.error(std::string{"unexpected argument '"} + argv[2] + "'");
+    if (mode == "list") {
+      for (const auto& s : testbed::scenarios())
+        std::printf("%s\n", s.name.c_str());
+      return 0;
+    }
+  } else if (mode != "serve" && mode != "client") {
+    return cli::options{"vox-testbed", usage_text}.error(mode.empty() ? "no mode given" : "unknown mode '" + mode + "'");
   }
-  if (mode != "serve" && mode != "client" && mode != "subject")
-    return usage();
-  if (mode == "serve")
+  arguments args;
+  std::vector<const testbed::scenario*> chosen;
+  if (mode == "serve") {
+    if (auto status = parse_serve(argc, argv, args))
+      return *status;
     cli::block_stop_signals(); // before the actor system's threads exist: they inherit the mask
+  } else if (mode == "client") {
+    if (auto status = parse_client(argc, argv, args))
+      return *status;
+    chosen = choose(args.scenario);
+    if (chosen.empty())
+      return 2;
+  }
   caf::actor_system_config cfg;
   cfg.set("scheduler.max-threads", 2);
   // Idle workers sleep on their condition variable at once instead of polling with 50 us
@@ -364,6 +405,6 @@ int main(int argc, char** argv) {
   cfg.set("work-stealing.moderate-poll-attempts", size_t{0});
   caf::actor_system sys{cfg};
   if (mode == "serve")
-    return serve(sys, argc, argv);
-  return mode == "client" ? run_client(sys, argc, argv) : subject(sys);
+    return serve(sys, args);
+  return mode == "client" ? run_client(sys, args, chosen) : subject(sys);
 }

@@ -1,14 +1,13 @@
 // vox-dump, run as a separate process on vectors and on framed captures.
 #include <catch2/catch.hpp>
 
-#include <array>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <sys/wait.h>
 
 #include "protocol/handshake.hpp"
 #include "protocol/message.hpp"
+#include "support/run_command.hpp"
 #include "support/vectors.hpp"
 #include "transport/framing.hpp"
 #include "transport/prologue.hpp"
@@ -17,23 +16,8 @@ using namespace vox;
 
 namespace {
 
-struct run_result {
-  int status = -1;
-  std::string out; ///< stdout and stderr together
-};
-
-run_result run_dump(const std::string& args) {
-  std::string cmd = std::string{VOX_DUMP_PATH} + " " + args + " 2>&1";
-  run_result r;
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0)
-    r.out.append(buf.data(), n);
-  int st = pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
+vox::test::run_result run_dump(const std::string& args) {
+  return vox::test::run_command(VOX_DUMP_PATH, args);
 }
 
 /// A file in the temp directory, removed when the test ends.
