@@ -4,21 +4,15 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
-#include <csignal>
-#include <fstream>
 #include <future>
 #include <random>
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/wait.h>
 
 #include "actors/service.hpp"
 #include "apps/testbed/testbed_types.hpp"
 #include "support/cutting_proxy.hpp"
 #include "support/session_fixture.hpp"
+#include "support/testbed_process.hpp"
 #include "transport/tcp_link.hpp"
-
-extern char** environ;
 
 using namespace vox;
 using namespace vox::test;
@@ -40,77 +34,6 @@ constexpr bool rss_is_meaningful = false;
 constexpr bool rss_is_meaningful = true;
 #endif
 
-/// `vox-testbed serve --port 0` as a child process, stopped with SIGTERM when done.
-class testbed_server {
-public:
-  testbed_server() {
-    int out[2];
-    if (::pipe2(out, O_CLOEXEC) != 0)
-      return;
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, out[1], 1);
-    std::string path = VOX_TESTBED_PATH;
-    std::vector<std::string> args{path, "serve", "--port", "0"};
-    std::vector<char*> argv;
-    for (auto& a : args)
-      argv.push_back(a.data());
-    argv.push_back(nullptr);
-    if (posix_spawn(&pid_, path.c_str(), &actions, nullptr, argv.data(), environ) != 0)
-      pid_ = -1;
-    posix_spawn_file_actions_destroy(&actions);
-    ::close(out[1]);
-    read_port(out[0]);
-    ::close(out[0]);
-  }
-
-  ~testbed_server() { stop(); }
-
-  /// 0 if the server did not say where it listens.
-  uint16_t port() const { return port_; }
-
-  /// Resident set size in KiB (VmRSS), -1 if unreadable.
-  long rss_kib() const { return rss_of("/proc/" + std::to_string(pid_) + "/status"); }
-
-  /// SIGTERM, then its exit status (-1: did not exit normally).
-  int stop() {
-    if (pid_ <= 0)
-      return status_;
-    ::kill(pid_, SIGTERM);
-    int st = 0;
-    ::waitpid(pid_, &st, 0);
-    pid_ = -1;
-    status_ = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    return status_;
-  }
-
-  static long rss_of(const std::string& status_file) {
-    std::ifstream in{status_file};
-    std::string key;
-    long kib = -1;
-    while (in >> key)
-      if (key == "VmRSS:" && in >> kib)
-        return kib;
-    return -1;
-  }
-
-private:
-  void read_port(int fd) {
-    std::string line;
-    char c;
-    pollfd p{fd, POLLIN, 0};
-    while (::poll(&p, 1, 10000) > 0 && ::read(fd, &c, 1) == 1 && c != '\n')
-      line += c;
-    auto colon = line.rfind(':');
-    if (line.rfind("LISTEN_ADDR=", 0) == 0 && colon != std::string::npos)
-      port_ = static_cast<uint16_t>(std::stoi(line.substr(colon + 1)));
-  }
-
-  pid_t pid_ = -1;
-  uint16_t port_ = 0;
-  int status_ = -1;
-};
-
 /// Records the first failure of any thread (Catch2 assertions are not thread-safe).
 struct failures {
   std::mutex mtx;
@@ -131,7 +54,7 @@ struct failures {
 TEST_CASE("over the stable conduit, through a proxy that cuts the TCP link at random, 100,000 channel items "
           "arrive once and in order and 10,000 calls each get their answer, between two processes",
           "[apps][stable][tcp][fault]") {
-  testbed_server server;
+  testbed_process server;
   REQUIRE(server.port() != 0);
   auto seed = std::random_device{}();
   INFO("proxy seed " << seed);
@@ -192,7 +115,7 @@ TEST_CASE("over the stable conduit, through a proxy that cuts the TCP link at ra
       break;
     }
     if (received == items / 10) {
-      client_rss_warm = testbed_server::rss_of("/proc/self/status");
+      client_rss_warm = rss_of("/proc/self/status");
       server_rss_warm = server.rss_kib();
     }
   }
@@ -205,7 +128,7 @@ TEST_CASE("over the stable conduit, through a proxy that cuts the TCP link at ra
   for (auto& c : callers)
     c.get();
   transform.get();
-  auto client_rss = testbed_server::rss_of("/proc/self/status");
+  auto client_rss = rss_of("/proc/self/status");
   auto server_rss = server.rss_kib();
   // Ended before the proxy goes: it would otherwise dial a proxy that accepts nothing.
   caf::anon_send(session->actor, stop_atom::value);

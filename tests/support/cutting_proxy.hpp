@@ -4,19 +4,15 @@
 
 #include <atomic>
 #include <cstdint>
-#include <cstring>
 #include <mutex>
 #include <random>
 #include <string>
 #include <thread>
 
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
-#include "transport/socket.hpp"
+#include "support/proxy_sockets.hpp"
 
 namespace vox::test {
 
@@ -30,17 +26,9 @@ class cutting_proxy {
 public:
   cutting_proxy(uint16_t upstream_port, size_t min_bytes, size_t max_bytes, uint32_t seed)
     : upstream_port_(upstream_port), budget_(min_bytes, max_bytes), rng_(seed) {
-    listener_.reset(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    int one = 1;
-    ::setsockopt(listener_.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    if (::bind(listener_.get(), reinterpret_cast<sockaddr*>(&addr), len) != 0 || ::listen(listener_.get(), 16) != 0
-        || ::getsockname(listener_.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0)
+    listener_ = proxy::listen_loopback(port_);
+    if (port_ == 0)
       return;
-    port_ = ntohs(addr.sin_port);
     thread_ = std::thread{[this] { run(); }};
   }
 
@@ -64,32 +52,6 @@ public:
   uint64_t bytes_forwarded() const { return forwarded_; }
 
 private:
-  /// Where one direction's byte stream stands in its framing: every payload, the
-  /// prologue messages included, has a u32-LE length prefix (wire-format.md §1).
-  struct framing {
-    uint8_t header[4] = {};
-    size_t header_have = 0;
-    uint64_t body_left = 0;
-
-    void advance(const uint8_t* p, size_t n) {
-      while (n > 0) {
-        if (body_left > 0) {
-          auto k = static_cast<size_t>(std::min<uint64_t>(n, body_left));
-          body_left -= k, p += k, n -= k;
-          continue;
-        }
-        header[header_have++] = *p++;
-        --n;
-        if (header_have == 4) {
-          body_left = uint64_t{header[0]} | uint64_t{header[1]} << 8 | uint64_t{header[2]} << 16
-                      | uint64_t{header[3]} << 24;
-          header_have = 0;
-        }
-      }
-    }
-    bool between_frames() const { return header_have == 0 && body_left == 0; }
-  };
-
   /// Polls so that `stop` is noticed within a tenth of a second.
   static constexpr int poll_ms = 100;
 
@@ -101,42 +63,20 @@ private:
       unique_fd down{::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC)};
       if (!down)
         continue;
-      unique_fd up{::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)};
-      sockaddr_in addr{};
-      addr.sin_family = AF_INET;
-      addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      addr.sin_port = htons(upstream_port_);
-      if (::connect(up.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+      unique_fd up = proxy::connect_loopback(upstream_port_);
+      if (!up)
         continue;
-      // Without this, Nagle's algorithm holds small frames back for tens of milliseconds.
-      int one = 1;
-      ::setsockopt(down.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-      ::setsockopt(up.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      proxy::no_delay(down.get());
       ++connections_;
       pump(down.get(), up.get());
     }
-  }
-
-  static bool write_all(int fd, const uint8_t* p, size_t n) {
-    while (n > 0) {
-      auto w = ::send(fd, p, n, MSG_NOSIGNAL);
-      if (w <= 0)
-        return false;
-      p += w, n -= static_cast<size_t>(w);
-    }
-    return true;
-  }
-
-  static void reset_on_close(int fd) {
-    linger lg{1, 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
   }
 
   /// Forwards until the budget is spent (a cut), either side ends, or stop.
   void pump(int down, int up) {
     uint64_t budget = budget_(rng_);
     uint64_t spent = 0;
-    framing toward_up, toward_down;
+    proxy::framing toward_up, toward_down;
     uint8_t buf[16384];
     while (!stopping_) {
       pollfd ps[2] = {{down, POLLIN, 0}, {up, POLLIN, 0}};
@@ -156,17 +96,17 @@ private:
         auto got = static_cast<size_t>(n);
         if (spent + got >= budget) {
           auto part = static_cast<size_t>(budget - spent);
-          write_all(to, buf, part);
+          proxy::write_all(to, buf, part);
           f.advance(buf, part);
           forwarded_ += part;
           if (!f.between_frames())
             ++inside_frames_;
           ++cuts_;
-              reset_on_close(down);
-          reset_on_close(up);
+          proxy::reset_on_close(down);
+          proxy::reset_on_close(up);
           return;
         }
-        if (!write_all(to, buf, got))
+        if (!proxy::write_all(to, buf, got))
           return;
         f.advance(buf, got);
         spent += got;
