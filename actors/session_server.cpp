@@ -1,6 +1,7 @@
 #include "actors/session_server.hpp"
 
 #include <mutex>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -45,9 +46,10 @@ struct session_server::core final : io_handler, std::enable_shared_from_this<cor
   std::mutex mtx;
   bool stopped = false;
   std::unordered_set<std::shared_ptr<accepting_input>> handshakes;
-  /// Weak, so that ended sessions do not stay allocated; pruned as it grows.
-  std::vector<caf::weak_actor_ptr> sessions;
-  size_t prune_at = 64;
+  /// The sessions running, for stop(). Each removes itself as it terminates: a CAF actor's
+  /// storage is freed only when its last weak reference goes, so keeping ended ones (even
+  /// weakly) would hold their memory.
+  std::unordered_map<caf::actor_id, caf::weak_actor_ptr> sessions;
 };
 
 namespace {
@@ -283,17 +285,22 @@ bool session_server::core::finished(accepting_input* hs, const session_handle* s
       return true;
     ++started;
     keep = !stopped;
-    if (keep) {
-      sessions.push_back(caf::actor_cast<caf::weak_actor_ptr>(session->actor));
-      if (sessions.size() >= prune_at) {
-        std::erase_if(sessions, [](const caf::weak_actor_ptr& w) { return w.lock() == nullptr; });
-        prune_at = std::max<size_t>(64, sessions.size() * 2);
-      }
-    }
+    if (keep)
+      sessions.emplace(session->actor.id(), caf::actor_cast<caf::weak_actor_ptr>(session->actor));
   }
-  if (keep && cfg.on_session)
+  if (!keep)
+    return false;
+  // Outside the lock: on an actor that has already terminated the functor runs at once.
+  caf::actor_cast<caf::abstract_actor*>(session->actor)
+    ->attach_functor([weak = weak_from_this(), id = session->actor.id()] {
+      if (auto c = weak.lock()) {
+        std::lock_guard<std::mutex> guard{c->mtx};
+        c->sessions.erase(id);
+      }
+    });
+  if (cfg.on_session)
     cfg.on_session(*session);
-  return keep;
+  return true;
 }
 
 caf::expected<std::unique_ptr<session_server>> session_server::start(caf::actor_system& sys, config cfg) {
@@ -316,9 +323,14 @@ session_server::~session_server() { stop(); }
 
 size_t session_server::sessions_started() const { return core_->started.load(); }
 
+size_t session_server::sessions_running() const {
+  std::lock_guard<std::mutex> guard{core_->mtx};
+  return core_->sessions.size();
+}
+
 void session_server::stop() {
   std::unordered_set<std::shared_ptr<accepting_input>> handshakes;
-  std::vector<caf::weak_actor_ptr> sessions;
+  std::unordered_map<caf::actor_id, caf::weak_actor_ptr> sessions;
   {
     std::lock_guard<std::mutex> guard{core_->mtx};
     if (core_->stopped)
@@ -332,7 +344,7 @@ void session_server::stop() {
   core_->loop->remove(core_->listener->fd(), core_.get());
   for (auto& hs : handshakes)
     hs->abort();
-  for (auto& w : sessions)
+  for (auto& [id, w] : sessions)
     if (auto s = w.lock())
       caf::anon_send(caf::actor_cast<caf::actor>(s), stop_atom::value);
 }

@@ -47,6 +47,9 @@ public:
   /// Sessions established so far (including ended ones).
   size_t sessions_started() const;
 
+  /// Sessions established and not yet terminated.
+  size_t sessions_running() const;
+
   struct core; ///< what the I/O thread and the handshakes share with the server
 
 private:

@@ -52,6 +52,40 @@ TEST_CASE("the session server serves many clients, each with its own session", "
     CHECK(f.wait_down(c.actor)); // the server's sessions ended, so the clients saw EOF
 }
 
+TEST_CASE("a session server lets go of every session that ended, so their memory is freed",
+          "[actors][server][tcp]") {
+  // A CAF actor's storage lives until its last weak reference goes: a server that kept
+  // even weak handles of ended sessions grew with every burst of clients (#13's soak).
+  actor_fixture f;
+  auto srv = session_server::start(f.sys, echo_server_config());
+  REQUIRE(srv);
+  for (int round = 0; round < 3; ++round) {
+    std::vector<session_handle> clients;
+    std::vector<caller> roots; // a session whose last root caller is gone ends (behaviour 91)
+    for (int i = 0; i < 40; ++i) {
+      auto lnk = tcp_connect("127.0.0.1", (*srv)->port());
+      REQUIRE(lnk);
+      auto s = connect_session(f.sys, *lnk, client_options());
+      REQUIRE(s);
+      clients.push_back(*s);
+      roots.emplace_back(s->root);
+    }
+    for (auto& r : roots)
+      REQUIRE(f.call(r, 1, payload{1}));
+    CHECK((*srv)->sessions_running() == 40);
+    for (auto& c : clients) {
+      caf::anon_send(c.actor, stop_atom::value);
+      CHECK(f.wait_down(c.actor));
+    }
+    // The server's sessions end once they read the clients' EOF.
+    auto deadline = std::chrono::steady_clock::now() + wait_bound;
+    while ((*srv)->sessions_running() > 0 && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(1ms); // polling a count another thread lowers
+    CHECK((*srv)->sessions_running() == 0);
+  }
+  CHECK((*srv)->sessions_started() == 120);
+}
+
 TEST_CASE("a client that stalls in the prologue does not delay others and is cut off", "[actors][server][tcp]") {
   actor_fixture f;
   auto srv = session_server::start(f.sys, echo_server_config());
