@@ -25,4 +25,4 @@ trap 'kill $server 2>/dev/null || true' EXIT
 read -t 10 -r line <&3
 [[ "$line" == LISTEN_ADDR=* ]] || { echo "server said: $line" >&2; exit 1; }
 "$build/apps/vox-soak" --connect "${line#LISTEN_ADDR=}" --pid "$server" --rounds "$rounds" --sessions "$sessions" \
-  --grace-ms 1200 "$@"
+  --grace-ms 11000 "$@"

@@ -1,7 +1,7 @@
 // Faults a real network and real processes produce (#13 item 3), with `vox-testbed` as a
 // separate process: a peer killed with SIGKILL or frozen with SIGSTOP mid-call, a link
-// that stops carrying bytes one way while we stream, a link cut with RST or FIN, and one
-// corrupted byte. Each time the calls involved end with an error instead of hanging, no
+// that stops carrying bytes one way while we stream, a link cut with RST or FIN, a slow
+// link, and one corrupted byte. Each time the calls involved end with an error instead of hanging, no
 // wrong answer is delivered, and everyone else is served on.
 #include <catch2/catch.hpp>
 
@@ -257,6 +257,43 @@ TEST_CASE("a link cut with RST or with FIN mid-call fails the pending calls with
   CHECK(f.wait_down(session.actor).has_value());
   auto fresh = dial(f, server.port());
   CHECK(echoes(f, testbed_client{caller{fresh.root}}, 10));
+}
+
+TEST_CASE("a slow link delays calls and streams but ends nothing while Pongs still come within the timeout",
+          "[apps][fault][tcp]") {
+  actor_fixture f;
+  testbed_process server;
+  REQUIRE(server.port() != 0);
+  fault_proxy proxy{server.port()};
+  REQUIRE(proxy.port() != 0);
+  auto session = dial(f, proxy.port(), quick_keepalive);
+  testbed_client tb{caller{session.root}};
+  REQUIRE(echoes(f, tb, 3));
+  // Each read waits 100 ms before it is forwarded: longer than the Ping interval (250 ms)
+  // apart, well inside the Pong timeout (1.5 s).
+  proxy.delay(100ms);
+  CHECK(echoes(f, tb, 10));
+  auto [gen_tx, gen_rx] = channel<int32_t>();
+  auto generate = std::async(std::launch::async, [&f, tb, out = gen_tx] {
+    caf::scoped_actor self{f.sys};
+    auto r = tb.call<m::generate>(self, {200u, out}, fault_bound);
+    return r && r->is_ok();
+  });
+  int received = 0;
+  for (;;) {
+    auto item = gen_rx.recv_for(fault_bound);
+    if (!item || !*item)
+      break;
+    CHECK(**item == received);
+    ++received;
+  }
+  CHECK(received == 200);
+  REQUIRE(generate.wait_for(fault_bound) == std::future_status::ready);
+  CHECK(generate.get());
+  proxy.delay(0ms);
+  CHECK(echoes(f, tb, 3));
+  CHECK(f.info(session.actor).resumes == 0);
+  CHECK(proxy.connections() == 1); // the same link throughout
 }
 
 TEST_CASE("one corrupted byte in a call or its answer ends in an error or a clean end of the session, never "
