@@ -2,8 +2,10 @@
 # Soak: starts `vox-testbed serve` and runs `vox-soak` against it (rounds of concurrent
 # sessions; the server's RSS, threads and descriptors after every round). Not part of CI.
 #   scripts/soak.sh [ROUNDS] [SESSIONS] [extra vox-soak options…]
-# Builds into build/ (VOX_BUILD_DIR) if needed. Exit 0 only if every round passed and
-# nothing grew beyond the baseline of the first two rounds.
+# Builds into build/ (VOX_BUILD_DIR) if needed. Exit 0 only if every round passed, nothing
+# grew more than 10 % over round 1, and the server then stopped cleanly on SIGTERM (with
+# VOX_BUILD_DIR pointing at a -DVOX_SANITIZE=ON build, that includes LeakSanitizer's
+# check at exit: it exits 23 when something leaked).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="${VOX_BUILD_DIR:-$root/build}"
@@ -24,5 +26,13 @@ exec 3<&"${SERVER[0]}"
 trap 'kill $server 2>/dev/null || true' EXIT
 read -t 10 -r line <&3
 [[ "$line" == LISTEN_ADDR=* ]] || { echo "server said: $line" >&2; exit 1; }
+status=0
 "$build/apps/vox-soak" --connect "${line#LISTEN_ADDR=}" --pid "$server" --rounds "$rounds" --sessions "$sessions" \
-  --grace-ms 11000 "$@"
+  --grace-ms 11000 "$@" || status=$?
+kill -TERM "$server"
+server_status=0
+wait "$server" || server_status=$?
+trap - EXIT
+echo "server stopped with exit status $server_status (log: $log)"
+[[ $server_status -eq 0 ]] || status=1
+exit $status
