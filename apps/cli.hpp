@@ -27,6 +27,11 @@ std::optional<T> number(const std::string& text, T min, T max) {
   return value;
 }
 
+/// The programs' keepalive unless `--keepalive` says otherwise: a Ping every 10 s, well
+/// inside the 30 s after which some peers drop a silent session; the Pong timeout is
+/// three intervals, as `--keepalive MS` sets it.
+inline const keepalive_options default_keepalive{std::chrono::seconds{10}, std::chrono::seconds{30}};
+
 /// "HOST:PORT" (the last colon splits, so "[::1]"-less IPv6 text like "::1:80" works too).
 bool split_address(const std::string& addr, std::string& host, uint16_t& port);
 

@@ -53,8 +53,7 @@ const char* const usage_text = "usage: vox-echo serve [--host H] [--port N] [--k
 struct arguments {
   std::string host = "127.0.0.1";
   uint16_t port = 0;
-  std::optional<keepalive_options> keepalive =
-    keepalive_options{std::chrono::seconds{10}, std::chrono::seconds{30}};
+  std::optional<keepalive_options> keepalive = cli::default_keepalive;
   std::string message = "hello, vox";
   int count = 3;
 };

@@ -63,10 +63,7 @@ const char* const usage_text =
 struct arguments {
   std::string host = "127.0.0.1";
   uint16_t port = 0;
-  // Keepalive 10 s by default: well inside the 30 s after which some peers drop a silent
-  // session; the pong timeout is three intervals.
-  std::optional<keepalive_options> keepalive =
-    keepalive_options{std::chrono::seconds{10}, std::chrono::seconds{30}};
+  std::optional<keepalive_options> keepalive = cli::default_keepalive;
   uint32_t resume_grace_ms = 30000;
   uint32_t break_after_items = 0;
   uint32_t stable_ack_after = 64;
@@ -329,7 +326,7 @@ int subject(caf::actor_system& sys) {
     std::fprintf(stderr, "vox-testbed: SPEC_CONDUIT must be bare or stable\n");
     return 2;
   }
-  std::optional<keepalive_options> ka = keepalive_options{std::chrono::seconds{10}, std::chrono::seconds{30}};
+  std::optional<keepalive_options> ka = cli::default_keepalive;
   std::string host;
   uint16_t port = 0;
   caf::expected<session_handle> session = caf::error{};

@@ -76,6 +76,32 @@ session_handle dial(actor_fixture& f, uint16_t port, std::optional<keepalive_opt
   return f.track(std::move(*s));
 }
 
+/// `vox-testbed subject` (SUBJECT_MODE=server) as a child process that dials `here` and
+/// serves Testbed there: the peer we call, then kill or freeze.
+struct dialling_peer {
+  testbed_process process;
+  session_handle session; ///< our side of its session
+
+  explicit dialling_peer(serving_here& here)
+    : process{{"subject"}, {"SUBJECT_MODE=server", "PEER_ADDR=127.0.0.1:" + std::to_string(here.server->port())}, false} {
+    REQUIRE(process.pid() > 0);
+    auto s = here.session(0);
+    REQUIRE(s);
+    session = *s;
+  }
+};
+
+/// `vox-testbed serve` as a child process with a fault proxy in front of it.
+struct proxied_server {
+  testbed_process server;
+  fault_proxy proxy{server.port()};
+
+  proxied_server() {
+    REQUIRE(server.port() != 0);
+    REQUIRE(proxy.port() != 0);
+  }
+};
+
 /// `n` echo_u64 calls on `tb`; true if each got its own value back.
 bool echoes(actor_fixture& f, const testbed_client& tb, int n) {
   for (int i = 0; i < n; ++i) {
@@ -84,6 +110,12 @@ bool echoes(actor_fixture& f, const testbed_client& tb, int n) {
       return false;
   }
   return true;
+}
+
+/// True if a new session, straight to `port`, answers calls.
+bool serves_new_session(actor_fixture& f, uint16_t port) {
+  auto fresh = dial(f, port);
+  return echoes(f, testbed_client{caller{fresh.root}}, 10);
 }
 
 /// Calls left pending on a peer: a `generate` stream we drain slowly and a `sum` whose
@@ -146,23 +178,19 @@ TEST_CASE("a peer killed with SIGKILL mid-call fails the calls pending on it pro
   actor_fixture f;
   serving_here here{f};
   // The child dials us and serves Testbed; we call it.
-  testbed_process peer{{"subject"},
-                       {"SUBJECT_MODE=server", "PEER_ADDR=127.0.0.1:" + std::to_string(here.server->port())},
-                       false};
-  REQUIRE(peer.pid() > 0);
-  auto victim = here.session(0);
-  REQUIRE(victim);
-  testbed_client victim_tb{caller{victim->root}};
+  dialling_peer peer{here};
+  auto victim = peer.session;
+  testbed_client victim_tb{caller{victim.root}};
   auto other = dial(f, here.server->port());
   testbed_client other_tb{caller{other.root}};
   REQUIRE(echoes(f, other_tb, 10));
 
   pending_calls pending{f, victim_tb};
   REQUIRE(pending.underway(100));
-  peer.kill();
+  peer.process.kill();
 
   CHECK(pending.all_failed());
-  CHECK(f.wait_down(victim->actor).has_value());
+  CHECK(f.wait_down(victim.actor).has_value());
   CHECK(echoes(f, other_tb, 100));
 }
 
@@ -171,21 +199,17 @@ TEST_CASE("a peer frozen with SIGSTOP is ended by keepalive within its timeout w
           "[apps][fault][tcp]") {
   actor_fixture f;
   serving_here here{f, quick_keepalive};
-  testbed_process peer{{"subject"},
-                       {"SUBJECT_MODE=server", "PEER_ADDR=127.0.0.1:" + std::to_string(here.server->port())},
-                       false};
-  REQUIRE(peer.pid() > 0);
-  auto victim = here.session(0);
-  REQUIRE(victim);
-  testbed_client victim_tb{caller{victim->root}};
+  dialling_peer peer{here};
+  auto victim = peer.session;
+  testbed_client victim_tb{caller{victim.root}};
   auto other = dial(f, here.server->port(), quick_keepalive);
   testbed_client other_tb{caller{other.root}};
 
   pending_calls pending{f, victim_tb};
   REQUIRE(pending.underway(100));
-  peer.signal(SIGSTOP);
+  peer.process.signal(SIGSTOP);
 
-  auto reason = f.wait_down(victim->actor);
+  auto reason = f.wait_down(victim.actor);
   REQUIRE(reason.has_value());
   CHECK(describe(*reason).find("keepalive") != std::string::npos);
   CHECK(pending.all_failed());
@@ -198,11 +222,8 @@ TEST_CASE("a link that stops carrying our bytes while we stream holds the stream
           "with a keepalive error",
           "[apps][fault][tcp]") {
   actor_fixture f;
-  testbed_process server;
-  REQUIRE(server.port() != 0);
-  fault_proxy proxy{server.port()};
-  REQUIRE(proxy.port() != 0);
-  auto session = dial(f, proxy.port(), quick_keepalive);
+  proxied_server p;
+  auto session = dial(f, p.proxy.port(), quick_keepalive);
   testbed_client tb{caller{session.root}};
 
   auto [tx_end, rx_end] = channel<int32_t>();
@@ -214,7 +235,7 @@ TEST_CASE("a link that stops carrying our bytes while we stream holds the stream
   auto sender = tx_end;
   for (int i = 0; i < 1000; ++i)
     REQUIRE(sender.send_for(i, fault_bound));
-  proxy.stall(fault_proxy::to_upstream);
+  p.proxy.stall(fault_proxy::to_upstream);
   // Without credit from the server nothing more leaves; the sender blocks, then fails
   // when keepalive ends the session.
   int after_stall = 0;
@@ -232,8 +253,7 @@ TEST_CASE("a link that stops carrying our bytes while we stream holds the stream
   CHECK(sum.get().find("keepalive") != std::string::npos);
   CHECK(f.wait_down(session.actor).has_value());
   // The server noticed too (its own keepalive, or our side's close): it serves a new session.
-  auto fresh = dial(f, server.port());
-  CHECK(echoes(f, testbed_client{caller{fresh.root}}, 10));
+  CHECK(serves_new_session(f, p.server.port()));
 }
 
 TEST_CASE("a link cut with RST or with FIN mid-call fails the pending calls with an error, never a hang",
@@ -241,37 +261,30 @@ TEST_CASE("a link cut with RST or with FIN mid-call fails the pending calls with
   bool reset = GENERATE(true, false);
   INFO((reset ? "RST" : "FIN"));
   actor_fixture f;
-  testbed_process server;
-  REQUIRE(server.port() != 0);
-  fault_proxy proxy{server.port()};
-  REQUIRE(proxy.port() != 0);
-  auto session = dial(f, proxy.port());
+  proxied_server p;
+  auto session = dial(f, p.proxy.port());
   testbed_client tb{caller{session.root}};
   pending_calls pending{f, tb};
   REQUIRE(pending.underway(100));
   if (reset)
-    proxy.cut_reset();
+    p.proxy.cut_reset();
   else
-    proxy.cut_fin();
+    p.proxy.cut_fin();
   CHECK(pending.all_failed());
   CHECK(f.wait_down(session.actor).has_value());
-  auto fresh = dial(f, server.port());
-  CHECK(echoes(f, testbed_client{caller{fresh.root}}, 10));
+  CHECK(serves_new_session(f, p.server.port()));
 }
 
 TEST_CASE("a slow link delays calls and streams but ends nothing while Pongs still come within the timeout",
           "[apps][fault][tcp]") {
   actor_fixture f;
-  testbed_process server;
-  REQUIRE(server.port() != 0);
-  fault_proxy proxy{server.port()};
-  REQUIRE(proxy.port() != 0);
-  auto session = dial(f, proxy.port(), quick_keepalive);
+  proxied_server p;
+  auto session = dial(f, p.proxy.port(), quick_keepalive);
   testbed_client tb{caller{session.root}};
   REQUIRE(echoes(f, tb, 3));
   // Each read waits 100 ms before it is forwarded: longer than the Ping interval (250 ms)
   // apart, well inside the Pong timeout (1.5 s).
-  proxy.delay(100ms);
+  p.proxy.delay(100ms);
   CHECK(echoes(f, tb, 10));
   auto [gen_tx, gen_rx] = channel<int32_t>();
   auto generate = std::async(std::launch::async, [&f, tb, out = gen_tx] {
@@ -290,10 +303,10 @@ TEST_CASE("a slow link delays calls and streams but ends nothing while Pongs sti
   CHECK(received == 200);
   REQUIRE(generate.wait_for(fault_bound) == std::future_status::ready);
   CHECK(generate.get());
-  proxy.delay(0ms);
+  p.proxy.delay(0ms);
   CHECK(echoes(f, tb, 3));
   CHECK(f.info(session.actor).resumes == 0);
-  CHECK(proxy.connections() == 1); // the same link throughout
+  CHECK(p.proxy.connections() == 1); // the same link throughout
 }
 
 TEST_CASE("one corrupted byte in a call or its answer ends in an error or a clean end of the session, never "
@@ -311,21 +324,18 @@ TEST_CASE("one corrupted byte in a call or its answer ends in an error or a clea
   // the whole byte sets a varint's continuation bit or changes a tag or a length, which
   // the decoders must catch.
   actor_fixture f;
-  testbed_process server;
-  REQUIRE(server.port() != 0);
-  fault_proxy proxy{server.port()};
-  REQUIRE(proxy.port() != 0);
+  proxied_server p;
   int calls_failed = 0, flips = 0;
   for (auto dir : {fault_proxy::to_upstream, fault_proxy::to_downstream}) {
     uint64_t frame_size = 0;
     for (uint64_t k = 0; k == 0 || k < frame_size; ++k) {
       // Keepalive ends a session whose peer waits for the rest of a frame that a flipped
       // length prefix made longer.
-      auto session = dial(f, proxy.port(), quick_keepalive);
+      auto session = dial(f, p.proxy.port(), quick_keepalive);
       testbed_client tb{caller{session.root}};
       REQUIRE(echoes(f, tb, 5)); // past the first answer, which carries the schemas
-      frame_size = 4 + proxy.last_length(dir);
-      proxy.corrupt(dir, proxy.frames(dir), k);
+      frame_size = 4 + p.proxy.last_length(dir);
+      p.proxy.corrupt(dir, p.proxy.frames(dir), k);
       bool failed = false;
       for (uint64_t i = 0; i < 10; ++i) {
         uint64_t v = 1000 + i;
@@ -338,7 +348,7 @@ TEST_CASE("one corrupted byte in a call or its answer ends in an error or a clea
           CHECK(r.error() != caf::sec::request_timeout); // no hang
         failed = failed || !r || !r->is_ok();
       }
-      flips += proxy.corrupted();
+      flips += p.proxy.corrupted();
       calls_failed += failed;
       // The session either ended or, where the byte sat inside one call's opaque answer
       // (whose decoding then failed), serves on.
@@ -352,7 +362,6 @@ TEST_CASE("one corrupted byte in a call or its answer ends in an error or a clea
   // Almost every flip fails a call; the few that do not hit a keepalive Ping or Pong that
   // slipped in as the frame chosen.
   CHECK(calls_failed * 10 >= flips * 9);
-  auto fresh = dial(f, server.port());
-  CHECK(echoes(f, testbed_client{caller{fresh.root}}, 10));
-  CHECK(server.stop() == 0);
+  CHECK(serves_new_session(f, p.server.port()));
+  CHECK(p.server.stop() == 0);
 }

@@ -22,29 +22,17 @@ namespace vox::test {
 /// frame) and resets both sockets (SO_LINGER 0). A connection that ends by itself is
 /// closed on the other side too. It follows each direction's u32-LE length-prefixed
 /// framing to tell cuts inside a frame from cuts between two.
-class cutting_proxy {
+class cutting_proxy : public proxy::accept_loop {
 public:
   cutting_proxy(uint16_t upstream_port, size_t min_bytes, size_t max_bytes, uint32_t seed)
-    : upstream_port_(upstream_port), budget_(min_bytes, max_bytes), rng_(seed) {
-    listener_ = proxy::listen_loopback(port_);
-    if (port_ == 0)
-      return;
-    thread_ = std::thread{[this] { run(); }};
+    : budget_(min_bytes, max_bytes), rng_(seed) {
+    start(upstream_port, poll_ms, [this](int down, int up) {
+      ++connections_;
+      pump(down, up);
+    });
   }
 
   ~cutting_proxy() { stop(); }
-
-  cutting_proxy(const cutting_proxy&) = delete;
-  cutting_proxy& operator=(const cutting_proxy&) = delete;
-
-  /// 0 if the proxy could not listen.
-  uint16_t port() const { return port_; }
-
-  void stop() {
-    stopping_ = true;
-    if (thread_.joinable())
-      thread_.join();
-  }
 
   size_t connections() const { return connections_; }
   size_t cuts() const { return cuts_; }
@@ -55,30 +43,13 @@ private:
   /// Polls so that `stop` is noticed within a tenth of a second.
   static constexpr int poll_ms = 100;
 
-  void run() {
-    while (!stopping_) {
-      pollfd p{listener_.get(), POLLIN, 0};
-      if (::poll(&p, 1, poll_ms) <= 0)
-        continue;
-      unique_fd down{::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC)};
-      if (!down)
-        continue;
-      unique_fd up = proxy::connect_loopback(upstream_port_);
-      if (!up)
-        continue;
-      proxy::no_delay(down.get());
-      ++connections_;
-      pump(down.get(), up.get());
-    }
-  }
-
   /// Forwards until the budget is spent (a cut), either side ends, or stop.
   void pump(int down, int up) {
     uint64_t budget = budget_(rng_);
     uint64_t spent = 0;
     proxy::framing toward_up, toward_down;
     uint8_t buf[16384];
-    while (!stopping_) {
+    while (!stopping()) {
       pollfd ps[2] = {{down, POLLIN, 0}, {up, POLLIN, 0}};
       if (::poll(ps, 2, poll_ms) <= 0)
         continue;
@@ -115,17 +86,12 @@ private:
     }
   }
 
-  uint16_t upstream_port_;
-  uint16_t port_ = 0;
-  unique_fd listener_;
   std::uniform_int_distribution<uint64_t> budget_;
   std::mt19937 rng_;
-  std::atomic<bool> stopping_{false};
   std::atomic<size_t> connections_{0};
   std::atomic<size_t> cuts_{0};
   std::atomic<size_t> inside_frames_{0};
   std::atomic<uint64_t> forwarded_{0};
-  std::thread thread_;
 };
 
 } // namespace vox::test

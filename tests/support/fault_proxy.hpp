@@ -17,29 +17,26 @@ namespace vox::test {
 /// Forwards one connection at a time to 127.0.0.1:upstream_port (the next is accepted
 /// once the current one ends). Every command may come from any thread and applies to the
 /// connection being forwarded (a corruption or a stall also to the ones after it).
-class fault_proxy {
+class fault_proxy : public proxy::accept_loop {
 public:
   enum direction { to_upstream = 0, to_downstream = 1 };
 
-  explicit fault_proxy(uint16_t upstream_port) : upstream_port_(upstream_port) {
-    listener_ = proxy::listen_loopback(port_);
-    if (port_ != 0)
-      thread_ = std::thread{[this] { run(); }};
+  explicit fault_proxy(uint16_t upstream_port) {
+    start(upstream_port, poll_ms * 10, [this](int down, int up) {
+      cut_ = cut_kind::none;
+      {
+        std::lock_guard<std::mutex> guard{mtx_};
+        target_.armed = false;
+      }
+      frames_[0] = frames_[1] = 0;
+      last_length_[0] = last_length_[1] = 0;
+      bytes_[0] = bytes_[1] = 0;
+      ++connections_;
+      pump(down, up);
+    });
   }
 
   ~fault_proxy() { stop(); }
-
-  fault_proxy(const fault_proxy&) = delete;
-  fault_proxy& operator=(const fault_proxy&) = delete;
-
-  /// 0 if the proxy could not listen.
-  uint16_t port() const { return port_; }
-
-  void stop() {
-    stopping_ = true;
-    if (thread_.joinable())
-      thread_.join();
-  }
 
   /// Every chunk read waits `d` before it is forwarded (both directions): a slow path.
   void delay(std::chrono::milliseconds d) { delay_ms_ = d.count(); }
@@ -93,31 +90,6 @@ private:
 
   static constexpr int poll_ms = 10;
 
-  void run() {
-    while (!stopping_) {
-      pollfd p{listener_.get(), POLLIN, 0};
-      if (::poll(&p, 1, poll_ms * 10) <= 0)
-        continue;
-      unique_fd down{::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC)};
-      if (!down)
-        continue;
-      unique_fd up = proxy::connect_loopback(upstream_port_);
-      if (!up)
-        continue;
-      proxy::no_delay(down.get());
-      cut_ = cut_kind::none;
-      {
-        std::lock_guard<std::mutex> guard{mtx_};
-        target_.armed = false;
-      }
-      frames_[0] = frames_[1] = 0;
-      last_length_[0] = last_length_[1] = 0;
-      bytes_[0] = bytes_[1] = 0;
-      ++connections_;
-      pump(down.get(), up.get());
-    }
-  }
-
   /// Applies an armed corruption and advances `pos` over `buf`.
   void pass(direction d, position& pos, uint8_t* buf, size_t n) {
     std::lock_guard<std::mutex> guard{mtx_};
@@ -148,7 +120,7 @@ private:
     position pos[2];
     bool open[2] = {true, true}; // may we still read from this direction's sender
     uint8_t buf[16384];
-    while (!stopping_ && (open[0] || open[1])) {
+    while (!stopping() && (open[0] || open[1])) {
       if (auto c = cut_.exchange(cut_kind::none); c == cut_kind::reset) {
         proxy::reset_on_close(down);
         proxy::reset_on_close(up);
@@ -185,10 +157,6 @@ private:
     }
   }
 
-  uint16_t upstream_port_;
-  uint16_t port_ = 0;
-  unique_fd listener_;
-  std::atomic<bool> stopping_{false};
   std::atomic<long> delay_ms_{0};
   std::atomic<bool> stalled_[2] = {false, false};
   std::atomic<cut_kind> cut_{cut_kind::none};
@@ -199,7 +167,6 @@ private:
   std::atomic<uint64_t> frames_[2] = {0, 0};
   std::atomic<uint64_t> bytes_[2] = {0, 0};
   std::atomic<uint64_t> last_length_[2] = {0, 0};
-  std::thread thread_;
 };
 
 } // namespace vox::test

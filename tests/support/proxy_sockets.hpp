@@ -3,7 +3,12 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
+#include <functional>
+#include <thread>
+
+#include <poll.h>
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -92,6 +97,58 @@ struct framing {
     }
   }
   bool between_frames() const { return header_have == 0 && body_left == 0; }
+};
+
+/// What every test proxy shares: a listener on 127.0.0.1 and a thread that accepts one
+/// connection at a time, dials the upstream port for it and hands both sockets to
+/// `serve` until that returns. A derived proxy calls `start` last in its constructor and
+/// `stop` first in its destructor (the thread uses its members).
+class accept_loop {
+public:
+  accept_loop() { listener_ = listen_loopback(port_); }
+  ~accept_loop() { stop(); }
+
+  accept_loop(const accept_loop&) = delete;
+  accept_loop& operator=(const accept_loop&) = delete;
+
+  /// 0 if the proxy could not listen.
+  uint16_t port() const { return port_; }
+
+  void stop() {
+    stopping_ = true;
+    if (thread_.joinable())
+      thread_.join();
+  }
+
+protected:
+  /// `poll_ms`: how soon `stop` is noticed while no connection comes.
+  void start(uint16_t upstream_port, int poll_ms, std::function<void(int down, int up)> serve) {
+    if (port_ == 0)
+      return;
+    thread_ = std::thread{[this, upstream_port, poll_ms, serve = std::move(serve)] {
+      while (!stopping_) {
+        pollfd p{listener_.get(), POLLIN, 0};
+        if (::poll(&p, 1, poll_ms) <= 0)
+          continue;
+        unique_fd down{::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC)};
+        if (!down)
+          continue;
+        unique_fd up = connect_loopback(upstream_port);
+        if (!up)
+          continue;
+        no_delay(down.get());
+        serve(down.get(), up.get()); // both close when it returns
+      }
+    }};
+  }
+
+  bool stopping() const { return stopping_; }
+
+private:
+  uint16_t port_ = 0;
+  unique_fd listener_;
+  std::atomic<bool> stopping_{false};
+  std::thread thread_;
 };
 
 } // namespace vox::test::proxy
