@@ -81,6 +81,12 @@ struct session_options {
   /// Acceptor: a peer may ask for the stable conduit (else it gets a transport reject).
   bool accept_stable = true;
   stable_options stable;
+  /// zstd compression of the link (README "Compressed links"), off by default. `prefer`
+  /// offers it (initiator) or accepts an offer (acceptor); only a vox-caf peer agrees, and
+  /// then everything after the handshake is compressed, under either conduit. `require`
+  /// fails the handshake with errc::compression_refused when the peer does not agree. A
+  /// memory link never compresses.
+  compression_options compression;
   /// Prologue plus handshake must finish within this time, or the link is aborted.
   std::chrono::milliseconds handshake_timeout{10000};
   /// The I/O threads that serve the session's link (socket links only); none: the actor

@@ -13,6 +13,7 @@
 #include "transport/prologue.hpp"
 #include "transport/stable_hello.hpp"
 #include "transport/stable_registry.hpp"
+#include "transport/zstd_link.hpp"
 
 namespace vox {
 
@@ -84,7 +85,7 @@ public:
         if (mode_ == conduit_mode::stable && stable::looks_like_client_hello(payload)) {
           reconnect_stable(payload); // a reconnect: no CBOR handshake, straight to the hello
         } else if (auto hs = answer_hello(*link_, payload, setup_->handshake); !hs) {
-          if (is(hs.error(), errc::resume_refused)) {
+          if (is(hs.error(), errc::resume_refused) || is(hs.error(), errc::compression_refused)) {
             closing_ = true;
             link_->close(); // the Sorry goes out before the end of stream
           }
@@ -155,15 +156,29 @@ private:
       return;
     }
     auto grace = setup_->options.resume_timeout;
-    auto h = spawn_session(srv->sys, stable_ ? link_ptr{stable_} : link_, std::move(setup_->result),
-                           std::move(setup_->options), true);
+    link_ptr session_link = stable_ ? link_ptr{stable_} : link_;
+    std::shared_ptr<zstd_link> zstd;
+    if (auto& agreed = setup_->result.compression) {
+      auto z = zstd_link::make(session_link, *agreed);
+      if (!z) {
+        link_->abort();
+        srv->finished(this, nullptr);
+        return;
+      }
+      zstd = *z;
+      session_link = zstd;
+    }
+    auto h = spawn_session(srv->sys, session_link, std::move(setup_->result), std::move(setup_->options), true);
+    std::shared_ptr<link_receiver> input = std::make_shared<session_input>(h.actor);
+    if (zstd)
+      input = zstd->adopt_started(std::move(input));
     if (stable_) {
       // The raw link keeps delivering here; the stable link unwraps for the session.
       await_reconnects(srv, stable_, grace);
       session_ = stable_->adopt_started();
-      stable_->start(std::make_shared<session_input>(h.actor), nullptr);
+      stable_->start(std::move(input), nullptr);
     } else {
-      session_ = std::make_shared<session_input>(h.actor);
+      session_ = std::move(input);
     }
     setup_.reset(); // an idle session should not carry its handshake's state (schemas, options)
     if (!srv->finished(this, &h))
@@ -224,8 +239,19 @@ private:
       return;
     }
     auto epoch = session_input::next_epoch();
+    link_ptr session_link = link_;
     session_ = std::make_shared<session_input>(session, epoch);
-    caf::anon_send(caf::actor_cast<caf::actor>(session), resume_msg{link_, std::move(setup_->result), epoch, true});
+    if (auto& agreed = setup_->result.compression) {
+      auto z = zstd_link::make(link_, *agreed);
+      if (!z) {
+        link_->abort();
+        return;
+      }
+      session_ = (*z)->adopt_started(std::move(session_));
+      session_link = std::move(*z);
+    }
+    caf::anon_send(caf::actor_cast<caf::actor>(session),
+                   resume_msg{std::move(session_link), std::move(setup_->result), epoch, true});
     setup_.reset();
   }
 

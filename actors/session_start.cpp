@@ -14,6 +14,7 @@
 #include "actors/session_input.hpp"
 #include "transport/prologue.hpp"
 #include "transport/stable_hello.hpp"
+#include "transport/zstd_link.hpp"
 
 namespace vox {
 
@@ -161,6 +162,10 @@ caf::error no_stable_resume() {
 /// Hands `link` to `session` as its new link and waits for the answer.
 caf::expected<void> hand_over(caf::actor_system& sys, const session_actor& session, link_ptr link,
                               handshake_result hs) {
+  auto compressed = compress_if_agreed(std::move(link), hs);
+  if (!compressed)
+    return std::move(compressed.error());
+  link = std::move(*compressed);
   caf::scoped_actor self{sys};
   caf::expected<void> out = caf::error{};
   self->request(session, caf::infinite, resume_msg{link, std::move(hs), session_input::next_epoch(), false})
@@ -183,6 +188,7 @@ handshake_options handshake_options_of(const session_options& options) {
   out.settings = options.settings;
   out.resumable = options.resumable;
   out.supports_retry = options.retry;
+  out.compression = options.compression;
   if (options.resumable && options.registry)
     out.known_resume_key = [registry = options.registry](byte_span key) { return registry->find(key) != nullptr; };
   return out;
@@ -213,7 +219,12 @@ caf::expected<session_handle> connect_session(caf::actor_system& sys, link_ptr l
       sys.spawn<caf::detached>(stable_reconnect_loop, weak, options);
     });
   }
-  return spawn_session(sys, std::move(session_link), std::move(*hs), std::move(options));
+  // r[impl vox-caf.zstd.stream]: above the stable conduit, whose replay keeps the
+  // compressed stream whole across reconnects.
+  auto compressed = compress_if_agreed(std::move(session_link), *hs);
+  if (!compressed)
+    return std::move(compressed.error());
+  return spawn_session(sys, std::move(*compressed), std::move(*hs), std::move(options));
 }
 
 // r[impl session.acceptor]
@@ -252,7 +263,10 @@ caf::expected<session_handle> accept_session(caf::actor_system& sys, link_ptr li
       return std::move(taken.error());
     return out;
   }
-  return spawn_session(sys, std::move(session_link), std::move(*hs), std::move(options));
+  auto compressed = compress_if_agreed(std::move(session_link), *hs);
+  if (!compressed)
+    return std::move(compressed.error());
+  return spawn_session(sys, std::move(*compressed), std::move(*hs), std::move(options));
 }
 
 caf::expected<void> resume_session(caf::actor_system& sys, const session_actor& session, link_ptr link,

@@ -61,6 +61,12 @@ options& options::choice(const char* name, std::vector<std::string> choices, std
   });
 }
 
+options& options::compression(compression_options& out) {
+  choice("--compress", {"off", "prefer", "require"},
+         [&out](size_t i) { out.mode = static_cast<compression_mode>(i); });
+  return number<int>("--compress-level", out.level, -7, 22);
+}
+
 options& options::keepalive(const char* name, std::optional<keepalive_options>& out) {
   return add(name, true, [&out](const std::string& v) -> std::string {
     auto ms = cli::number<uint32_t>(v, 0, 3'600'000);

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "actors/handles.hpp"
+#include "transport/compression.hpp"
 
 namespace vox::cli {
 
@@ -57,6 +58,8 @@ public:
   options& choice(const char* name, std::vector<std::string> choices, std::function<void(size_t)> set);
   /// Keepalive interval in ms (0: off); the pong timeout is three intervals.
   options& keepalive(const char* name, std::optional<keepalive_options>& out);
+  /// `--compress off|prefer|require` and `--compress-level N` (zstd's levels, -7 to 22).
+  options& compression(compression_options& out);
 
   template <class T>
   options& number(const char* name, T& out, T min, T max) {

@@ -4,6 +4,9 @@
 //   vox-dump --framed FILE   FILE is a u32-LE framed stream, as read from a TCP link; a
 //                            capture from the first byte also shows the transport prologue
 //                            and the CBOR handshake
+//   vox-dump --zstd FILE     as --framed, for one direction of a zstd-compressed link: the
+//                            frames after the handshake (all of them, in a capture without
+//                            one) are one zstd stream, a chunk per Message
 // FILE may be "-" for standard input. Exit status 0 when everything decoded; otherwise a
 // one-line error naming the byte offset on stderr and status 1 (2 for usage errors).
 #include <cstdio>
@@ -17,15 +20,21 @@
 #include "protocol/handshake.hpp"
 #include "protocol/message.hpp"
 #include "transport/prologue.hpp"
+#include "transport/zstd_link.hpp"
 
 using namespace vox;
 
 namespace {
 
 const char* const usage_text =
-  "usage: vox-dump [--framed] FILE|-\n"
+  "usage: vox-dump [--framed | --zstd] FILE|-\n"
   "  decodes one bare vox Message (or, with --framed, a u32-LE framed stream of\n"
-  "  them) and prints one line per message; SENSITIVE metadata is redacted\n";
+  "  them; with --zstd, such a stream from a compressed link) and prints one line\n"
+  "  per message; SENSITIVE metadata is redacted\n";
+
+/// The largest window a capture may declare (zstd's own default limit): a dump of an
+/// untrusted capture must not allocate gigabytes for it.
+constexpr uint8_t dump_window_log_max = 27;
 
 bool read_input(const std::string& path, byte_buffer& out) {
   if (path == "-") {
@@ -81,6 +90,8 @@ std::string handshake_line(const handshake_message& hs) {
                 + " schemas=" + std::to_string(m.message_payload_schema.size()) + "B"
                 + " supports_retry=" + (m.supports_retry ? "true" : "false")
                 + " resume_key=" + resume_key_text(m.resume_key);
+        if (m.zstd_window_log_max)
+          line += " zstd_window_log_max=" + std::to_string(*m.zstd_window_log_max);
       } else if constexpr (std::is_same_v<T, sorry>) {
         line += " reason=\"" + m.reason + "\"";
       }
@@ -89,7 +100,8 @@ std::string handshake_line(const handshake_message& hs) {
   return line;
 }
 
-int dump_framed(const std::string& path, const byte_buffer& data) {
+/// `zstd`: the Messages are compressed (--zstd).
+int dump_framed(const std::string& path, const byte_buffer& data, std::optional<zstd_decoder> zstd) {
   size_t pos = 0, index = 0;
   // A capture from the first byte starts with a prologue message, then CBOR handshake
   // messages up to the last one this direction sends (LetsGo or HelloYourself).
@@ -128,10 +140,18 @@ int dump_framed(const std::string& path, const byte_buffer& data) {
                         && !std::holds_alternative<sorry>(*hs);
       continue;
     }
+    if (zstd) {
+      auto plain = zstd->decode(frame);
+      if (!plain)
+        return fail(path, "byte " + std::to_string(frame_start) + ": frame " + std::to_string(index - 1) + ": "
+                            + describe(plain.error()));
+      frame = *plain;
+    }
     auto msg = decode_message(frame, trailing::reject);
     if (!msg)
       return fail(path, "byte " + std::to_string(frame_start) + ": frame " + std::to_string(index - 1)
-                          + " (payload offsets below are within the frame): "
+                          + (zstd ? " (offsets below are within the decompressed Message): "
+                                  : " (payload offsets below are within the frame): ")
                           + describe(msg.error()));
     std::printf("%s\n", to_string(*msg).c_str());
   }
@@ -142,19 +162,28 @@ int dump_framed(const std::string& path, const byte_buffer& data) {
 
 int main(int argc, char** argv) {
   bool framed = false;
+  bool zstd = false;
   std::vector<std::string> files;
   cli::options opts{"vox-dump", usage_text};
-  opts.flag("--framed", framed).positional(files, 1);
+  opts.flag("--framed", framed).flag("--zstd", zstd).positional(files, 1);
   if (auto status = opts.parse(argc, argv))
     return *status;
   if (files.empty())
     return opts.error("no FILE given");
+  if (framed && zstd)
+    return opts.error("give --framed or --zstd, not both");
   const auto& path = files.front();
   byte_buffer data;
   if (!read_input(path, data))
     return fail(path, std::string{"cannot read: "} + std::strerror(errno));
+  if (zstd) {
+    auto decoder = zstd_decoder::make(dump_window_log_max, link_options{}.max_frame_size);
+    if (!decoder)
+      return fail(path, describe(decoder.error()));
+    return dump_framed(path, data, std::move(*decoder));
+  }
   if (framed)
-    return dump_framed(path, data);
+    return dump_framed(path, data, std::nullopt);
   auto msg = decode_message(data, trailing::reject);
   if (!msg)
     return fail(path, describe(msg.error()));

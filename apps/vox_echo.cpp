@@ -2,6 +2,7 @@
 //
 //   vox-echo serve [--host H] [--port N] [--keepalive MS]   prints LISTEN_ADDR=H:P when ready
 //   vox-echo call --connect H:P [--message TEXT] [--count N]
+//   both: [--compress off|prefer|require] [--compress-level N] (zstd link compression)
 //
 // The service is `Echo.echo(message: String) -> String`; the client calls it on the root
 // connection and on a virtual connection it opens and closes, printing every step.
@@ -48,7 +49,8 @@ connection_acceptor accept_all() {
 }
 
 const char* const usage_text = "usage: vox-echo serve [--host H] [--port N] [--keepalive MS]\n"
-                               "       vox-echo call --connect HOST:PORT [--message TEXT] [--count N]\n";
+                               "       vox-echo call --connect HOST:PORT [--message TEXT] [--count N]\n"
+                               "       both: [--compress off|prefer|require] [--compress-level N]\n";
 
 struct arguments {
   std::string host = "127.0.0.1";
@@ -56,6 +58,7 @@ struct arguments {
   std::optional<keepalive_options> keepalive = cli::default_keepalive;
   std::string message = "hello, vox";
   int count = 3;
+  compression_options compression;
 };
 
 int serve(caf::actor_system& sys, const arguments& a) {
@@ -65,6 +68,7 @@ int serve(caf::actor_system& sys, const arguments& a) {
   cfg.options.root_handler = echo;
   cfg.options.acceptor = accept_all();
   cfg.options.keepalive = a.keepalive;
+  cfg.options.compression = a.compression;
   cfg.on_session = [](const session_handle&) { std::printf("session established\n"); std::fflush(stdout); };
   auto srv = session_server::start(sys, cfg);
   if (!srv) {
@@ -108,13 +112,15 @@ int call(caf::actor_system& sys, const arguments& a) {
   }
   session_options opts;
   opts.acceptor = accept_all();
+  opts.compression = a.compression;
   auto session = connect_session(sys, *lnk, opts);
   if (!session) {
     std::fprintf(stderr, "vox-echo: %s\n", describe(session.error()).c_str());
     return 1;
   }
-  std::printf("connected to %s (we are %s, peer parity %s)\n", addr.c_str(),
-              to_string(session->handshake.our_settings.parity), to_string(session->handshake.peer_settings.parity));
+  std::printf("connected to %s (we are %s, peer parity %s%s)\n", addr.c_str(),
+              to_string(session->handshake.our_settings.parity), to_string(session->handshake.peer_settings.parity),
+              session->handshake.compression ? ", zstd" : "");
   caf::scoped_actor self{sys};
   bool ok = true;
   {
@@ -158,6 +164,9 @@ int main(int argc, char** argv) {
       .required("--connect")
       .text("--message", args.message)
       .number("--count", args.count, 0, 1'000'000);
+  }
+  if (mode == "serve" || mode == "call") {
+    opts.compression(args.compression);
   } else {
     return cli::options{"vox-echo", usage_text}.error(mode.empty() ? "no mode given" : "unknown mode '" + mode + "'");
   }

@@ -38,6 +38,7 @@
 #include "apps/cli.hpp"
 #include "bench/child_process.hpp"
 #include "bench/common.hpp"
+#include "bench/compression.hpp"
 #include "bench/open_loop.hpp"
 #include "bench/raw_tcp.hpp"
 #include "bench/sessions.hpp"
@@ -61,6 +62,7 @@ struct cli {
   uint16_t raw_port = 0;
   bool until_eof = false;
   std::string only; ///< run only the rows whose name contains this (the floors always run)
+  vox::compression_options compression; ///< every TCP session's (the "tcp, zstd" rows always compress)
 
   bool wants(const std::string& row_name) const {
     return only.empty() || row_name.find(only) != std::string::npos;
@@ -69,7 +71,7 @@ struct cli {
 
 const char* const usage_text =
   "usage: vox-bench [--seconds S] [--warmup S] [--threads N] [--poll N] [--count N] [--sessions N]\n"
-  "                 [--only TEXT]\n"
+  "                 [--only TEXT] [--compress off|prefer|require] [--compress-level N]\n"
   "       vox-bench server [--host H] [--port N] [--raw-port M] [--threads N] [--poll N] [--busy-poll U]\n"
   "                        [--until-eof]\n"
   "       vox-bench rss [--count N] [--threads N] [--poll N]\n"
@@ -83,7 +85,10 @@ const char* const usage_text =
   "  --moderate N  CAF work-stealing.moderate-poll-attempts (default 0; CAF's is 500)\n"
   "  --count N     idle virtual connections for the RSS row (default 10000)\n"
   "  --sessions N  idle TCP sessions for the sessions row (default 10000)\n"
-  "  --only TEXT   run only the rows whose \"name (transport)\" contains TEXT (floors always run)\n";
+  "  --only TEXT   run only the rows whose \"name (transport)\" contains TEXT (floors always run)\n"
+  "  --compress M  zstd compression of every TCP session (default off); the \"tcp, zstd\" rows and\n"
+  "                the wire-bytes rows compress regardless\n"
+  "  --compress-level N  zstd level of every compressing session (default 1)\n";
 
 /// nullopt: run `o`; otherwise the exit status. Every mode takes every option (the parent
 /// passes the scheduler options on to the children it starts); those a mode does not use
@@ -107,7 +112,8 @@ std::optional<int> parse(int argc, char** argv, cli& o) {
     .number<uint16_t>("--port", o.port, 0, 65535)
     .number<uint16_t>("--raw-port", o.raw_port, 0, 65535)
     .text("--only", o.only)
-    .flag("--until-eof", o.until_eof);
+    .flag("--until-eof", o.until_eof)
+    .compression(o.compression);
   if (auto status = opts.parse(argc, argv, first))
     return status;
   if (o.mode == "sessions-client" && o.port == 0)
@@ -127,6 +133,9 @@ std::vector<std::string> sched_args(const cli& o) {
     out.push_back("--moderate");
     out.push_back(std::to_string(o.sched.moderate));
   }
+  for (auto arg : {std::string{"--compress"}, std::string{vox::to_string(o.compression.mode)},
+                   std::string{"--compress-level"}, std::to_string(o.compression.level)})
+    out.push_back(std::move(arg));
   return out;
 }
 
@@ -152,6 +161,7 @@ int run_server(const cli& o) {
   sc.host = o.host;
   sc.port = o.port;
   sc.options = bench_options();
+  sc.options.compression = o.compression;
   auto srv = vox::session_server::start(sys, sc);
   if (!srv) {
     std::fprintf(stderr, "vox-bench server: cannot listen on %s:%u: %s\n", o.host.c_str(), o.port,
@@ -180,11 +190,21 @@ int run_server(const cli& o) {
                  sys.render(retry_srv.error()).c_str());
     return 1;
   }
+  // And on one that compresses (the "tcp, zstd" rows).
+  auto zstd_sc = sc;
+  zstd_sc.port = 0;
+  zstd_sc.options.compression.mode = vox::compression_mode::prefer;
+  auto zstd_srv = vox::session_server::start(sys, zstd_sc);
+  if (!zstd_srv) {
+    std::fprintf(stderr, "vox-bench server: cannot listen on %s: %s\n", o.host.c_str(),
+                 sys.render(zstd_srv.error()).c_str());
+    return 1;
+  }
   auto raw = raw_echo_server::start(o.host, o.raw_port);
   if (!raw)
     return 1; // srv's destructor stops it
-  std::printf("vox-bench server: vox-port %u raw-port %u busy-poll-port %u retry-port %u\n", (*srv)->port(),
-              raw->port(), (*busy_srv)->port(), (*retry_srv)->port());
+  std::printf("vox-bench server: vox-port %u raw-port %u busy-poll-port %u retry-port %u zstd-port %u\n",
+              (*srv)->port(), raw->port(), (*busy_srv)->port(), (*retry_srv)->port(), (*zstd_srv)->port());
   std::fflush(stdout);
   pollfd fds[2] = {{sfd, POLLIN, 0}, {0, POLLIN, 0}};
   for (;;) {
@@ -202,6 +222,8 @@ int run_server(const cli& o) {
   }
   (*srv)->stop(); // asks every session to end; ~actor_system waits for them
   (*busy_srv)->stop();
+  (*retry_srv)->stop();
+  (*zstd_srv)->stop();
   raw->stop();
   ::close(sfd);
   return 0;
@@ -333,13 +355,14 @@ int run_all(const cli& o) {
   auto sa = sched_args(o);
   server_args.insert(server_args.end(), sa.begin(), sa.end());
   auto server = child_process::spawn(server_args);
-  unsigned vox_port = 0, raw_port = 0, busy_port = 0, retry_port = 0;
+  unsigned vox_port = 0, raw_port = 0, busy_port = 0, retry_port = 0, zstd_port = 0;
   {
     auto line = server ? server->read_line(std::chrono::seconds{15}) : std::nullopt;
     if (!line
-        || std::sscanf(line->c_str(), "vox-bench server: vox-port %u raw-port %u busy-poll-port %u retry-port %u",
-                       &vox_port, &raw_port, &busy_port, &retry_port)
-             != 4) {
+        || std::sscanf(line->c_str(),
+                       "vox-bench server: vox-port %u raw-port %u busy-poll-port %u retry-port %u zstd-port %u",
+                       &vox_port, &raw_port, &busy_port, &retry_port, &zstd_port)
+             != 5) {
       std::fprintf(stderr, "vox-bench: the server process did not start (%s)\n",
                    server ? server->finish(std::chrono::seconds{5}).c_str() : "fork failed");
       return 1;
@@ -367,11 +390,13 @@ int run_all(const cli& o) {
     // A session to `port` on reactor `io` (null: the system's default one); only the
     // session keeps `io` alive, so it ends with the session.
     auto connect_tcp = [&](unsigned port, vox::io_reactor_ptr io, bool retry = false,
-                           vox::conduit_mode conduit = vox::conduit_mode::bare) -> caf::expected<vox::session_handle> {
+                           vox::conduit_mode conduit = vox::conduit_mode::bare,
+                           vox::compression_options compression = {}) -> caf::expected<vox::session_handle> {
       auto lnk = vox::tcp_connect("127.0.0.1", static_cast<uint16_t>(port));
       if (!lnk)
         return lnk.error();
       auto opts = bench_options();
+      opts.compression = compression.mode == vox::compression_mode::off ? o.compression : compression;
       opts.io = std::move(io);
       opts.resumable = retry;
       opts.retry = retry;
@@ -387,13 +412,17 @@ int run_all(const cli& o) {
     auto tcp_retry = connect_tcp(retry_port, nullptr, true);
     // And one over the stable conduit (sequenced, acknowledged frames kept for replay).
     auto tcp_stable = connect_tcp(vox_port, nullptr, false, vox::conduit_mode::stable);
+    // And one whose link is zstd-compressed.
+    auto zstd = o.compression;
+    zstd.mode = vox::compression_mode::require;
+    auto tcp_zstd = connect_tcp(zstd_port, nullptr, false, vox::conduit_mode::bare, zstd);
     auto failed_row = [&](std::string name, std::string transport, std::string unit, const caf::error& e) {
       row r{std::move(name), std::move(transport), std::move(unit), true, false, 0, {}};
       r.detail = "FAILED: session setup: " + sys.render(e);
       return r;
     };
     {
-      vox::caller mem_root, tcp_root, tcp_inline_root, tcp_busy_root, tcp_retry_root, tcp_stable_root;
+      vox::caller mem_root, tcp_root, tcp_inline_root, tcp_busy_root, tcp_retry_root, tcp_stable_root, tcp_zstd_root;
       if (mem)
         mem_root = vox::caller{mem->client.root};
       if (tcp)
@@ -406,6 +435,8 @@ int run_all(const cli& o) {
         tcp_retry_root = vox::caller{tcp_retry->root};
       if (tcp_stable)
         tcp_stable_root = vox::caller{tcp_stable->root};
+      if (tcp_zstd)
+        tcp_zstd_root = vox::caller{tcp_zstd->root};
       struct transport {
         const char* name;
         bool up;
@@ -422,7 +453,9 @@ int run_all(const cli& o) {
                                 {"tcp, retry", static_cast<bool>(tcp_retry), &tcp_retry_root,
                                  tcp_retry ? &no_error : &tcp_retry.error()},
                                 {"tcp, stable", static_cast<bool>(tcp_stable), &tcp_stable_root,
-                                 tcp_stable ? &no_error : &tcp_stable.error()}};
+                                 tcp_stable ? &no_error : &tcp_stable.error()},
+                                {"tcp, zstd", static_cast<bool>(tcp_zstd), &tcp_zstd_root,
+                                 tcp_zstd ? &no_error : &tcp_zstd.error()}};
       // 2. Call round trips/s with 1 call outstanding (and each call's round-trip time).
       // 3. Calls/s with 64 calls kept in flight on one connection.
       double max_tcp_rate = 0; // "call, 64 outstanding" over TCP: what the open loop offers a share of
@@ -492,6 +525,12 @@ int run_all(const cli& o) {
         rows.push_back(rate_row("channel items, one way", tr.name, "items/s", "items",
                                 measure_channel_items(sys, *tr.root, o.t), floor_kind::pipelined));
       }
+    }
+    // 8. What compression saves on the wire, and buys on a 10 MB/s link.
+    if (o.wants("wire bytes") || o.wants("MB/s link")) {
+      progress("compression: wire bytes and a throttled link (in this process)");
+      auto zrows = compression_rows(sys, o.compression.level, 10e6, o.t);
+      rows.insert(rows.end(), zrows.begin(), zrows.end());
     }
     if (mem) {
       stop_session(mem->client);

@@ -33,6 +33,8 @@ const char* to_string(errc code) {
     case errc::internal: return "internal";
     case errc::session_lost: return "session_lost";
     case errc::resume_refused: return "resume_refused";
+    case errc::compression_refused: return "compression_refused";
+    case errc::compression_failed: return "compression_failed";
   }
   return "unknown";
 }

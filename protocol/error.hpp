@@ -67,6 +67,11 @@ enum class errc : uint8_t {
   session_lost,
   /// A resume was refused: unknown key, changed settings, or a session that cannot resume.
   resume_refused,
+  /// Compression was required and the peer did not agree to it.
+  compression_refused,
+  /// A compressed stream could not be decoded: corrupt, or it declares a larger window
+  /// than we accept.
+  compression_failed,
 };
 
 /// The CAF error category of vox errors.

@@ -48,6 +48,15 @@ void write_common(cbor_writer& w, const connection_settings& settings, const byt
   }
 }
 
+void write_zstd(cbor_writer& w, const std::optional<uint8_t>& window_log_max) {
+  if (!window_log_max)
+    return;
+  w.write_text(zstd_handshake_key);
+  w.write_map_header(1);
+  w.write_text("window_log_max");
+  w.write_uint(*window_log_max);
+}
+
 // -- decoding -----------------------------------------------------------------
 
 caf::expected<parity> read_parity(cbor_reader& r) {
@@ -111,7 +120,21 @@ caf::expected<std::optional<byte_buffer>> read_resume_key(cbor_reader& r) {
   return std::optional<byte_buffer>{std::move(*key)};
 }
 
-/// Reads the four fields Hello and HelloYourself share from `m` into `out`.
+caf::expected<std::optional<uint8_t>> read_zstd(cbor_reader& r) {
+  auto m = cbor_map::read(r, "vox_caf_zstd");
+  if (!m)
+    return std::move(m.error());
+  auto log = m->get<uint64_t>("window_log_max", [](cbor_reader& vr) { return vr.read_uint(); });
+  if (!log)
+    return std::move(log.error());
+  if (*log < zstd_window_log_min || *log > zstd_window_log_limit)
+    return m->fail(m->offset(), "vox_caf_zstd window_log_max " + std::to_string(*log) + " is outside ["
+                                  + std::to_string(zstd_window_log_min) + ", "
+                                  + std::to_string(zstd_window_log_limit) + "]");
+  return std::optional<uint8_t>{static_cast<uint8_t>(*log)};
+}
+
+/// Reads the fields Hello and HelloYourself share from `m` into `out`.
 template <class Message>
 caf::expected<void> read_common(const cbor_map& m, Message& out) {
   auto settings = m.get<connection_settings>("connection_settings", read_settings);
@@ -132,6 +155,10 @@ caf::expected<void> read_common(const cbor_map& m, Message& out) {
   if (!key)
     return std::move(key.error());
   out.resume_key = std::move(*key);
+  auto zstd = m.get_or<std::optional<uint8_t>>(zstd_handshake_key, std::nullopt, read_zstd);
+  if (!zstd)
+    return std::move(zstd.error());
+  out.zstd_window_log_max = *zstd;
   return {};
 }
 
@@ -193,14 +220,16 @@ byte_buffer encode_handshake(const handshake_message& msg) {
   w.write_map_header(1);
   w.write_text(handshake_message_name(msg));
   if (auto h = std::get_if<hello>(&msg)) {
-    w.write_map_header(5);
+    w.write_map_header(h->zstd_window_log_max ? 6 : 5);
     w.write_text("parity");
     write_parity(w, h->parity);
     write_common(w, h->settings, h->message_payload_schema, h->supports_retry, h->resume_key);
+    write_zstd(w, h->zstd_window_log_max);
   } else if (auto hy = std::get_if<hello_yourself>(&msg)) {
-    w.write_map_header(4);
+    w.write_map_header(hy->zstd_window_log_max ? 5 : 4);
     write_common(w, hy->settings, hy->message_payload_schema, hy->supports_retry,
                  hy->resume_key);
+    write_zstd(w, hy->zstd_window_log_max);
   } else if (std::holds_alternative<lets_go>(msg)) {
     w.write_map_header(0); // an empty map, not null
   } else {

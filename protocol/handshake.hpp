@@ -3,6 +3,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
 
 #include <caf/expected.hpp>
@@ -25,6 +26,11 @@ struct hello {
   bool supports_retry = false;
   /// A session resume key the sender presents (absent on the wire = none).
   std::optional<byte_buffer> resume_key;
+  /// vox-caf's zstd link compression, which the reference does not have: present when the
+  /// sender compresses and decodes compressed links, holding the log2 of the largest
+  /// window it decodes. Written last, under the key "vox_caf_zstd" as the map
+  /// {"window_log_max": uint}, only when set; the reference skips it as an unknown key.
+  std::optional<uint8_t> zstd_window_log_max;
   friend bool operator==(const hello&, const hello&) = default;
 };
 
@@ -38,6 +44,8 @@ struct hello_yourself {
   bool supports_retry = false;
   /// The acceptor's session resume key (16 random bytes when resumable).
   std::optional<byte_buffer> resume_key;
+  /// As in `hello`: the acceptor agrees to compress only by answering an offer with it.
+  std::optional<uint8_t> zstd_window_log_max;
   friend bool operator==(const hello_yourself&, const hello_yourself&) = default;
 };
 
@@ -63,8 +71,14 @@ const char* handshake_message_name(const handshake_message& msg);
 /// struct fields in declaration order, every optional field written.
 byte_buffer encode_handshake(const handshake_message& msg);
 
+/// Key and range of `zstd_window_log_max` (zstd's own window limits on 64-bit hosts).
+inline constexpr std::string_view zstd_handshake_key = "vox_caf_zstd";
+inline constexpr uint8_t zstd_window_log_min = 10;
+inline constexpr uint8_t zstd_window_log_limit = 31;
+
 /// Decodes one handshake payload. Fields are found by name and unknown keys skipped;
-/// `supports_retry` and `resume_key` default when absent; `message_payload_schema` must be
+/// `supports_retry`, `resume_key` and `zstd_window_log_max` default when absent (a window
+/// log outside [10, 31] fails with `errc::cbor_malformed`); `message_payload_schema` must be
 /// present and an array. Malformed or trailing input fails with `errc::cbor_malformed`.
 caf::expected<handshake_message> decode_handshake(byte_span cbor);
 

@@ -125,7 +125,7 @@ void bare_conduit::close() {
 
 bool is_decode_error(const caf::error& err) {
   for (auto code : {errc::truncated, errc::varint_overflow, errc::invalid_tag, errc::invalid_utf8,
-                    errc::length_limit, errc::trailing_bytes, errc::invalid_value})
+                    errc::length_limit, errc::trailing_bytes, errc::invalid_value, errc::compression_failed})
     if (is(err, code))
       return true;
   return false;

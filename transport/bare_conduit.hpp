@@ -72,8 +72,9 @@ private:
   std::vector<std::function<void()>> drained_waiters_; ///< registered while detached
 };
 
-/// True if `err` says the peer sent bytes that are not a valid Message (as opposed to the
-/// link failing); the session answers those with a ProtocolError.
+/// True if `err` says the peer sent bytes that are not a valid Message, or a compressed
+/// stream that does not decode (as opposed to the link failing); the session answers
+/// those with a ProtocolError.
 bool is_decode_error(const caf::error& err);
 
 } // namespace vox

@@ -63,6 +63,17 @@ as_session_key(const std::optional<byte_buffer>& key) {
   return out;
 }
 
+/// Our window limit for the handshake, or nothing when we do not compress on `lnk`.
+std::optional<uint8_t> zstd_offer(const link& lnk, const compression_options& opts) {
+  if (opts.mode == compression_mode::off || !lnk.compressible())
+    return std::nullopt;
+  return opts.window_log;
+}
+
+compression_agreement agree(const compression_options& ours, uint8_t peer_window_log_max) {
+  return {std::min(ours.window_log, peer_window_log_max), ours.window_log, ours.level};
+}
+
 } // namespace
 
 const char* to_string(session_role role) {
@@ -93,6 +104,8 @@ caf::expected<handshake_result> handshake_as_initiator(link& lnk, const handshak
   h.message_payload_schema = opts.message_payload_schema;
   h.supports_retry = opts.supports_retry;
   h.resume_key = opts.resume_key;
+  // r[impl vox-caf.zstd.negotiation]
+  h.zstd_window_log_max = zstd_offer(lnk, opts.compression);
   if (auto sent = send_message(lnk, h); !sent)
     return std::move(sent.error());
   auto reply = recv_message(lnk);
@@ -101,6 +114,15 @@ caf::expected<handshake_result> handshake_as_initiator(link& lnk, const handshak
   auto hy = std::get_if<hello_yourself>(&*reply);
   if (!hy)
     return unexpected(*reply, "HelloYourself or Sorry");
+  // An acceptor that answers an offer we did not make has not agreed to anything.
+  std::optional<compression_agreement> compression;
+  if (h.zstd_window_log_max && hy->zstd_window_log_max)
+    compression = agree(opts.compression, *hy->zstd_window_log_max);
+  else if (h.zstd_window_log_max && opts.compression.mode == compression_mode::require) {
+    (void) send_message(lnk, sorry{"zstd compression is required and the acceptor did not agree to it"});
+    return make_error(errc::compression_refused,
+                      "zstd compression is required (compression require) but the acceptor did not agree to it");
+  }
   // Schemas are not compared before LetsGo: a mismatch surfaces when building the
   // translation plan, as in the reference.
   if (auto sent = send_message(lnk, lets_go{}); !sent)
@@ -113,6 +135,7 @@ caf::expected<handshake_result> handshake_as_initiator(link& lnk, const handshak
   out.session_resume_key = as_session_key(hy->resume_key);
   out.peer_resume_key = std::move(hy->resume_key);
   out.peer_message_payload_schema = std::move(hy->message_payload_schema);
+  out.compression = compression;
   return out;
 }
 
@@ -145,6 +168,12 @@ caf::expected<handshake_result> answer_hello(link& lnk, byte_span payload, const
     (void) send_message(lnk, sorry{"unknown session resume key"});
     return make_error(errc::resume_refused, "the initiator presented an unknown session resume key");
   }
+  auto offer = zstd_offer(lnk, opts.compression);
+  if (offer && !h->zstd_window_log_max && opts.compression.mode == compression_mode::require) {
+    (void) send_message(lnk, sorry{"this acceptor requires zstd compression, which the Hello did not offer"});
+    return make_error(errc::compression_refused,
+                      "zstd compression is required (compression require) but the initiator did not offer it");
+  }
   handshake_result out;
   out.role = session_role::acceptor;
   out.our_settings = opts.settings;
@@ -158,6 +187,11 @@ caf::expected<handshake_result> answer_hello(link& lnk, byte_span payload, const
   hy.settings = out.our_settings;
   hy.message_payload_schema = opts.message_payload_schema;
   hy.supports_retry = opts.supports_retry;
+  // r[impl vox-caf.zstd.negotiation]
+  if (offer && h->zstd_window_log_max) {
+    hy.zstd_window_log_max = offer;
+    out.compression = agree(opts.compression, *h->zstd_window_log_max);
+  }
   if (opts.resumable) {
     // r[impl session.handshake.resume]
     // A fresh key on every handshake, resumes included.

@@ -11,6 +11,7 @@
 
 #include "protocol/bytes.hpp"
 #include "protocol/message.hpp"
+#include "transport/compression.hpp"
 #include "transport/link.hpp"
 
 namespace vox {
@@ -41,6 +42,9 @@ struct handshake_options {
   /// sends `[]`, which every reference peer also accepts (identity translation plan).
   // r[impl session.handshake.protocol-schema]
   byte_buffer message_payload_schema = message_schema_cbor();
+  /// zstd link compression: offered (initiator) or accepted (acceptor) unless off, and
+  /// never on a link that is not `compressible()`.
+  compression_options compression;
 };
 
 /// Which side of the handshake we played.
@@ -66,19 +70,26 @@ struct handshake_result {
   std::optional<byte_buffer> peer_resume_key;
   /// The peer's raw `message_payload_schema` (a CBOR array), for `decode_schema_list`.
   byte_buffer peer_message_payload_schema;
+  /// Set when both sides said they compress: the initiator offered in Hello and the
+  /// acceptor answered in HelloYourself. Everything after the handshake (after the
+  /// stable hellos, under the stable conduit) is then compressed (`compress_if_agreed`).
+  std::optional<compression_agreement> compression;
 };
 
 /// Runs the initiator's side: sends Hello, expects HelloYourself, sends LetsGo. Schemas
 /// are not compared (neither does Rust). Fails with `errc::handshake_failed` on a Sorry
 /// ("peer sent Sorry: <reason>"), an unexpected or undecodable message; with
-/// `errc::link_closed` when the peer closes first; or with the link's own error. Nothing
-/// is closed on failure: the caller owns the link.
+/// `errc::link_closed` when the peer closes first; with `errc::compression_refused` when
+/// compression is required and the acceptor did not agree (after telling it so in a
+/// Sorry); or with the link's own error. Nothing is closed on failure: the caller owns
+/// the link.
 caf::expected<handshake_result> handshake_as_initiator(link& lnk, const handshake_options& opts);
 
 /// Runs the acceptor's side: expects Hello (anything else fails without a reply), answers
 /// HelloYourself with the opposite parity and, when `opts.resumable`, a fresh random key,
-/// then expects LetsGo. Fails like `handshake_as_initiator`, or with `errc::io_error` when
-/// the system's random source fails.
+/// then expects LetsGo. Fails like `handshake_as_initiator` (`errc::compression_refused`
+/// when compression is required and the Hello did not offer it, after a Sorry), or with
+/// `errc::io_error` when the system's random source fails.
 caf::expected<handshake_result> handshake_as_acceptor(link& lnk, const handshake_options& opts);
 
 /// The acceptor's two steps for links driven by their events, with the same checks and

@@ -112,6 +112,13 @@ public:
 
   /// A short human-readable description, e.g. "tcp 127.0.0.1:5000->127.0.0.1:41234".
   virtual std::string describe() const = 0;
+
+  /// The largest payload this link accepts from the peer (`link_options::max_frame_size`).
+  virtual uint32_t max_frame_size() const { return link_options{}.max_frame_size; }
+
+  /// Whether compressing what crosses this link can pay: false for a memory link, which
+  /// copies nothing over any wire.
+  virtual bool compressible() const { return true; }
 };
 
 using link_ptr = std::shared_ptr<link>;

@@ -147,6 +147,14 @@ public:
     rx_->receiver = std::move(receiver);
   }
 
+  uint32_t max_frame_size() const override {
+    return options_.max_frame_size;
+  }
+
+  bool compressible() const override {
+    return false;
+  }
+
   std::string describe() const override {
     return name_;
   }

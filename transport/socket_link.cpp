@@ -272,6 +272,10 @@ public:
     return name_;
   }
 
+  uint32_t max_frame_size() const override {
+    return options_.max_frame_size;
+  }
+
   bool congested() const override {
     return congested_.load(std::memory_order_acquire);
   }

@@ -50,6 +50,7 @@ public:
   void close() override;
   void abort() override;
   std::string describe() const override;
+  uint32_t max_frame_size() const override { return max_frame_size_; }
 
   /// For a raw link that is already started (an acceptor that read the hellos from its
   /// events): the receiver that link's frames must go to. `start` then only takes the
@@ -104,6 +105,7 @@ private:
   uint64_t transport_ = 0; ///< +1 per attach: input of an older raw link is ignored
   stable::key key_;
   stable_options opts_;
+  uint32_t max_frame_size_; ///< the first transport's: reconnects use the same options
   uint32_t next_seq_;
   bool sent_any_ = false;
   std::optional<uint32_t> last_received_;

@@ -12,7 +12,10 @@
 //       Clients may ask for either conduit, bare or stable. --stable-ack-after N (serve
 //       and client): over the stable conduit, send an ack-only frame after N frames
 //       received without a frame of our own (default 64; 1 makes one after every such
-//       frame, to check that a peer takes them)
+//       frame, to check that a peer takes them). --compress off|prefer|require (serve and
+//       client; default off) and --compress-level N: zstd link compression, agreed in the
+//       handshake with vox-caf peers only (README "Compressed links"); `require` fails a
+//       session whose peer does not agree, with an error naming compression
 //   vox-testbed client (--connect HOST:PORT | --listen HOST:PORT) --scenario NAME|all|common [--keepalive MS]
 //                      [--break-and-resume] [--conduit bare|stable]
 //       runs client scenarios as the caller, one "OK name" / "FAIL name: reason" line
@@ -54,8 +57,10 @@ namespace {
 const char* const usage_text =
   "usage: vox-testbed serve (--listen HOST:PORT | --port N) [--keepalive MS] [--resume-grace MS]\n"
   "                         [--break-after-items N] [--stable-ack-after N]\n"
+  "                         [--compress off|prefer|require] [--compress-level N]\n"
   "       vox-testbed client (--connect | --listen) HOST:PORT --scenario NAME|all|common [--keepalive MS]\n"
   "                          [--break-and-resume] [--conduit bare|stable] [--stable-ack-after N]\n"
+  "                          [--compress off|prefer|require] [--compress-level N]\n"
   "       vox-testbed list\n"
   "       vox-testbed subject   (SUBJECT_MODE, PEER_ADDR, CLIENT_SCENARIO, LISTEN_PORT)\n";
 
@@ -71,6 +76,7 @@ struct arguments {
   bool listen = false; ///< client: wait for the peer instead of dialling it
   bool break_and_resume = false;
   conduit_mode conduit = conduit_mode::bare;
+  compression_options compression;
 };
 
 void conduit_option(cli::options& opts, arguments& a) {
@@ -86,7 +92,8 @@ std::optional<int> parse_serve(int argc, char** argv, arguments& a) {
     .keepalive("--keepalive", a.keepalive)
     .number<uint32_t>("--resume-grace", a.resume_grace_ms, 0, 86'400'000)
     .number<uint32_t>("--break-after-items", a.break_after_items, 0, 1u << 30)
-    .number<uint32_t>("--stable-ack-after", a.stable_ack_after, 0, 1u << 20);
+    .number<uint32_t>("--stable-ack-after", a.stable_ack_after, 0, 1u << 20)
+    .compression(a.compression);
   if (auto status = opts.parse(argc, argv, 2))
     return status;
   if (opts.given("--listen") && opts.given("--port"))
@@ -102,7 +109,8 @@ std::optional<int> parse_client(int argc, char** argv, arguments& a) {
     .required("--scenario")
     .keepalive("--keepalive", a.keepalive)
     .flag("--break-and-resume", a.break_and_resume)
-    .number<uint32_t>("--stable-ack-after", a.stable_ack_after, 0, 1u << 20);
+    .number<uint32_t>("--stable-ack-after", a.stable_ack_after, 0, 1u << 20)
+    .compression(a.compression);
   conduit_option(opts, a);
   if (auto status = opts.parse(argc, argv, 2))
     return status;
@@ -149,6 +157,7 @@ int serve(caf::actor_system& sys, const arguments& a) {
   cfg.options.retry = true; // calls the reference client sends again after a resume run once
   cfg.options.resume_timeout = std::chrono::milliseconds{a.resume_grace_ms};
   cfg.options.stable.ack_after_frames = a.stable_ack_after;
+  cfg.options.compression = a.compression;
   auto srv = session_server::start(sys, cfg);
   if (!srv)
     return fail(srv.error());
@@ -299,6 +308,7 @@ int run_client(caf::actor_system& sys, const arguments& a, const std::vector<con
   opts.keepalive = a.keepalive;
   opts.conduit = a.conduit;
   opts.stable.ack_after_frames = a.stable_ack_after;
+  opts.compression = a.compression;
   if (a.break_and_resume)
     return run_across_a_break(sys, a.host, a.port, opts, chosen);
   auto session = a.listen ? accept_one(sys, a.host, a.port, opts) : dial(sys, a.host, a.port, opts);

@@ -104,7 +104,8 @@ TEST_CASE("vox-testbed refuses an unknown option, a missing value and a malforme
                                     {"serve --resume-grace -5", "--resume-grace"},
                                     {"client --connect 127.0.0.1:1 --scenario all --conduit wobbly", "--conduit"},
                                     {"client --connect 127.0.0.1:1", "--scenario"},
-                                    {"client --scenario all --compress require", "--compress"}});
+                                    {"client --connect 127.0.0.1:1 --scenario all --compress sometimes", "sometimes"},
+                                    {"serve --port 0 --compress-level 99", "'99'"}});
   auto help = test::run_command(VOX_TESTBED_PATH, "serve --help");
   CHECK(help.status == 0);
   CHECK(help.out.find("usage:") != std::string::npos);
@@ -127,7 +128,10 @@ TEST_CASE("vox-soak refuses an unknown option, a missing value and a malformed n
 }
 
 TEST_CASE("vox-dump refuses an unknown option and a stray argument", "[cli][apps]") {
-  check_refusals(VOX_DUMP_PATH, {{"--zstd x.bin", "--zstd"}, {"a.bin b.bin", "b.bin"}, {"--framed", "FILE"}});
+  check_refusals(VOX_DUMP_PATH, {{"--gzip x.bin", "--gzip"},
+                                 {"a.bin b.bin", "b.bin"},
+                                 {"--framed", "FILE"},
+                                 {"--framed --zstd x.bin", "--zstd"}});
 }
 
 #ifdef VOX_BENCH_PATH

@@ -12,6 +12,12 @@
 #                                                    conduit cannot reconnect); vox-testbed sends an
 #                                                    ack-only frame after every frame it receives
 #                                                    without answering, so the TS peer must take those
+#   interop_processes.sh BIN INTEROP_DIR ts-zstd-client   the reference client against vox-testbed serve
+#                                                    --compress prefer: it never offers, so it gets a
+#                                                    plain session and passes
+#   interop_processes.sh BIN INTEROP_DIR ts-zstd-server   vox-testbed client --compress prefer passes
+#                                                    against the reference server (no compression);
+#                                                    --compress require fails with an error naming it
 set -euo pipefail
 testbed="$1"
 interop="$2"
@@ -22,8 +28,9 @@ fi
 server_log=$(mktemp)
 case "$3" in
   ts-client|ts-resume-client) coproc LISTENER { exec "$testbed" serve --port 0 2>"$server_log"; } ;;
+  ts-zstd-client) coproc LISTENER { exec "$testbed" serve --port 0 --compress prefer 2>"$server_log"; } ;;
   ts-stable-client) coproc LISTENER { exec "$testbed" serve --port 0 --stable-ack-after 1 2>"$server_log"; } ;;
-  ts-server|ts-resume-server|ts-stable-server) coproc LISTENER { exec node "$interop/peer.mjs" server --host 127.0.0.1 --port 0; } ;;
+  ts-server|ts-resume-server|ts-stable-server|ts-zstd-server) coproc LISTENER { exec node "$interop/peer.mjs" server --host 127.0.0.1 --port 0; } ;;
   *) echo "unknown case $3" >&2; exit 2 ;;
 esac
 listener=$LISTENER_PID
@@ -36,7 +43,15 @@ while read -t 20 -r line <&3; do
 done
 [[ -n "$addr" ]] || { echo "the listener printed no LISTEN_ADDR" >&2; exit 1; }
 case "$3" in
-  ts-client) timeout 150 node "$interop/peer.mjs" client --addr "$addr" --scenarios all --jobs 2 ;;
+  ts-client|ts-zstd-client) timeout 150 node "$interop/peer.mjs" client --addr "$addr" --scenarios all --jobs 2 ;;
+  ts-zstd-server)
+    timeout 150 "$testbed" client --connect "$addr" --scenario common --compress prefer
+    if err=$(timeout 30 "$testbed" client --connect "$addr" --scenario echo --compress require 2>&1); then
+      echo "--compress require succeeded against a server without compression: $err" >&2; exit 1
+    fi
+    echo "$err"
+    grep -q "zstd compression is required" <<<"$err" || { echo "the error does not name compression" >&2; exit 1; }
+    ;;
   ts-server) timeout 150 "$testbed" client --connect "$addr" --scenario common ;;
   ts-stable-client) timeout 150 node "$interop/peer.mjs" client --addr "$addr" --scenarios all --jobs 2 --conduit stable ;;
   ts-stable-server) timeout 150 "$testbed" client --connect "$addr" --scenario common --conduit stable --stable-ack-after 1 ;;

@@ -11,7 +11,9 @@
 #include "protocol/handshake.hpp"
 #include "protocol/message.hpp"
 #include "transport/framing.hpp"
+#include "transport/memory_link.hpp"
 #include "transport/prologue.hpp"
+#include "transport/zstd_link.hpp"
 
 using namespace vox;
 namespace fs = std::filesystem;
@@ -94,5 +96,29 @@ int main(int argc, char** argv) {
   }
   put(out / "fuzz_session/all_frames", all);
   put(out / "fuzz_session/empty", {});
+
+  // The messages as payloads (mode 1), and as the chunks a zstd_link puts on the wire for
+  // them, read raw from the far end of its memory link (mode 0).
+  byte_buffer plain{1}, chunks{0};
+  auto [near, far] = make_memory_link_pair();
+  auto z = zstd_link::make(near, {16, 16, 1});
+  if (!z)
+    return 1;
+  for (const auto& m : messages) {
+    auto append = [](byte_buffer& to, byte_span b) {
+      to.push_back(static_cast<uint8_t>(b.size()));
+      to.push_back(static_cast<uint8_t>(b.size() >> 8));
+      to.insert(to.end(), b.begin(), b.end());
+    };
+    append(plain, m);
+    if (!(*z)->send(m))
+      return 1;
+    auto chunk = far->recv();
+    if (!chunk || !*chunk)
+      return 1;
+    append(chunks, **chunk);
+  }
+  put(out / "fuzz_zstd_frames/payloads", plain);
+  put(out / "fuzz_zstd_frames/stream", chunks);
   return 0;
 }
