@@ -218,34 +218,44 @@ std::vector<row> compression_rows(caf::actor_system& sys, int level, double thro
   zstd.level = level;
   const char* transports[] = {"tcp", "tcp, zstd"};
   auto big = json_like(64 * 1024);
-  double mix[2] = {0, 0}, json[2] = {0, 0}, bulk[2] = {0, 0};
-  std::vector<row> mix_rows, json_rows, bulk_rows;
+  double mix[2][2] = {}, json[2] = {0, 0}, bulk[2] = {0, 0};
+  std::vector<row> mix_rows[2], json_rows, bulk_rows;
   for (int z = 0; z < 2; ++z) {
     auto options = z == 0 ? vox::compression_options{} : zstd;
     {
       auto s = connect_relayed(sys, (*srv)->port(), 0, options);
       if (!s.session) {
-        mix_rows.push_back(row{"wire bytes, Testbed mix", transports[z], "B/call", false, false, 0,
-                               "FAILED: session setup: " + sys.render(s.session.error())});
+        mix_rows[0].push_back(row{"wire bytes, Testbed mix", transports[z], "B/call", false, false, 0,
+                                  "FAILED: session setup: " + sys.render(s.session.error())});
         continue;
       }
       caf::scoped_actor self{sys};
       vox::client<tb::service_type> client{vox::caller{s.session->root}};
-      // create_canvas and echo_point, alternately, as the mix.
-      auto mixed = [&](int i) {
-        if (i % 2 == 0) {
-          std::vector<tb::shape> shapes{tb::circle{1.5 + i}, tb::rect_shape{2.0, 3.0 + i}, tb::point_shape{}};
-          auto r = client.call<tb::m::create_canvas>(self, {"canvas-" + std::to_string(i), shapes, tb::color::blue},
-                                                     10s);
+      // create_canvas and echo_point, alternately: with the Testbed scenarios' arguments,
+      // then with every argument changing from call to call.
+      for (bool varied : {false, true}) {
+        auto mixed = [&](int i) {
+          if (i % 2 == 0) {
+            std::vector<tb::shape> shapes{tb::shape{tb::point_shape{}}, tb::shape{tb::circle{2.5}}};
+            std::string name = "enum-canvas";
+            if (varied) {
+              shapes = {tb::circle{1.5 + i}, tb::rect_shape{2.0, 3.0 + i}, tb::point_shape{}};
+              name = "canvas-" + std::to_string(i);
+            }
+            auto r = client.call<tb::m::create_canvas>(self, {name, shapes, tb::color::green}, 10s);
+            return r && r->is_ok();
+          }
+          auto r = client.call<tb::m::echo_point>(self, {varied ? tb::point{i, -i} : tb::point{42, -7}}, 10s);
           return r && r->is_ok();
-        }
-        auto r = client.call<tb::m::echo_point>(self, {tb::point{i, -i}}, 10s);
-        return r && r->is_ok();
-      };
-      auto m = bytes_per_call(*s.wire, 100, 2000, mixed);
-      mix[z] = m.value_or(0);
-      mix_rows.push_back(bytes_row("wire bytes, Testbed mix", transports[z], m,
-                                   "create_canvas and echo_point alternately, both directions, 2000 calls"));
+        };
+        auto m = bytes_per_call(*s.wire, 100, 2000, mixed);
+        mix[varied][z] = m.value_or(0);
+        mix_rows[varied].push_back(bytes_row(varied ? "wire bytes, Testbed mix, varied args" : "wire bytes, Testbed mix",
+                                             transports[z], m,
+                                             varied ? "as above, every argument different in every call"
+                                                    : "create_canvas, echo_point alternately, the scenarios' "
+                                                      "arguments; both directions, 2000 calls"));
+      }
       auto echo_big = [&](int) {
         auto r = client.call<tb::m::echo>(self, {big}, 10s);
         return r && r->is_ok() && r->ok().size() == big.size();
@@ -298,14 +308,15 @@ std::vector<row> compression_rows(caf::actor_system& sys, int level, double thro
     }
     bulk_rows.push_back(r);
   }
-  if (mix[0] > 0 && mix[1] > 0)
-    mix_rows.back().detail += "; " + ratio_text(mix[0], mix[1], "fewer bytes");
+  for (int v = 0; v < 2; ++v)
+    if (mix[v][0] > 0 && mix[v][1] > 0)
+      mix_rows[v].back().detail += "; " + ratio_text(mix[v][0], mix[v][1], "fewer bytes");
   if (json[0] > 0 && json[1] > 0)
     json_rows.back().detail += "; " + ratio_text(json[0], json[1], "fewer bytes");
   if (bulk[0] > 0 && bulk[1] > 0)
     bulk_rows.back().detail += "; " + ratio_text(bulk[1], bulk[0], "faster");
   (*srv)->stop();
-  for (auto* part : {&mix_rows, &json_rows, &bulk_rows})
+  for (auto* part : {&mix_rows[0], &mix_rows[1], &json_rows, &bulk_rows})
     rows.insert(rows.end(), part->begin(), part->end());
   return rows;
 }
