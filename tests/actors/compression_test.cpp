@@ -5,6 +5,8 @@
 #include "actors/session_server.hpp"
 #include "apps/testbed/testbed_client.hpp"
 #include "support/session_fixture.hpp"
+#include "support/transport_helpers.hpp"
+#include "transport/unix_link.hpp"
 
 using namespace vox;
 using namespace vox::test;
@@ -126,4 +128,26 @@ TEST_CASE("a resumed session compresses its new link afresh", "[actors][zstd][re
   auto r = f.call(root, 7, payload{byte_buffer{2}});
   REQUIRE(r);
   CHECK(r->ret == payload{byte_buffer{0x00, 2}});
+}
+
+TEST_CASE("a session over a unix socket compresses its link like one over tcp", "[actors][zstd]") {
+  actor_fixture f;
+  temp_dir dir;
+  auto path = (dir.path() / "vox.sock").string();
+  auto listener = unix_listener::bind(path);
+  REQUIRE(listener);
+  auto client = unix_connect(path);
+  REQUIRE(client);
+  auto server = (*listener)->accept();
+  REQUIRE(server);
+  auto pair = make_session_pair(f, {*client, *server}, compressing(serving(echo_handler())),
+                                compressing(serving(echo_handler())));
+  CHECK(f.info(pair.client.actor).link.rfind("zstd over ", 0) == 0);
+  CHECK(f.info(pair.server.actor).link.rfind("zstd over ", 0) == 0);
+  caller c{pair.client.root};
+  byte_buffer big(200 * 1024, 0x5a); // several reads of the socket, a few bytes compressed
+  auto r = f.call(c, 5, payload{big});
+  REQUIRE(r);
+  REQUIRE(r->ret.size() == big.size() + 1);
+  CHECK(std::equal(big.begin(), big.end(), r->ret.begin() + 1));
 }
