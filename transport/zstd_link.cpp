@@ -33,6 +33,7 @@ caf::error zstd_failure(errc code, const char* what, size_t rc) {
 struct cctx_deleter {
   void operator()(ZSTD_CCtx* p) const { ZSTD_freeCCtx(p); }
 };
+
 /// Decompresses what a started inner link delivers, for the session's receiver. A chunk
 /// that fails ends the input: the stream cannot go on after it, and the session, which
 /// owns the link, tears it down (a receiver must not call back into the link that is
@@ -98,7 +99,8 @@ caf::expected<byte_span> zstd_decoder::decode(byte_span chunk) {
         return make_error(errc::compression_failed, "a compressed payload expands past the largest accepted ("
                                                       + std::to_string(max_size_)
                                                       + " bytes): refused as a compression bomb");
-      out_.resize(std::min(cap, std::max(out_.size() * 2, produced + ZSTD_DStreamOutSize())));
+      // From 4 KiB, doubling: most Messages are small, and every link end keeps its buffer.
+      out_.resize(std::min(cap, std::max(out_.size() * 2, produced + 4096)));
     }
     ZSTD_outBuffer out{out_.data(), out_.size(), produced};
     auto rc = ZSTD_decompressStream(dctx_.get(), &out, &in);
