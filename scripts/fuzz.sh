@@ -9,7 +9,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 seconds="${1:-60}"
 shift || true
 targets=("$@")
-[[ ${#targets[@]} -gt 0 ]] || targets=(fuzz_message fuzz_handshake fuzz_prologue_and_framing fuzz_session)
+[[ ${#targets[@]} -gt 0 ]] || targets=(fuzz_message fuzz_handshake fuzz_prologue_and_framing fuzz_session fuzz_zstd_frames)
 "$root/scripts/deps.sh" fuzz
 build="${VOX_FUZZ_BUILD_DIR:-$root/build-fuzz}"
 CC=clang-14 CXX=clang++-14 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVOX_FUZZ=ON \
