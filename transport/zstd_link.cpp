@@ -133,6 +133,7 @@ struct zstd_link::impl {
   std::unique_ptr<ZSTD_CCtx, cctx_deleter> cctx;
   byte_buffer out;          ///< compressed chunks of one send, reused
   std::vector<size_t> ends; ///< where each chunk of a send_many ends in `out`
+  std::vector<byte_span> chunks; ///< the chunks of a send_many, views into `out`
   std::shared_ptr<zstd_decoder> in;
 
   /// Appends `payload`'s compressed chunk to `out`. Flushing ends the chunk on a block
@@ -207,14 +208,13 @@ caf::expected<void> zstd_link::send_many(std::span<const byte_span> payloads) {
       return err;
     st.ends.push_back(st.out.size());
   }
-  std::vector<byte_span> chunks;
-  chunks.reserve(st.ends.size());
+  st.chunks.clear();
   size_t begin = 0;
   for (auto end : st.ends) {
-    chunks.emplace_back(st.out.data() + begin, end - begin);
+    st.chunks.emplace_back(st.out.data() + begin, end - begin);
     begin = end;
   }
-  auto sent = st.inner->send_many(chunks);
+  auto sent = st.inner->send_many(st.chunks);
   trim(st.out);
   return sent;
 }
