@@ -10,7 +10,9 @@
 #include "support/run_command.hpp"
 #include "support/vectors.hpp"
 #include "transport/framing.hpp"
+#include "transport/memory_link.hpp"
 #include "transport/prologue.hpp"
+#include "transport/zstd_link.hpp"
 
 using namespace vox;
 
@@ -115,4 +117,47 @@ TEST_CASE("vox-dump reads standard input and rejects bad usage", "[apps]") {
   CHECK(run_dump("").status == 2);
   CHECK(run_dump("--bogus x").status == 2);
   CHECK(run_dump("/nonexistent/file").status == 1);
+}
+
+TEST_CASE("vox-dump --zstd decodes a compressed capture after its plain handshake, and reports a corrupt chunk",
+          "[apps][zstd]") {
+  byte_buffer stream;
+  add_frame(stream, encode_prologue_message({transport_hello_magic, transport_prologue_version, 0}));
+  hello h;
+  h.zstd_window_log_max = 14;
+  add_frame(stream, encode_handshake(h));
+  add_frame(stream, encode_handshake(lets_go{}));
+  // The chunks a zstd_link puts on the wire, read raw from the far end of its link.
+  auto [near, far] = make_memory_link_pair();
+  auto z = zstd_link::make(near, {14, 14, 1});
+  REQUIRE(z);
+  for (auto& m : {message{0, ping{7}}, message{0, ping{8}},
+                  message{5, connection_close{{{"secret", std::string{"pw"}, 1}}}}}) {
+    REQUIRE((*z)->send(encode_message(m)));
+    auto chunk = far->recv();
+    REQUIRE(chunk);
+    REQUIRE(*chunk);
+    add_frame(stream, **chunk);
+  }
+  temp_file f{stream};
+  auto r = run_dump("--zstd " + f.path.string());
+  INFO(r.out);
+  CHECK(r.status == 0);
+  CHECK(r.out
+        == "prologue TransportHello version=9 mode=bare\n"
+           "handshake Hello parity=Odd settings.parity=Odd max_concurrent_requests=64 schemas=1B "
+           "supports_retry=false resume_key=none zstd_window_log_max=14\n"
+           "handshake LetsGo\n"
+           "conn=0 Ping nonce=7\n"
+           "conn=0 Ping nonce=8\n"
+           "conn=5 ConnectionClose meta=[\"secret\"(sensitive)=<redacted>]\n");
+
+  // The same without --zstd cannot read the chunks; a corrupted chunk names its frame.
+  CHECK(run_dump("--framed " + f.path.string()).status == 1);
+  stream.back() ^= 0xff;
+  temp_file corrupt{stream};
+  auto bad = run_dump("--zstd " + corrupt.path.string());
+  INFO(bad.out);
+  CHECK(bad.status == 1);
+  CHECK(bad.out.find("frame 5") != std::string::npos);
 }
