@@ -156,22 +156,13 @@ private:
       return;
     }
     auto grace = setup_->options.resume_timeout;
-    link_ptr session_link = stable_ ? link_ptr{stable_} : link_;
-    std::shared_ptr<zstd_link> zstd;
-    if (auto& agreed = setup_->result.compression) {
-      auto z = zstd_link::make(session_link, *agreed);
-      if (!z) {
-        link_->abort();
-        srv->finished(this, nullptr);
-        return;
-      }
-      zstd = *z;
-      session_link = zstd;
+    auto session_link = compress_if_agreed(stable_ ? link_ptr{stable_} : link_, setup_->result);
+    if (!session_link) { // aborted
+      srv->finished(this, nullptr);
+      return;
     }
-    auto h = spawn_session(srv->sys, session_link, std::move(setup_->result), std::move(setup_->options), true);
-    std::shared_ptr<link_receiver> input = std::make_shared<session_input>(h.actor);
-    if (zstd)
-      input = zstd->adopt_started(std::move(input));
+    auto h = spawn_session(srv->sys, *session_link, std::move(setup_->result), std::move(setup_->options), true);
+    auto input = started_input(*session_link, std::make_shared<session_input>(h.actor));
     if (stable_) {
       // The raw link keeps delivering here; the stable link unwraps for the session.
       await_reconnects(srv, stable_, grace);
@@ -238,20 +229,13 @@ private:
       link_->abort();
       return;
     }
+    auto session_link = compress_if_agreed(link_, setup_->result);
+    if (!session_link)
+      return; // aborted
     auto epoch = session_input::next_epoch();
-    link_ptr session_link = link_;
-    session_ = std::make_shared<session_input>(session, epoch);
-    if (auto& agreed = setup_->result.compression) {
-      auto z = zstd_link::make(link_, *agreed);
-      if (!z) {
-        link_->abort();
-        return;
-      }
-      session_ = (*z)->adopt_started(std::move(session_));
-      session_link = std::move(*z);
-    }
+    session_ = started_input(*session_link, std::make_shared<session_input>(session, epoch));
     caf::anon_send(caf::actor_cast<caf::actor>(session),
-                   resume_msg{std::move(session_link), std::move(setup_->result), epoch, true});
+                   resume_msg{std::move(*session_link), std::move(setup_->result), epoch, true});
     setup_.reset();
   }
 

@@ -62,8 +62,10 @@ options& options::choice(const char* name, std::vector<std::string> choices, std
 }
 
 options& options::compression(compression_options& out) {
-  choice("--compress", {"off", "prefer", "require"},
-         [&out](size_t i) { out.mode = static_cast<compression_mode>(i); });
+  std::vector<std::string> names;
+  for (auto mode : compression_modes)
+    names.emplace_back(to_string(mode));
+  choice("--compress", std::move(names), [&out](size_t i) { out.mode = compression_modes[i]; });
   return number<int>("--compress-level", out.level, -7, 22);
 }
 

@@ -2,10 +2,6 @@
 #pragma once
 
 #include <cstdint>
-#include <optional>
-#include <string_view>
-
-#include <caf/expected.hpp>
 
 namespace vox {
 
@@ -23,11 +19,12 @@ enum class compression_mode : uint8_t {
   require,
 };
 
+/// Every mode, in declaration order (for option parsers).
+inline constexpr compression_mode compression_modes[] = {compression_mode::off, compression_mode::prefer,
+                                                         compression_mode::require};
+
 /// "off", "prefer" or "require".
 const char* to_string(compression_mode mode);
-
-/// Parses what `to_string` prints; anything else is `errc::invalid_request`.
-caf::expected<compression_mode> parse_compression_mode(std::string_view text);
 
 /// A session's link compression. A memory link never compresses, whatever this says.
 struct compression_options {

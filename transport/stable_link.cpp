@@ -61,7 +61,8 @@ std::shared_ptr<stable_link> stable_link::make(link_ptr raw, stable::key key, st
 }
 
 stable_link::stable_link(link_ptr raw, stable::key key, stable_options opts)
-  : raw_(std::move(raw)), key_(key), opts_(opts), max_frame_size_(raw_->max_frame_size()), next_seq_(opts.first_seq), replay_(opts.replay) {}
+  : raw_(std::move(raw)), key_(key), opts_(opts), max_frame_size_(raw_->max_frame_size()),
+    next_seq_(opts.first_seq), replay_(opts.replay) {}
 
 byte_buffer stable_link::encode_next(byte_span payload) {
   // r[impl stable.framing]

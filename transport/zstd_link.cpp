@@ -283,6 +283,12 @@ caf::expected<link_ptr> compress_if_agreed(link_ptr lnk, const handshake_result&
   return link_ptr{std::move(*z)};
 }
 
+std::shared_ptr<link_receiver> started_input(const link_ptr& session_link, std::shared_ptr<link_receiver> session) {
+  if (auto z = std::dynamic_pointer_cast<zstd_link>(session_link))
+    return z->adopt_started(std::move(session));
+  return session;
+}
+
 const char* to_string(compression_mode mode) {
   switch (mode) {
     case compression_mode::off: return "off";
@@ -290,14 +296,6 @@ const char* to_string(compression_mode mode) {
     case compression_mode::require: return "require";
   }
   return "?";
-}
-
-caf::expected<compression_mode> parse_compression_mode(std::string_view text) {
-  for (auto m : {compression_mode::off, compression_mode::prefer, compression_mode::require})
-    if (text == to_string(m))
-      return m;
-  return make_error(errc::invalid_request,
-                    "compression must be off, prefer or require, not \"" + std::string{text} + "\"");
 }
 
 } // namespace vox

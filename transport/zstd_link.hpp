@@ -85,4 +85,10 @@ private:
 /// allocate its contexts.
 caf::expected<link_ptr> compress_if_agreed(link_ptr lnk, const handshake_result& hs);
 
+/// For `session_link` that `compress_if_agreed` returned over a link already started (an
+/// acceptor that read the handshake from its events): the receiver the started link must
+/// now deliver to, so that `session` gets plain payloads (`session` itself when nothing
+/// is compressed).
+std::shared_ptr<link_receiver> started_input(const link_ptr& session_link, std::shared_ptr<link_receiver> session);
+
 } // namespace vox
