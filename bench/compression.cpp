@@ -6,7 +6,6 @@
 #include <string>
 #include <thread>
 
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -16,6 +15,7 @@
 
 #include "actors/session_server.hpp"
 #include "apps/testbed/testbed_client.hpp"
+#include "bench/raw_tcp.hpp"
 #include "bench/workloads.hpp"
 #include "transport/tcp_link.hpp"
 
@@ -31,19 +31,13 @@ namespace tb = vox::testbed;
 /// link: each chunk leaves once the bytes before it would have crossed at that rate).
 class relay {
 public:
-  static std::unique_ptr<relay> start(uint16_t upstream, double bytes_per_s) {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd, 1) != 0
-        || ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-      if (fd >= 0)
-        ::close(fd);
+  /// Null (and `why`) when it cannot listen.
+  static std::unique_ptr<relay> start(uint16_t upstream, double bytes_per_s, std::string& why) {
+    uint16_t port = 0;
+    int fd = raw_listen("127.0.0.1", 0, port, why);
+    if (fd < 0)
       return nullptr;
-    }
-    auto r = std::unique_ptr<relay>{new relay(fd, ntohs(addr.sin_port), upstream, bytes_per_s)};
+    auto r = std::unique_ptr<relay>{new relay(fd, port, upstream, bytes_per_s)};
     r->acceptor_ = std::thread{[p = r.get()] { p->run(); }};
     return r;
   }
@@ -75,21 +69,15 @@ private:
     if (down < 0)
       return;
     down_ = down;
-    int up = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = htons(upstream_);
-    if (up < 0 || ::connect(up, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    int one = 1;
+    ::setsockopt(down, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    std::string why;
+    int up = raw_connect("127.0.0.1", upstream_, why);
+    if (up < 0) {
       ::shutdown(down, SHUT_RDWR);
-      if (up >= 0)
-        ::close(up);
       return;
     }
     up_ = up;
-    int one = 1;
-    for (int fd : {down, up})
-      ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     pumps_[0] = std::thread{[this, down, up] { pump(down, up); }};
     pumps_[1] = std::thread{[this, down, up] { pump(up, down); }};
   }
@@ -108,12 +96,8 @@ private:
       if (rate_ > 0) // the simulated link's serialisation delay, not synchronisation
         std::this_thread::sleep_until(start + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
                                                 std::chrono::duration<double>(static_cast<double>(passed) / rate_)));
-      for (ssize_t off = 0; off < n;) {
-        auto w = ::send(to, buf + off, static_cast<size_t>(n - off), MSG_NOSIGNAL);
-        if (w <= 0)
-          return;
-        off += w;
-      }
+      if (!raw_write_all(to, buf, static_cast<size_t>(n)))
+        return;
     }
     ::shutdown(to, SHUT_WR);
   }
@@ -154,9 +138,10 @@ struct relayed_session {
 relayed_session connect_relayed(caf::actor_system& sys, uint16_t server_port, double bytes_per_s,
                                 vox::compression_options compression) {
   relayed_session out;
-  out.wire = relay::start(server_port, bytes_per_s);
+  std::string why;
+  out.wire = relay::start(server_port, bytes_per_s, why);
   if (!out.wire) {
-    out.session = vox::make_error(vox::errc::io_error, "the relay could not listen");
+    out.session = vox::make_error(vox::errc::io_error, "relay: " + why);
     return out;
   }
   auto lnk = vox::tcp_connect("127.0.0.1", out.wire->port());
@@ -192,11 +177,17 @@ row bytes_row(std::string name, std::string transport, const std::optional<doubl
   return r;
 }
 
-/// "3.10x fewer bytes than uncompressed" for `num` / `den`.
-std::string ratio_text(double num, double den, const char* what) {
+/// Appends "; 3.10x fewer bytes than uncompressed" to the compressed row of `pair`
+/// (uncompressed row first), with the rows' values as `fewer` (uncompressed / compressed)
+/// or as a speed-up (compressed / uncompressed). Nothing unless both rows measured.
+void add_ratio(std::vector<row>& pair, bool fewer) {
+  if (pair.size() != 2 || !pair[0].ok || !pair[1].ok || pair[0].value <= 0 || pair[1].value <= 0)
+    return;
   char buf[96];
-  std::snprintf(buf, sizeof buf, "%.2fx %s than uncompressed", den > 0 ? num / den : 0.0, what);
-  return buf;
+  std::snprintf(buf, sizeof buf, "; %.2fx %s than uncompressed",
+                fewer ? pair[0].value / pair[1].value : pair[1].value / pair[0].value,
+                fewer ? "fewer bytes" : "faster");
+  pair[1].detail += buf;
 }
 
 } // namespace
@@ -218,7 +209,6 @@ std::vector<row> compression_rows(caf::actor_system& sys, int level, double thro
   zstd.level = level;
   const char* transports[] = {"tcp", "tcp, zstd"};
   auto big = json_like(64 * 1024);
-  double mix[2][2] = {}, json[2] = {0, 0}, bulk[2] = {0, 0};
   std::vector<row> mix_rows[2], json_rows, bulk_rows;
   for (int z = 0; z < 2; ++z) {
     auto options = z == 0 ? vox::compression_options{} : zstd;
@@ -249,7 +239,6 @@ std::vector<row> compression_rows(caf::actor_system& sys, int level, double thro
           return r && r->is_ok();
         };
         auto m = bytes_per_call(*s.wire, 100, 2000, mixed);
-        mix[varied][z] = m.value_or(0);
         mix_rows[varied].push_back(bytes_row(varied ? "wire bytes, Testbed mix, varied args" : "wire bytes, Testbed mix",
                                              transports[z], m,
                                              varied ? "as above, every argument different in every call"
@@ -261,7 +250,6 @@ std::vector<row> compression_rows(caf::actor_system& sys, int level, double thro
         return r && r->is_ok() && r->ok().size() == big.size();
       };
       auto j = bytes_per_call(*s.wire, 10, 200, echo_big);
-      json[z] = j.value_or(0);
       json_rows.push_back(
         bytes_row("wire bytes, 64 KiB JSON-like echo", transports[z], j, "echo(String), both directions, 200 calls"));
       stop_session(*s.session);
@@ -298,7 +286,6 @@ std::vector<row> compression_rows(caf::actor_system& sys, int level, double thro
       if (ok && calls > 0) {
         r.ok = true;
         r.value = static_cast<double>(calls) * 2 * static_cast<double>(big.size()) / secs / 1e6;
-        bulk[z] = r.value;
         r.detail = std::to_string(calls) + " echoes of " + std::to_string(big.size()) + " B in "
                    + std::to_string(secs).substr(0, 4) + " s (payload both ways)";
       } else {
@@ -308,13 +295,9 @@ std::vector<row> compression_rows(caf::actor_system& sys, int level, double thro
     }
     bulk_rows.push_back(r);
   }
-  for (int v = 0; v < 2; ++v)
-    if (mix[v][0] > 0 && mix[v][1] > 0)
-      mix_rows[v].back().detail += "; " + ratio_text(mix[v][0], mix[v][1], "fewer bytes");
-  if (json[0] > 0 && json[1] > 0)
-    json_rows.back().detail += "; " + ratio_text(json[0], json[1], "fewer bytes");
-  if (bulk[0] > 0 && bulk[1] > 0)
-    bulk_rows.back().detail += "; " + ratio_text(bulk[1], bulk[0], "faster");
+  for (auto* pair : {&mix_rows[0], &mix_rows[1], &json_rows})
+    add_ratio(*pair, true);
+  add_ratio(bulk_rows, false);
   (*srv)->stop();
   for (auto* part : {&mix_rows[0], &mix_rows[1], &json_rows, &bulk_rows})
     rows.insert(rows.end(), part->begin(), part->end());

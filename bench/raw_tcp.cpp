@@ -32,20 +32,6 @@ bool read_all(int fd, void* p, size_t n) {
   return true;
 }
 
-bool write_all(int fd, const void* p, size_t n) {
-  auto* b = static_cast<const uint8_t*>(p);
-  while (n > 0) {
-    auto r = ::send(fd, b, n, MSG_NOSIGNAL);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r <= 0)
-      return false;
-    b += r;
-    n -= static_cast<size_t>(r);
-  }
-  return true;
-}
-
 void set_nodelay(int fd) {
   int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -69,11 +55,25 @@ void store_le32(uint8_t* p, uint32_t v) {
 
 } // namespace
 
-std::unique_ptr<raw_echo_server> raw_echo_server::start(const std::string& host, uint16_t port) {
+bool raw_write_all(int fd, const void* p, size_t n) {
+  auto* b = static_cast<const uint8_t*>(p);
+  while (n > 0) {
+    auto r = ::send(fd, b, n, MSG_NOSIGNAL);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r <= 0)
+      return false;
+    b += r;
+    n -= static_cast<size_t>(r);
+  }
+  return true;
+}
+
+int raw_listen(const std::string& host, uint16_t port, uint16_t& bound, std::string& why) {
   sockaddr_in a;
   if (!to_addr(host, port, a)) {
-    std::fprintf(stderr, "vox-bench: raw server: not an IPv4 address: %s\n", host.c_str());
-    return nullptr;
+    why = "not an IPv4 address: " + host;
+    return -1;
   }
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   int one = 1;
@@ -81,13 +81,41 @@ std::unique_ptr<raw_echo_server> raw_echo_server::start(const std::string& host,
   socklen_t len = sizeof a;
   if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), len) != 0 || ::listen(fd, 64) != 0
       || ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-    std::fprintf(stderr, "vox-bench: raw server: cannot listen on %s:%u: %s\n", host.c_str(), port,
-                 std::strerror(errno));
+    why = "cannot listen on " + host + ":" + std::to_string(port) + ": " + std::strerror(errno);
     if (fd >= 0)
       ::close(fd);
+    return -1;
+  }
+  bound = ntohs(a.sin_port);
+  return fd;
+}
+
+int raw_connect(const std::string& host, uint16_t port, std::string& why) {
+  sockaddr_in a;
+  if (!to_addr(host, port, a)) {
+    why = "not an IPv4 address: " + host;
+    return -1;
+  }
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    why = std::string{"connect: "} + std::strerror(errno);
+    if (fd >= 0)
+      ::close(fd);
+    return -1;
+  }
+  set_nodelay(fd);
+  return fd;
+}
+
+std::unique_ptr<raw_echo_server> raw_echo_server::start(const std::string& host, uint16_t port) {
+  std::string why;
+  uint16_t bound = 0;
+  int fd = raw_listen(host, port, bound, why);
+  if (fd < 0) {
+    std::fprintf(stderr, "vox-bench: raw server: %s\n", why.c_str());
     return nullptr;
   }
-  std::unique_ptr<raw_echo_server> out{new raw_echo_server(fd, ntohs(a.sin_port))};
+  std::unique_ptr<raw_echo_server> out{new raw_echo_server(fd, bound)};
   out->acceptor_ = std::thread{[srv = out.get()] { srv->accept_loop(); }};
   return out;
 }
@@ -118,7 +146,7 @@ void raw_echo_server::accept_loop() {
         if (!read_all(fd, buf.data(), 4))
           break;
         auto len = load_le32(buf.data());
-        if (len > max_frame || !read_all(fd, buf.data() + 4, len) || !write_all(fd, buf.data(), 4 + len))
+        if (len > max_frame || !read_all(fd, buf.data() + 4, len) || !raw_write_all(fd, buf.data(), 4 + len))
           break;
       }
       ::shutdown(fd, SHUT_RDWR); // closed by stop(), which owns the descriptor
@@ -150,19 +178,9 @@ namespace {
 /// A connected blocking TCP_NODELAY socket; a stuck server fails the row (5 s receive
 /// timeout) instead of hanging the run.
 int connect_raw(const std::string& host, uint16_t port, std::string& why) {
-  sockaddr_in a;
-  if (!to_addr(host, port, a)) {
-    why = "not an IPv4 address: " + host;
+  int fd = raw_connect(host, port, why);
+  if (fd < 0)
     return -1;
-  }
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    why = std::string{"connect: "} + std::strerror(errno);
-    if (fd >= 0)
-      ::close(fd);
-    return -1;
-  }
-  set_nodelay(fd);
   timeval tv{5, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   return fd;
@@ -181,7 +199,7 @@ measurement raw_tcp_ping_pong(const std::string& host, uint16_t port, timing t) 
   std::memcpy(frame + 4, body.data(), payload_size);
   uint8_t back[sizeof frame];
   auto round_trip = [&] {
-    return write_all(fd, frame, sizeof frame) && read_all(fd, back, sizeof back)
+    return raw_write_all(fd, frame, sizeof frame) && read_all(fd, back, sizeof back)
            && std::memcmp(frame, back, sizeof frame) == 0;
   };
   measurement m;
@@ -248,7 +266,7 @@ measurement raw_tcp_pipelined(const std::string& host, uint16_t port, int depth,
       size_t k = 0;
       for (; sent - received < static_cast<uint64_t>(depth); ++k)
         fill(out.data() + k * frame_size, sent++);
-      if (!write_all(fd, out.data(), k * frame_size))
+      if (!raw_write_all(fd, out.data(), k * frame_size))
         return fail("raw pipelined send failed");
     }
     if (sent == received)

@@ -12,6 +12,16 @@
 
 namespace voxbench {
 
+/// A listening TCP socket on `host`:`port` (0 = ephemeral), its port in `bound`; -1 and
+/// `why` on failure.
+int raw_listen(const std::string& host, uint16_t port, uint16_t& bound, std::string& why);
+
+/// A connected blocking TCP_NODELAY socket to `host`:`port`; -1 and `why` on failure.
+int raw_connect(const std::string& host, uint16_t port, std::string& why);
+
+/// Writes all `n` bytes to a blocking socket (retrying EINTR); false once it fails.
+bool raw_write_all(int fd, const void* p, size_t n);
+
 /// Echoes every length-prefixed frame back, one blocking thread per connection.
 class raw_echo_server {
 public:
