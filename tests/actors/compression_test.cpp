@@ -5,8 +5,8 @@
 #include "actors/session_server.hpp"
 #include "apps/testbed/testbed_client.hpp"
 #include "support/session_fixture.hpp"
+#include "support/testbed_scenarios.hpp"
 #include "support/transport_helpers.hpp"
-#include "transport/unix_link.hpp"
 
 using namespace vox;
 using namespace vox::test;
@@ -17,13 +17,6 @@ namespace {
 session_options compressing(session_options o, compression_mode mode = compression_mode::prefer) {
   o.compression.mode = mode;
   return o;
-}
-
-session_server::config testbed_server(compression_mode mode) {
-  session_server::config cfg;
-  cfg.options = compressing(serving_options(), mode);
-  cfg.options.log = logless().log;
-  return cfg;
 }
 
 } // namespace
@@ -48,13 +41,7 @@ TEST_CASE("every client scenario passes over a compressed TCP link, on the bare 
   CHECK(f.info(session->actor).link.rfind("zstd over ", 0) == 0);
   vox::client<service_type> root{caller{session->root}};
   scenario_context ctx{f.sys, f.self, root};
-  for (const auto& s : scenarios()) {
-    if (needs_link_break(s.name))
-      continue;
-    auto failure = s.run(ctx);
-    INFO(s.name << ": " << failure.value_or("ok"));
-    CHECK_FALSE(failure);
-  }
+  check_scenarios(ctx);
   auto conn = f.open(session->actor, {parity::odd, 64});
   REQUIRE(conn);
   vox::client<service_type> virt{caller{*conn}};
@@ -133,15 +120,8 @@ TEST_CASE("a resumed session compresses its new link afresh", "[actors][zstd][re
 TEST_CASE("a session over a unix socket compresses its link like one over tcp", "[actors][zstd]") {
   actor_fixture f;
   temp_dir dir;
-  auto path = (dir.path() / "vox.sock").string();
-  auto listener = unix_listener::bind(path);
-  REQUIRE(listener);
-  auto client = unix_connect(path);
-  REQUIRE(client);
-  auto server = (*listener)->accept();
-  REQUIRE(server);
-  auto pair = make_session_pair(f, {*client, *server}, compressing(serving(echo_handler())),
-                                compressing(serving(echo_handler())));
+  auto pair = make_session_pair(f, unix_link_pair((dir.path() / "vox.sock").string()),
+                                compressing(serving(echo_handler())), compressing(serving(echo_handler())));
   CHECK(f.info(pair.client.actor).link.rfind("zstd over ", 0) == 0);
   CHECK(f.info(pair.server.actor).link.rfind("zstd over ", 0) == 0);
   caller c{pair.client.root};

@@ -3,7 +3,6 @@
 
 #include "support/session_fixture.hpp"
 #include "support/transport_helpers.hpp"
-#include "transport/unix_link.hpp"
 
 using namespace vox;
 using namespace vox::test;
@@ -12,14 +11,8 @@ TEST_CASE("sessions over a unix socket and over tcp are served by the same I/O t
   actor_fixture f;
   auto threads = thread_count();
   temp_dir dir;
-  auto path = (dir.path() / "vox.sock").string();
-  auto listener = unix_listener::bind(path);
-  REQUIRE(listener);
-  auto client = unix_connect(path);
-  REQUIRE(client);
-  auto server = (*listener)->accept();
-  REQUIRE(server);
-  auto over_unix = make_session_pair(f, {*client, *server}, serving(echo_handler()), serving(echo_handler()));
+  auto over_unix = make_session_pair(f, unix_link_pair((dir.path() / "vox.sock").string()),
+                                     serving(echo_handler()), serving(echo_handler()));
   auto over_tcp = make_session_pair(f, tcp_link_pair(), serving(echo_handler()), serving(echo_handler()));
   for (auto* pair : {&over_unix, &over_tcp}) {
     caller c{pair->client.root};

@@ -5,6 +5,7 @@
 #include "actors/session_server.hpp"
 #include "apps/testbed/testbed_client.hpp"
 #include "support/session_fixture.hpp"
+#include "support/testbed_scenarios.hpp"
 
 using namespace vox;
 using namespace vox::test;
@@ -15,13 +16,6 @@ namespace {
 template <class T>
 uint64_t type_id() {
   return schema::schema_payload_of<T>().root.type_id;
-}
-
-session_server::config testbed_server() {
-  session_server::config cfg;
-  cfg.options = serving_options();
-  cfg.options.log = logless().log;
-  return cfg;
 }
 
 } // namespace
@@ -97,25 +91,13 @@ TEST_CASE("every client scenario passes against our Testbed server over TCP", "[
   vox::client<service_type> root{caller{session->root}}; // keeps the session up
   scenario_context ctx{f.sys, f.self, root};
   REQUIRE(scenarios().size() == 34);
-  for (const auto& s : scenarios()) {
-    if (needs_link_break(s.name))
-      continue; // the next test case
-    auto failure = s.run(ctx);
-    INFO(s.name << ": " << failure.value_or("ok"));
-    CHECK_FALSE(failure);
-  }
+  check_scenarios(ctx); // those that cut the link: the next test case
   // The same on a virtual connection: the server serves Testbed there too.
   auto conn = f.open(session->actor, {parity::odd, 64});
   REQUIRE(conn);
   vox::client<service_type> virt{caller{*conn}};
   scenario_context vctx{f.sys, f.self, virt};
-  for (const auto& s : scenarios()) {
-    if (needs_link_break(s.name))
-      continue;
-    auto failure = s.run(vctx);
-    INFO("virtual " << s.name << ": " << failure.value_or("ok"));
-    CHECK_FALSE(failure);
-  }
+  check_scenarios(vctx, false, "virtual ");
 }
 
 // r[verify retry.channel.recovery.non-idem]
@@ -144,16 +126,7 @@ TEST_CASE("the channel retry scenarios pass against a Testbed server that cuts t
   f.track(*session);
   vox::client<service_type> root{caller{session->root}};
   scenario_context ctx{f.sys, f.self, root};
-  int ran = 0;
-  for (const auto& s : scenarios()) {
-    if (!needs_link_break(s.name))
-      continue;
-    ++ran;
-    auto failure = s.run(ctx);
-    INFO(s.name << ": " << failure.value_or("ok"));
-    CHECK_FALSE(failure);
-  }
-  CHECK(ran == 2);
+  CHECK(check_scenarios(ctx, true) == 2);
   CHECK(f.info(session->actor).resumes == 2); // one cut per method
   CHECK((*srv)->sessions_started() == 1);
 }

@@ -40,6 +40,15 @@ void add_frame(byte_buffer& stream, byte_span payload) {
   stream.insert(stream.end(), payload.begin(), payload.end());
 }
 
+/// The start of an initiator's capture: a bare TransportHello, `h`, LetsGo.
+byte_buffer capture_start(const hello& h) {
+  byte_buffer stream;
+  add_frame(stream, encode_prologue_message({transport_hello_magic, transport_prologue_version, 0}));
+  add_frame(stream, encode_handshake(h));
+  add_frame(stream, encode_handshake(lets_go{}));
+  return stream;
+}
+
 size_t count_lines(const std::string& s) { return static_cast<size_t>(std::count(s.begin(), s.end(), '\n')); }
 
 } // namespace
@@ -67,13 +76,9 @@ TEST_CASE("vox-dump fails with a byte offset on a value that is not a Message", 
 }
 
 TEST_CASE("vox-dump decodes a framed capture from the prologue to the messages", "[apps]") {
-  byte_buffer stream;
-  auto hello_bytes = encode_prologue_message({transport_hello_magic, transport_prologue_version, 0});
-  add_frame(stream, hello_bytes);
   hello h;
   h.message_payload_schema = message_schema_cbor();
-  add_frame(stream, encode_handshake(h));
-  add_frame(stream, encode_handshake(lets_go{}));
+  auto stream = capture_start(h);
   add_frame(stream, encode_message(message{0, ping{7}}));
   add_frame(stream, encode_message(message{5, connection_close{{{"secret", std::string{"pw"}, 1}}}}));
   temp_file f{stream};
@@ -121,12 +126,9 @@ TEST_CASE("vox-dump reads standard input and rejects bad usage", "[apps]") {
 
 TEST_CASE("vox-dump --zstd decodes a compressed capture after its plain handshake, and reports a corrupt chunk",
           "[apps][zstd]") {
-  byte_buffer stream;
-  add_frame(stream, encode_prologue_message({transport_hello_magic, transport_prologue_version, 0}));
   hello h;
   h.zstd_window_log_max = 14;
-  add_frame(stream, encode_handshake(h));
-  add_frame(stream, encode_handshake(lets_go{}));
+  auto stream = capture_start(h);
   // The chunks a zstd_link puts on the wire, read raw from the far end of its link.
   auto [near, far] = make_memory_link_pair();
   auto z = zstd_link::make(near, {14, 14, 1});

@@ -21,6 +21,7 @@
 #include "protocol/message.hpp"
 #include "transport/memory_link.hpp"
 #include "transport/tcp_link.hpp"
+#include "transport/unix_link.hpp"
 
 namespace vox::test {
 
@@ -111,6 +112,18 @@ inline std::pair<link_ptr, link_ptr> tcp_link_pair(link_options client_options =
   auto server = (*listener)->accept();
   if (!client || !server)
     throw std::runtime_error("tcp link pair: connect or accept failed");
+  return {*client, *server};
+}
+
+/// Two connected Unix-socket links through a socket at `path` (client end first).
+inline std::pair<link_ptr, link_ptr> unix_link_pair(const std::string& path) {
+  auto listener = unix_listener::bind(path);
+  if (!listener)
+    throw std::runtime_error(describe(listener.error()));
+  auto client = unix_connect(path);
+  auto server = (*listener)->accept();
+  if (!client || !server)
+    throw std::runtime_error("unix link pair: connect or accept failed");
   return {*client, *server};
 }
 
