@@ -143,6 +143,9 @@ struct accept_connection {
   call_handler handler;          ///< serves the new connection (none: UnknownMethod)
   /// Called (inside the session) with the new connection once it is set up.
   std::function<void(const connection_handle&)> on_open;
+  /// Instead of a driver with `handler`, this splice serves the connection from its
+  /// first Message on (connection_splice::accept).
+  proxy_actor splice{};
 };
 
 /// An acceptor's "no": the metadata goes into ConnectionReject.

@@ -58,6 +58,7 @@ namespace vox {
 
 struct incoming_call;
 class reply_sink;
+class bare_conduit;
 
 /// Serves the calls of one connection (see handles.hpp). Runs inside the connection's
 /// driver actor, so it must not block: reply now, or keep the sink and reply later.
@@ -146,6 +147,51 @@ struct keepalive_timeout_msg {
 /// and exits.
 struct connection_closed_msg {
   caf::error reason;
+  /// Which connection: a splice serves two, possibly of one session.
+  connection_id connection = 0;
+};
+
+/// A session's answer to a splice_msg (or to the `splice` of an open or accept): from
+/// now on it routes every Request and Channel message of `id` to the splice, which sends
+/// on `conduit` (conduit generation `generation`). `error` set: nothing was routed (the
+/// connection is gone, or the session ended).
+struct spliced_msg {
+  connection_id id = 0;
+  caf::error error;
+  std::shared_ptr<bare_conduit> conduit;
+  connection_settings local_settings;
+  connection_settings peer_settings;
+  uint64_t generation = 0;
+};
+
+/// Asks a splice to open a virtual connection on `session` (an untyped handle of a
+/// session_actor: that interface is declared further down) and to serve it.
+struct splice_open_msg {
+  caf::actor session;
+  connection_settings settings;
+  vox::metadata metadata;
+};
+
+/// A splice (proxy.hpp): forwards the Request and Channel messages of two connections to
+/// each other, payload bytes untouched (session-behaviours.md §1O).
+///   spliced_msg                 from a session: one of our two connections is routed to us
+///   message                     from a session: traffic of one of our connections
+///   connection_closed_msg       from a session: one of our connections is gone
+///   resumed_msg                 from a session: it resumed on a new link
+///   splice_open_msg             from the application: open a connection and serve it
+///   stop_atom                   from the application: end the splice
+/// It exits on the first close, failure or stop; each session monitors it and closes
+/// what remains of its side (behaviour 113).
+using proxy_actor = caf::typed_actor<caf::reacts_to<spliced_msg>, caf::reacts_to<vox::message>,
+                                     caf::reacts_to<connection_closed_msg>, caf::reacts_to<resumed_msg>,
+                                     caf::reacts_to<splice_open_msg>, caf::reacts_to<stop_atom>>;
+
+/// Routes connection `id` to `proxy` from the next inbound Message on; the session
+/// answers the proxy with spliced_msg. The connection's driver exits (its pending calls
+/// fail with errc::connection_closed).
+struct splice_msg {
+  connection_id id = 0;
+  proxy_actor proxy;
 };
 
 /// One channel of a call as its driver needs to know it.
@@ -240,6 +286,9 @@ struct open_request {
   connection_settings settings;
   vox::metadata metadata;
   call_handler handler;
+  /// Instead of a driver with `handler`, this splice serves the connection from its
+  /// first Message on (connection_splice::open).
+  proxy_actor splice{};
 };
 
 /// A snapshot of a session's state, for monitoring and tests.
@@ -333,6 +382,7 @@ struct attach_root_msg {
 ///   keepalive_timeout_msg                from the keepalive: end the session
 ///   protocol_violation_msg               from a driver: ProtocolError, then end
 ///   stop_atom                            end the session
+///   splice_msg                           route a connection to a splice (proxy.hpp)
 ///   get_atom                             → session_info
 ///   resume_msg                           from resume_session / session_server / the
 ///                                          reconnector → ok_atom or an error
@@ -346,7 +396,7 @@ using session_actor = caf::typed_actor<
   caf::replies_to<caf::close_atom, connection_id, vox::metadata>::with<caf::ok_atom>,
   caf::reacts_to<caller_dropped_msg>, caf::reacts_to<caf::ping_atom, uint64_t>,
   caf::reacts_to<keepalive_timeout_msg>, caf::reacts_to<protocol_violation_msg>,
-  caf::reacts_to<stop_atom>,
+  caf::reacts_to<stop_atom>, caf::reacts_to<splice_msg>,
   caf::replies_to<caf::get_atom>::with<session_info>>;
 
 } // namespace vox
@@ -369,6 +419,9 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vox::attach_root_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vox::resume_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vox::reconnect_failed_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vox::resumed_msg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vox::spliced_msg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vox::splice_msg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vox::splice_open_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vox::message)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vox::connection_settings)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vox::metadata)

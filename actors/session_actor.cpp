@@ -36,8 +36,32 @@ connection_handle handle_of(session_pointer self, connection_id id, const connec
                            s.peer_settings, s.callers, s.channels};
 }
 
-/// Makes `slot` active with a fresh driver (monitored: its exit removes the connection).
-void activate(session_pointer self, connection_id id, connection_slot& slot, call_handler handler) {
+/// Routes `id` to `proxy` from the next Message on (monitored: its exit closes the
+/// connection, behaviour 113). A driver that served the connection until now exits.
+// r[impl connection.close.semantics]
+void splice_connection(session_pointer self, connection_id id, connection_slot& slot, proxy_actor proxy) {
+  auto& st = self->state;
+  if (slot.driver) {
+    st.connection_of_driver.erase(slot.driver.id());
+    self->send(slot.driver, connection_closed_msg{make_error(errc::connection_closed, "the connection was spliced"), id});
+  }
+  slot.driver = caf::actor_cast<driver_actor>(proxy);
+  slot.spliced = true;
+  slot.pending = false;
+  slot.channels.reset();
+  self->monitor(proxy);
+  self->send(proxy, spliced_msg{id, caf::error{}, st.conduit, slot.local_settings, slot.peer_settings,
+                                st.conduit->generation()});
+}
+
+/// Makes `slot` active with a fresh driver (monitored: its exit removes the connection),
+/// or with `splice` when one is set.
+void activate(session_pointer self, connection_id id, connection_slot& slot, call_handler handler,
+              proxy_actor splice = {}) {
+  if (splice) {
+    splice_connection(self, id, slot, std::move(splice));
+    return;
+  }
   // r[impl rpc.channel.binding]
   slot.channels = std::make_shared<detail::channel_context>(id, slot.local_settings.parity, self->state.conduit,
                                                             self->system());
@@ -59,11 +83,11 @@ void activate(session_pointer self, connection_id id, connection_slot& slot, cal
 }
 
 /// Tells a connection's driver (or its pending opener) that the connection is gone.
-void retire(session_pointer self, connection_slot& slot, const caf::error& reason) {
+void retire(session_pointer self, connection_id id, connection_slot& slot, const caf::error& reason) {
   if (slot.pending)
     slot.open_promise.deliver(reason);
   else // sent from this actor's execution unit: on an I/O thread the driver runs right there
-    self->send(slot.driver, connection_closed_msg{reason});
+    self->send(slot.driver, connection_closed_msg{reason, id});
 }
 
 using detail::end_session;
@@ -93,7 +117,7 @@ void detail::end_session(session_pointer self, caf::error reason) {
   auto shutdown = make_error(errc::session_shutdown,
                              reason ? "session ended: " + describe(reason) : "session ended");
   for (auto& [id, slot] : st.connections)
-    retire(self, slot, shutdown);
+    retire(self, id, slot, shutdown);
   st.connections.clear();
   st.connection_of_driver.clear();
   // The peer sees end of stream after what we already queued; the link then waits (at
@@ -120,7 +144,7 @@ void close_connection(session_pointer self, connection_id id, const caf::error& 
   st.connections.erase(i);
   if (!slot.pending)
     st.connection_of_driver.erase(slot.driver.id());
-  retire(self, slot, reason);
+  retire(self, id, slot, reason);
 }
 
 // -- inbound ---------------------------------------------------------------------------
@@ -154,7 +178,7 @@ void on_open(session_pointer self, connection_id id, connection_open& open) {
   auto& slot = st.connections[id];
   slot.local_settings = yes.settings;
   slot.peer_settings = open.connection_settings;
-  activate(self, id, slot, std::move(yes.handler));
+  activate(self, id, slot, std::move(yes.handler), std::move(yes.splice));
   // The application sees the connection before the peer can use it.
   if (yes.on_open)
     yes.on_open(handle_of(self, id, slot));
@@ -171,7 +195,7 @@ void on_accept(session_pointer self, connection_id id, connection_accept& accept
   auto& slot = i->second;
   slot.peer_settings = accept.connection_settings;
   auto promise = std::move(slot.open_promise);
-  activate(self, id, slot, std::move(slot.handler));
+  activate(self, id, slot, std::move(slot.handler), std::move(slot.splice));
   promise.deliver(handle_of(self, id, slot));
 }
 
@@ -291,6 +315,7 @@ caf::typed_response_promise<connection_handle> on_open_request(session_pointer s
   slot.pending = true;
   slot.local_settings = req.settings;
   slot.handler = std::move(req.handler);
+  slot.splice = std::move(req.splice);
   slot.open_promise = rp;
   return rp;
 }
@@ -315,8 +340,8 @@ caf::result<caf::ok_atom> on_close_request(session_pointer self, connection_id i
 void on_caller_dropped(session_pointer self, connection_id id) {
   auto& st = self->state;
   auto i = st.connections.find(id);
-  if (i == st.connections.end())
-    return;
+  if (i == st.connections.end() || i->second.spliced)
+    return; // a spliced connection lives as long as its splice, whatever its callers do
   // A caller made after the drop keeps the connection. Callers are made on any thread,
   // under the registry's mutex: read the guard under it too.
   if (auto& callers = i->second.callers) {
@@ -343,16 +368,25 @@ void on_down(session_pointer self, const caf::down_msg& dm) {
     end_session(self, make_error(errc::internal, "keepalive monitor died: " + why));
     return;
   }
-  auto d = st.connection_of_driver.find(dm.source.id());
-  if (d == st.connection_of_driver.end())
+  std::vector<connection_id> gone;
+  if (auto d = st.connection_of_driver.find(dm.source.id()); d != st.connection_of_driver.end()) {
+    gone.push_back(d->second);
+    st.connection_of_driver.erase(d);
+  } else {
+    // A splice serves one or two of our connections; a closed one is gone from the table.
+    for (auto& [id, slot] : st.connections)
+      if (slot.spliced && slot.driver.address() == dm.source)
+        gone.push_back(id);
+  }
+  if (gone.empty())
     return; // its connection was closed already
-  auto cid = d->second;
-  st.connection_of_driver.erase(d);
-  st.connections.erase(cid);
-  if (cid == 0)
-    st.root_closed = true;
-  else
-    send(self, cid, connection_close{}); // a dead driver takes its connection along
+  for (auto cid : gone) {
+    st.connections.erase(cid);
+    if (cid == 0)
+      st.root_closed = true; // behaviour 113: a root id is closed internally
+    else
+      send(self, cid, connection_close{}); // a dead driver takes its connection along
+  }
   check_root_teardown(self);
 }
 
@@ -416,6 +450,18 @@ session_actor::behavior_type session_behavior(session_pointer self, std::shared_
     },
     [self](protocol_violation_msg& m) { fail_protocol(self, describe(m.reason)); },
     [self](stop_atom) { end_session(self, caf::error{}); },
+    [self](splice_msg& m) {
+      auto& st = self->state;
+      auto i = st.connections.find(m.id);
+      if (st.ended || i == st.connections.end() || i->second.pending) {
+        spliced_msg no;
+        no.id = m.id;
+        no.error = make_error(errc::invalid_request, "no open connection " + std::to_string(m.id) + " to splice");
+        self->send(m.proxy, std::move(no));
+        return;
+      }
+      splice_connection(self, m.id, i->second, std::move(m.proxy));
+    },
     [self](caf::get_atom) { return info_of(self->state); },
     [self](resume_msg& m) { return detail::resume(self, m); },
     [self](resume_deadline_atom, uint64_t serial) { detail::resume_deadline(self, serial); },

@@ -113,6 +113,8 @@ struct connection_slot {
   connection_settings local_settings;
   connection_settings peer_settings;
   call_handler handler; ///< pending only: serves the connection once accepted
+  proxy_actor splice;   ///< pending only: serves it instead of a driver, if set
+  bool spliced = false; ///< `driver` is a splice (proxy.hpp), not a driver of ours
   caf::typed_response_promise<connection_handle> open_promise; ///< pending only
   std::shared_ptr<detail::caller_registry> callers;
   std::shared_ptr<detail::channel_context> channels;

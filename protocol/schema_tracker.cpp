@@ -14,6 +14,56 @@ byte_buffer send_tracker::prepare(const schema_payload& p) {
   return encode_schema_payload(out);
 }
 
+namespace {
+
+/// Appends to `out`, dependencies first, every schema reachable from `ref` that `source`
+/// knows and `seen` does not hold yet. Depth is bounded by the number of distinct
+/// schemas (each id is entered once), which recv_tracker caps.
+void collect(const type_ref& ref, const recv_tracker& source, std::unordered_set<uint64_t>& seen,
+             std::vector<schema>& out);
+
+void collect_kind(const schema_kind& k, const recv_tracker& source, std::unordered_set<uint64_t>& seen,
+                  std::vector<schema>& out) {
+  for (const auto& f : k.fields)
+    collect(f.type, source, seen, out);
+  for (const auto& v : k.variants) {
+    for (const auto& t : v.types)
+      collect(t, source, seen, out);
+    for (const auto& f : v.fields)
+      collect(f.type, source, seen, out);
+  }
+  for (const auto& e : k.elements)
+    collect(e, source, seen, out);
+}
+
+void collect(const type_ref& ref, const recv_tracker& source, std::unordered_set<uint64_t>& seen,
+             std::vector<schema>& out) {
+  if (ref.kind != type_ref::tag::concrete)
+    return;
+  for (const auto& a : ref.args)
+    collect(a, source, seen, out);
+  if (!seen.insert(ref.type_id).second)
+    return;
+  const auto* s = source.find(ref.type_id);
+  if (s == nullptr)
+    return;
+  collect_kind(s->kind, source, seen, out);
+  out.push_back(*s);
+}
+
+} // namespace
+
+byte_buffer send_tracker::prepare_forwarded(const type_ref& root, const recv_tracker& source) {
+  // Already sent ids count as seen: their dependencies went out with them.
+  std::unordered_set<uint64_t> seen{sent_.begin(), sent_.end()};
+  schema_payload out;
+  out.root = root;
+  collect(root, source, seen, out.schemas);
+  for (const auto& s : out.schemas)
+    sent_.insert(s.id);
+  return encode_schema_payload(out);
+}
+
 caf::expected<type_ref> recv_tracker::record(byte_span cbor) {
   auto p = decode_schema_payload(cbor);
   if (!p)

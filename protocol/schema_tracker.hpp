@@ -12,6 +12,8 @@
 
 namespace vox::schema {
 
+class recv_tracker;
+
 /// The sending side of one connection: every type id goes out at most once, counting all
 /// methods and both directions (r[schema.exchange]).
 class send_tracker {
@@ -19,6 +21,12 @@ public:
   /// The CBOR SchemaPayload to attach for `p`: its schemas not sent before on this
   /// connection (in their post-order) and its root. Marks them as sent.
   byte_buffer prepare(const schema_payload& p);
+
+  /// The same for a payload relayed from another connection (a splice): the schemas
+  /// reachable from `root` that `source` received and this connection has not been sent
+  /// yet, dependencies first. Ids `source` never received are left out, as the reference
+  /// does (its receiver then reports them missing).
+  byte_buffer prepare_forwarded(const type_ref& root, const recv_tracker& source);
 
   bool sent(uint64_t type_id) const { return sent_.count(type_id) > 0; }
 

@@ -1,0 +1,373 @@
+#include "actors/proxy.hpp"
+
+#include <array>
+#include <deque>
+#include <mutex>
+#include <set>
+#include <unordered_map>
+
+#include <caf/send.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include "actors/session_actor.hpp"
+#include "protocol/schema_tracker.hpp"
+#include "transport/bare_conduit.hpp"
+
+namespace vox {
+
+namespace {
+
+/// Forwarding keeps every entry but those flagged NO_PROPAGATE (message.hpp's
+/// `propagated`, in place: the rest is moved, not copied).
+// r[impl rpc.metadata.flags.no-propagate]
+void strip(vox::metadata& md) {
+  std::erase_if(md, [](const metadata_entry& e) { return (e.flags & metadata_flags::no_propagate) != 0; });
+}
+
+/// One of the two connections a splice serves, and what was exchanged on it.
+struct splice_side {
+  bool attached = false;
+  caf::actor_addr session;
+  session_actor session_handle;
+  connection_id id = 0;
+  std::shared_ptr<bare_conduit> conduit;
+  connection_settings local_settings; ///< what we announced: bounds the peer's calls
+  connection_settings peer_settings;  ///< what the peer announced: bounds our calls
+  uint64_t generation = 0;
+  /// Schemas the peer sent here, and the roots it bound to its methods' args / results.
+  schema::recv_tracker schemas_in;
+  std::unordered_map<method_id_t, schema::type_ref> args_roots;
+  std::unordered_map<method_id_t, schema::type_ref> response_roots;
+  /// Schemas we sent here; (is_response, method) bindings already attached here.
+  schema::send_tracker schemas_out;
+  std::set<std::pair<bool, method_id_t>> bindings_sent;
+  /// Calls this side's peer made that are forwarded (or waiting to be) and not yet
+  /// answered: request id → method.
+  std::unordered_map<request_id, method_id_t> calls;
+  /// Calls of the other side's peer waiting for this side's peer to allow more.
+  std::deque<message> held;
+};
+
+struct splice_state {
+  splice_state() = default;
+  std::array<splice_side, 2> sides;
+  /// Traffic of the first side that arrived before the second was attached.
+  std::deque<message> waiting;
+  log_sink log;
+  static inline const char* name = "vox.splice";
+};
+
+using splice_pointer = proxy_actor::stateful_pointer<splice_state>;
+
+/// Ends the splice; its sessions close what remains. A close or a stop is the normal
+/// end and is not logged; anything else is, with the reason.
+void end(splice_pointer self, const std::string& why, bool normal = false) {
+  if (!normal && self->state.log && *self->state.log)
+    (*self->state.log)("splice ended: " + why);
+  self->quit(normal ? caf::error{} : make_error(errc::connection_closed, why));
+}
+
+splice_side* side_of(splice_pointer self, connection_id id) {
+  auto sender = self->current_sender();
+  for (auto& s : self->state.sides)
+    if (s.attached && s.id == id && caf::actor_cast<caf::actor_addr>(sender) == s.session)
+      return &s;
+  return nullptr;
+}
+
+splice_side& other(splice_pointer self, splice_side& s) {
+  return &s == &self->state.sides[0] ? self->state.sides[1] : self->state.sides[0];
+}
+
+bool both_attached(splice_pointer self) { return self->state.sides[0].attached && self->state.sides[1].attached; }
+
+/// Sends `msg` on `to` as Message of its connection; a failure ends the splice.
+bool forward(splice_pointer self, splice_side& to, message msg) {
+  msg.connection_id = to.id;
+  if (to.conduit->send(msg, to.generation))
+    return true;
+  end(self, "cannot send on connection " + std::to_string(to.id) + ": its link is gone");
+  return false;
+}
+
+/// The peer of `s` broke a rule: its session answers with a ProtocolError and ends.
+void violation(splice_pointer self, splice_side& s, const std::string& what) {
+  self->send(s.session_handle, protocol_violation_msg{make_error(
+                                 errc::protocol_violation, "connection " + std::to_string(s.id) + ": " + what)});
+  end(self, "the peer of connection " + std::to_string(s.id) + " " + what);
+}
+
+/// Attaches, to a Call or Response going out on `to`, the schemas of (is_response,
+/// method) the first time that binding crosses `to`, taken from what `from` received.
+// r[impl schema.exchange]
+void attach_schemas(splice_side& from, splice_side& to, bool is_response, method_id_t method,
+                    std::vector<uint8_t>& schemas) {
+  schemas.clear();
+  if (to.bindings_sent.count({is_response, method}) > 0)
+    return;
+  auto& roots = is_response ? from.response_roots : from.args_roots;
+  auto r = roots.find(method);
+  if (r == roots.end())
+    return; // the peer never bound it (nothing to forward); try again on the next one
+  schemas = to.schemas_out.prepare_forwarded(r->second, from.schemas_in);
+  to.bindings_sent.insert({is_response, method});
+}
+
+/// Records the schemas a Call or Response carried; false after a violation.
+bool record(splice_pointer self, splice_side& s, const std::vector<uint8_t>& cbor,
+            std::unordered_map<method_id_t, schema::type_ref>& roots, std::optional<method_id_t> method) {
+  if (cbor.empty())
+    return true;
+  auto root = s.schemas_in.record(cbor);
+  if (!root) {
+    violation(self, s, "sent bad schemas: " + describe(root.error()));
+    return false;
+  }
+  if (method)
+    roots[*method] = std::move(*root);
+  return true;
+}
+
+/// Sends held Calls on `to` while its peer allows more.
+void release_held(splice_pointer self, splice_side& to) {
+  auto& from = other(self, to);
+  auto limit = to.peer_settings.max_concurrent_requests;
+  while (!to.held.empty() && (limit == 0 || from.calls.size() - to.held.size() < limit)) {
+    auto msg = std::move(to.held.front());
+    to.held.pop_front();
+    auto& rm = std::get<request_message>(msg.payload);
+    auto& call = std::get<request_call>(rm.body);
+    attach_schemas(from, to, false, call.method_id, call.schemas);
+    if (!forward(self, to, std::move(msg)))
+      return;
+  }
+}
+
+void on_call(splice_pointer self, splice_side& from, splice_side& to, message& msg) {
+  auto& rm = std::get<request_message>(msg.payload);
+  auto& call = std::get<request_call>(rm.body);
+  if (!record(self, from, call.schemas, from.args_roots, call.method_id))
+    return;
+  if (from.calls.count(rm.id) > 0)
+    return; // a repeat of a call in flight: the first one answers (as a driver does)
+  // r[impl rpc.flow-control.max-concurrent-requests]
+  auto ours = from.local_settings.max_concurrent_requests;
+  if (ours > 0 && from.calls.size() >= ours) {
+    violation(self, from, "made more than " + std::to_string(ours) + " concurrent requests");
+    return;
+  }
+  from.calls.emplace(rm.id, call.method_id);
+  strip(call.metadata);
+  to.held.push_back(std::move(msg));
+  release_held(self, to);
+}
+
+void on_response(splice_pointer self, splice_side& from, splice_side& to, message& msg) {
+  auto& rm = std::get<request_message>(msg.payload);
+  auto& resp = std::get<request_response>(rm.body);
+  auto c = to.calls.find(rm.id);
+  std::optional<method_id_t> method;
+  if (c != to.calls.end())
+    method = c->second;
+  if (!record(self, from, resp.schemas, from.response_roots, method))
+    return;
+  if (!method)
+    return; // unsolicited, or a second answer: dropped, as a driver does
+  to.calls.erase(c);
+  strip(resp.metadata);
+  attach_schemas(from, to, true, *method, resp.schemas);
+  if (forward(self, to, std::move(msg)))
+    release_held(self, from);
+}
+
+void on_cancel(splice_pointer self, splice_side& from, splice_side& to, message& msg) {
+  auto& rm = std::get<request_message>(msg.payload);
+  auto held = std::find_if(to.held.begin(), to.held.end(), [&](const message& m) {
+    return std::get<request_message>(m.payload).id == rm.id;
+  });
+  if (held != to.held.end()) {
+    // Never sent on: we answer it ourselves, as the callee would.
+    to.held.erase(held);
+    from.calls.erase(rm.id);
+    forward(self, from, message{0, request_message{rm.id, request_response{{}, cancelled_response(), {}}}});
+    return;
+  }
+  auto& cancel = std::get<request_cancel>(rm.body);
+  strip(cancel.metadata);
+  forward(self, to, std::move(msg));
+}
+
+void on_channel(splice_pointer self, splice_side& to, message& msg) {
+  auto& cm = std::get<channel_message>(msg.payload);
+  if (auto* c = std::get_if<channel_close>(&cm.body))
+    strip(c->metadata);
+  else if (auto* r = std::get_if<channel_reset>(&cm.body))
+    strip(r->metadata);
+  forward(self, to, std::move(msg));
+}
+
+void route(splice_pointer self, splice_side& from, message& msg) {
+  auto& to = other(self, from);
+  if (auto* rm = std::get_if<request_message>(&msg.payload)) {
+    if (std::holds_alternative<request_call>(rm->body))
+      on_call(self, from, to, msg);
+    else if (std::holds_alternative<request_response>(rm->body))
+      on_response(self, from, to, msg);
+    else
+      on_cancel(self, from, to, msg);
+  } else if (std::holds_alternative<channel_message>(msg.payload)) {
+    on_channel(self, to, msg);
+  }
+}
+
+void on_spliced(splice_pointer self, spliced_msg& m) {
+  auto& st = self->state;
+  if (m.error) {
+    end(self, "connection " + std::to_string(m.id) + " could not be spliced: " + describe(m.error));
+    return;
+  }
+  auto& s = st.sides[0].attached ? st.sides[1] : st.sides[0];
+  if (s.attached) {
+    end(self, "a third connection was routed to the splice");
+    return;
+  }
+  s.attached = true;
+  s.session = caf::actor_cast<caf::actor_addr>(self->current_sender());
+  s.session_handle = caf::actor_cast<session_actor>(self->current_sender());
+  s.id = m.id;
+  s.conduit = std::move(m.conduit);
+  s.local_settings = m.local_settings;
+  s.peer_settings = m.peer_settings;
+  s.generation = m.generation;
+  if (!both_attached(self))
+    return;
+  auto waiting = std::move(st.waiting);
+  st.waiting.clear();
+  for (auto& msg : waiting) {
+    if (self->getf(caf::abstract_actor::is_terminated_flag))
+      return;
+    route(self, st.sides[0], msg);
+  }
+}
+
+caf::error parity_clash(parity local) {
+  return make_error(errc::invalid_request,
+                    std::string{"cannot splice two connections on which we both allocate "} + to_string(local)
+                      + " ids: request and channel ids pass through unchanged, so our parity on one must be the"
+                        " peer's parity on the other");
+}
+
+proxy_actor::behavior_type splice_behavior(splice_pointer self, log_sink log) {
+  self->state.log = std::move(log);
+  return {
+    [self](spliced_msg& m) { on_spliced(self, m); },
+    [self](message& msg) {
+      auto* s = side_of(self, msg.connection_id);
+      if (s == nullptr)
+        return; // not (or no longer) ours
+      if (!both_attached(self)) {
+        if (self->state.waiting.size() >= connection_splice::max_waiting) {
+          end(self, "more than " + std::to_string(connection_splice::max_waiting)
+                      + " messages waited for the second connection");
+          return;
+        }
+        self->state.waiting.push_back(std::move(msg));
+        return;
+      }
+      route(self, *s, msg);
+    },
+    [self](connection_closed_msg&) { end(self, "a connection closed", true); },
+    [self](resumed_msg&) { end(self, "a session resumed on a new link"); },
+    [self](splice_open_msg& m) {
+      open_request req{m.settings, std::move(m.metadata), {}, caf::actor_cast<proxy_actor>(self)};
+      self->request(caf::actor_cast<session_actor>(m.session), caf::infinite, caf::open_atom::value, std::move(req))
+        .then([](const connection_handle&) { /* the session sent spliced_msg first */ },
+              [self](const caf::error& e) { end(self, "opening the second connection failed: " + describe(e)); });
+    },
+    [self](stop_atom) { end(self, "stopped", true); },
+  };
+}
+
+} // namespace
+
+struct connection_splice::sides {
+  std::mutex mtx;
+  int count = 0;
+  parity first_local = parity::odd;
+};
+
+connection_splice connection_splice::make(caf::actor_system& sys, std::function<void(const std::string&)> log) {
+  session_options opts;
+  opts.log = std::move(log);
+  connection_splice out;
+  out.actor_ = sys.spawn(splice_behavior, log_sink_of(opts));
+  out.sides_ = std::make_shared<sides>();
+  return out;
+}
+
+caf::expected<void> connection_splice::claim(parity local) {
+  std::lock_guard<std::mutex> guard{sides_->mtx};
+  if (sides_->count >= 2)
+    return make_error(errc::invalid_request, "a splice joins two connections; this one has both");
+  if (sides_->count == 1 && sides_->first_local == local)
+    return parity_clash(local);
+  if (sides_->count == 0)
+    sides_->first_local = local;
+  ++sides_->count;
+  return {};
+}
+
+caf::expected<void> connection_splice::attach(const connection_handle& conn) {
+  if (auto ok = claim(conn.local_settings.parity); !ok)
+    return ok;
+  // Sent from this thread, so that it is ahead of whatever the session reads next.
+  caf::anon_send(conn.session, splice_msg{conn.id, actor_});
+  // A session that is gone already never answers: the splice must still end.
+  caf::actor_cast<caf::abstract_actor*>(conn.session)->attach_functor([proxy = actor_, id = conn.id] {
+    caf::anon_send(proxy, connection_closed_msg{make_error(errc::session_shutdown, "session ended"), id});
+  });
+  return {};
+}
+
+caf::expected<accept_connection> connection_splice::accept(const connection_settings& peer, vox::metadata md) {
+  connection_settings ours{opposite(peer.parity), peer.max_concurrent_requests};
+  if (auto ok = claim(ours.parity); !ok)
+    return std::move(ok.error());
+  accept_connection yes;
+  yes.settings = ours;
+  yes.metadata = std::move(md);
+  yes.splice = actor_;
+  return yes;
+}
+
+caf::expected<void> connection_splice::open(const session_actor& session, connection_settings settings,
+                                            vox::metadata md) {
+  {
+    std::lock_guard<std::mutex> guard{sides_->mtx};
+    if (sides_->count == 1)
+      settings.parity = opposite(sides_->first_local);
+  }
+  if (auto ok = claim(settings.parity); !ok)
+    return ok;
+  caf::anon_send(actor_, splice_open_msg{caf::actor_cast<caf::actor>(session), settings, propagated(md)});
+  return {};
+}
+
+void connection_splice::stop() const {
+  if (actor_)
+    caf::anon_send(actor_, stop_atom::value);
+}
+
+caf::expected<connection_splice> proxy_connections(caf::actor_system& sys, const connection_handle& a,
+                                                   const connection_handle& b) {
+  if (a.local_settings.parity == b.local_settings.parity)
+    return parity_clash(a.local_settings.parity);
+  auto splice = connection_splice::make(sys);
+  if (auto ok = splice.attach(a); !ok)
+    return std::move(ok.error());
+  if (auto ok = splice.attach(b); !ok)
+    return std::move(ok.error());
+  return splice;
+}
+
+} // namespace vox

@@ -1,0 +1,236 @@
+// vox-gateway: accepts vox sessions and forwards every connection of each to an upstream
+// vox server, without decoding a call (actors/proxy.hpp).
+//
+//   vox-gateway --listen HOST:PORT --upstream HOST:PORT [--keepalive MS] [--log-splices]
+//
+// Prints LISTEN_ADDR=HOST:PORT once it accepts, and UPSTREAM=HOST:PORT once its upstream
+// session is up; ends cleanly on SIGINT or SIGTERM (exit status 0).
+//
+// One upstream session carries everything: each downstream connection, root or virtual,
+// is spliced to a virtual connection of its own that the gateway opens upstream (the
+// ConnectionOpen carries the downstream open's metadata, NO_PROPAGATE entries removed).
+// The upstream server must accept virtual connections and serve its service on them, as
+// `vox-testbed serve` does. If the upstream session ends, every spliced connection
+// closes, new downstream sessions are turned away, and the gateway dials again (backoff
+// 50 ms doubling to 2 s) until it is back.
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/send.hpp>
+
+#include "actors/proxy.hpp"
+#include "actors/session_server.hpp"
+#include "apps/cli.hpp"
+
+using namespace vox;
+using namespace std::chrono_literals;
+
+namespace {
+
+const char* const usage_text
+  = "usage: vox-gateway --listen HOST:PORT --upstream HOST:PORT [--keepalive MS] [--log-splices]\n";
+
+struct arguments {
+  std::string listen_host = "127.0.0.1";
+  uint16_t listen_port = 0;
+  std::string upstream_host;
+  uint16_t upstream_port = 0;
+  std::optional<keepalive_options> keepalive = cli::default_keepalive;
+  bool log_splices = false;
+};
+
+void log_line(const std::string& line) {
+  std::fprintf(stderr, "vox-gateway: %s\n", line.c_str());
+}
+
+/// The upstream session, redialled by `keep` whenever it ends. Shared with the
+/// sessions' acceptors and the upstream session's exit hook, which may run after `run`
+/// returned.
+class upstream : public std::enable_shared_from_this<upstream> {
+public:
+  upstream(caf::actor_system& sys, arguments a) : sys_(sys), args_(std::move(a)) {}
+
+  /// The live upstream session, if any.
+  std::optional<session_actor> current() {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (!alive_)
+      return std::nullopt;
+    return actor_;
+  }
+
+  /// Dials until connected or stopped; true once connected.
+  bool connect() {
+    auto delay = 50ms;
+    for (;;) {
+      auto lnk = tcp_connect(args_.upstream_host, args_.upstream_port);
+      caf::expected<session_handle> s = lnk ? connect_session(sys_, *lnk, options()) : caf::expected<session_handle>{lnk.error()};
+      if (s) {
+        adopt(s->actor);
+        return true;
+      }
+      log_line("upstream " + args_.upstream_host + ":" + std::to_string(args_.upstream_port) + ": "
+               + describe(s.error()) + " (trying again)");
+      std::unique_lock<std::mutex> guard{mtx_};
+      if (cv_.wait_for(guard, delay, [this] { return stopping_; }))
+        return false;
+      delay = std::min<std::chrono::milliseconds>(delay * 2, 2s);
+    }
+  }
+
+  /// Redials whenever the session ends, until `stop`.
+  void keep() {
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> guard{mtx_};
+        cv_.wait(guard, [this] { return stopping_ || !alive_; });
+        if (stopping_)
+          return;
+      }
+      log_line("upstream session ended; dialling again");
+      if (!connect())
+        return;
+    }
+  }
+
+  void stop() {
+    std::optional<session_actor> s;
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      stopping_ = true;
+      if (alive_)
+        s = actor_;
+    }
+    cv_.notify_all();
+    if (s)
+      caf::anon_send(*s, stop_atom::value);
+  }
+
+private:
+  session_options options() const {
+    session_options opts;
+    opts.keepalive = args_.keepalive;
+    opts.log = log_line;
+    return opts;
+  }
+
+  void adopt(const session_actor& s) {
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      actor_ = s;
+      alive_ = true;
+    }
+    std::printf("UPSTREAM=%s:%u\n", args_.upstream_host.c_str(), args_.upstream_port);
+    std::fflush(stdout);
+    caf::actor_cast<caf::abstract_actor*>(s)->attach_functor([weak = weak_from_this(), id = s.id()] {
+      auto self = weak.lock();
+      if (!self)
+        return;
+      {
+        std::lock_guard<std::mutex> guard{self->mtx_};
+        if (self->actor_.id() != id)
+          return;
+        self->alive_ = false;
+      }
+      self->cv_.notify_all();
+    });
+  }
+
+  caf::actor_system& sys_;
+  const arguments args_;
+  std::mutex mtx_;
+  std::condition_variable cv_;
+  session_actor actor_;
+  bool alive_ = false;
+  bool stopping_ = false;
+};
+
+int run(caf::actor_system& sys, const arguments& a) {
+  auto up = std::make_shared<upstream>(sys, a);
+  if (!up->connect())
+    return 1;
+  std::thread keeper{[up] { up->keep(); }};
+  std::function<void(const std::string&)> splice_log;
+  if (a.log_splices)
+    splice_log = log_line;
+  else
+    splice_log = [](const std::string&) {};
+
+  session_server::config cfg;
+  cfg.host = a.listen_host;
+  cfg.port = a.listen_port;
+  cfg.options.keepalive = a.keepalive;
+  cfg.options.log = log_line;
+  // Clients that insist on a resume key (the reference TypeScript client, vox-testbed's
+  // own) get one. A splice does not outlive a resume, though: a client that resumes
+  // finds its connections closed.
+  cfg.options.resumable = true;
+  // The root: spliced before the session reads anything, so no call of the client's
+  // is served by anyone but the upstream server.
+  cfg.on_session = [&sys, up, splice_log](const session_handle& h) {
+    auto splice = connection_splice::make(sys, splice_log);
+    auto target = up->current();
+    // Upstream we take the client's parity and let the server make as many calls at once
+    // as the client allows us.
+    auto& client = h.handshake.peer_settings;
+    if (!target || !splice.attach(h.root) || !splice.open(*target, client)) {
+      splice.stop();
+      caf::anon_send(h.actor, stop_atom::value);
+    }
+  };
+  // Virtual connections: accepted at once, spliced to a new one upstream; if the
+  // upstream server rejects it, the client sees it closed.
+  cfg.options.acceptor = [&sys, up, splice_log](connection_id, const connection_settings& peer, const metadata& md)
+    -> std::variant<accept_connection, reject_connection> {
+    auto target = up->current();
+    if (!target)
+      return reject_connection{{{"vox-gateway", std::string{"no upstream session"}, metadata_flags::none}}};
+    auto splice = connection_splice::make(sys, splice_log);
+    auto yes = splice.accept(peer);
+    if (!yes || !splice.open(*target, peer, md)) {
+      splice.stop();
+      return reject_connection{};
+    }
+    return std::move(*yes);
+  };
+  auto srv = session_server::start(sys, cfg);
+  if (!srv) {
+    log_line(describe(srv.error()));
+    up->stop();
+    keeper.join();
+    return 1;
+  }
+  std::printf("LISTEN_ADDR=%s:%u\n", cfg.host.c_str(), (*srv)->port());
+  std::fflush(stdout);
+  cli::wait_for_stop_signal();
+  (*srv)->stop();
+  up->stop();
+  keeper.join();
+  return 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  if (argc >= 2 && (std::string{argv[1]} == "--help" || std::string{argv[1]} == "-h"))
+    return std::fputs(usage_text, stdout), 0;
+  arguments args;
+  cli::options opts{"vox-gateway", usage_text};
+  opts.address("--listen", args.listen_host, args.listen_port)
+    .address("--upstream", args.upstream_host, args.upstream_port)
+    .required("--upstream")
+    .keepalive("--keepalive", args.keepalive)
+    .flag("--log-splices", args.log_splices);
+  if (auto status = opts.parse(argc, argv, 1))
+    return *status;
+  cli::block_stop_signals(); // before the actor system's threads exist: they inherit the mask
+  caf::actor_system_config cfg;
+  cfg.set("scheduler.max-threads", 2);
+  caf::actor_system sys{cfg};
+  return run(sys, args);
+}

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# CTest: vox-gateway between a client and vox-testbed serve, as separate processes over
+# TCP on 127.0.0.1.
+#   gateway_processes.sh TESTBED GATEWAY INTEROP_DIR testbed  vox-testbed client → vox-gateway → vox-testbed serve
+#   gateway_processes.sh TESTBED GATEWAY INTEROP_DIR chain    the same through two gateways in a row
+#   gateway_processes.sh TESTBED GATEWAY INTEROP_DIR ts       the reference TypeScript client → vox-gateway →
+#                                                             vox-testbed serve (skips, exit 77, without node)
+# The client runs --scenario common: every scenario but the two whose server cuts the
+# client's link mid-stream and replays by operation id, which a splice does not outlive
+# (README "Gateways and splices").
+set -euo pipefail
+testbed="$1"
+gateway="$2"
+interop="$3"
+what="$4"
+if [[ "$what" == ts ]] && { ! command -v node >/dev/null || [[ ! -f "$interop/peer.mjs" ]]; }; then
+  echo "SKIP: needs node and $interop/peer.mjs (the reference TypeScript runtime)"
+  exit 77
+fi
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
+
+# Starts "$@" in the background and sets `addr` from its LISTEN_ADDR= line (at most 10 s).
+start() {
+  local out
+  out=$(mktemp)
+  "$@" >"$out" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 100); do
+    addr=$(sed -n 's/^LISTEN_ADDR=//p' "$out")
+    [[ -n "$addr" ]] && return 0
+    kill -0 "${pids[-1]}" 2>/dev/null || break
+    read -r -t 0.1 <> <(:) || true # a 100 ms pause without sleep(1)'s process
+  done
+  echo "no LISTEN_ADDR from $*:" >&2
+  cat "$out" >&2
+  exit 1
+}
+
+start "$testbed" serve --port 0
+start "$gateway" --upstream "$addr"
+gateway_pid=${pids[-1]}
+if [[ "$what" == chain ]]; then start "$gateway" --upstream "$addr"; fi
+case "$what" in
+  testbed|chain)
+    out=$(timeout 120 "$testbed" client --connect "$addr" --scenario common) || { echo "$out"; exit 1; }
+    echo "$out"
+    [[ $(grep -c "^OK " <<<"$out") == 32 ]] || { echo "expected 32 OK" >&2; exit 1; }
+    # SIGTERM ends the gateway cleanly (exit status 0) within the timeout.
+    kill -TERM "$gateway_pid"
+    status=0
+    timeout 20 tail --pid="$gateway_pid" -f /dev/null || { echo "vox-gateway did not exit on SIGTERM" >&2; exit 1; }
+    wait "$gateway_pid" || status=$?
+    [[ $status == 0 ]] || { echo "vox-gateway exited with $status on SIGTERM" >&2; exit 1; } ;;
+  ts)
+    out=$(timeout 150 node "$interop/peer.mjs" client --addr "$addr" --scenarios all --jobs 2) || { echo "$out"; exit 1; }
+    echo "$out"
+    grep -q "^SUMMARY 32/32 passed" <<<"$out" || { echo "expected 32/32" >&2; exit 1; } ;;
+  *) echo "unknown case $what" >&2; exit 2 ;;
+esac
