@@ -8,6 +8,8 @@
 //   channel end ──channel_control_msg──▶ driver (close, reset, release)
 //   link (when_drained, any thread) ──link_drained_atom──▶ driver (soft backpressure over)
 //   resume_session / session_server / reconnector ──resume_msg──▶ session ──resumed_msg──▶ driver
+//   session ──message / connection_closed_msg──▶ splice (proxy.hpp), in place of a driver;
+//   the splice sends on the other connection's conduit; sessions monitor it (splice_msg)
 //   A call of a method with channels runs in a `vox.channel-call` actor (channel_call.hpp):
 //   an untyped event-based actor that only awaits the answers to its channel requests.
 //

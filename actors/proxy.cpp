@@ -46,7 +46,12 @@ struct splice_side {
   std::unordered_map<request_id, method_id_t> calls;
   /// Calls of the other side's peer waiting for this side's peer to allow more.
   std::deque<message> held;
+  /// Forwarded Messages not written yet: they go out together once the mailbox is empty
+  /// (one write for a burst instead of one per Message), or every `max_batch`.
+  std::vector<message> out;
 };
+
+constexpr size_t max_batch = 64;
 
 struct splice_state {
   splice_state() = default;
@@ -62,6 +67,12 @@ using splice_pointer = proxy_actor::stateful_pointer<splice_state>;
 /// Ends the splice; its sessions close what remains. A close or a stop is the normal
 /// end and is not logged; anything else is, with the reason.
 void end(splice_pointer self, const std::string& why, bool normal = false) {
+  // What was forwarded before the end still goes out (a failed side has none left).
+  for (auto& s : self->state.sides)
+    if (!s.out.empty() && s.conduit) {
+      (void) s.conduit->send_many(s.out, s.generation);
+      s.out.clear();
+    }
   if (!normal && self->state.log && *self->state.log)
     (*self->state.log)("splice ended: " + why);
   self->quit(normal ? caf::error{} : make_error(errc::connection_closed, why));
@@ -81,13 +92,33 @@ splice_side& other(splice_pointer self, splice_side& s) {
 
 bool both_attached(splice_pointer self) { return self->state.sides[0].attached && self->state.sides[1].attached; }
 
-/// Sends `msg` on `to` as Message of its connection; a failure ends the splice.
-bool forward(splice_pointer self, splice_side& to, message msg) {
-  msg.connection_id = to.id;
-  if (to.conduit->send(msg, to.generation))
+/// Writes what waits for `to`; a failure ends the splice.
+bool flush(splice_pointer self, splice_side& to) {
+  if (to.out.empty())
+    return true;
+  auto sent = to.conduit->send_many(to.out, to.generation);
+  to.out.clear();
+  if (sent)
     return true;
   end(self, "cannot send on connection " + std::to_string(to.id) + ": its link is gone");
   return false;
+}
+
+/// After each message: once nothing more waits in the mailbox, the burst goes out. A
+/// message that arrives meanwhile runs this again, so nothing is left behind.
+void flush_if_idle(splice_pointer self) {
+  if (!self->mailbox().empty() || self->getf(caf::abstract_actor::is_terminated_flag))
+    return;
+  for (auto& s : self->state.sides)
+    if (!flush(self, s))
+      return;
+}
+
+/// Sends `msg` on `to` as a Message of its connection (batched, see splice_side::out).
+bool forward(splice_pointer self, splice_side& to, message msg) {
+  msg.connection_id = to.id;
+  to.out.push_back(std::move(msg));
+  return to.out.size() < max_batch || flush(self, to);
 }
 
 /// The peer of `s` broke a rule: its session answers with a ProtocolError and ends.
@@ -260,7 +291,10 @@ caf::error parity_clash(parity local) {
 proxy_actor::behavior_type splice_behavior(splice_pointer self, log_sink log) {
   self->state.log = std::move(log);
   return {
-    [self](spliced_msg& m) { on_spliced(self, m); },
+    [self](spliced_msg& m) {
+      on_spliced(self, m);
+      flush_if_idle(self);
+    },
     [self](message& msg) {
       auto* s = side_of(self, msg.connection_id);
       if (s == nullptr)
@@ -275,13 +309,16 @@ proxy_actor::behavior_type splice_behavior(splice_pointer self, log_sink log) {
         return;
       }
       route(self, *s, msg);
+      flush_if_idle(self);
     },
     [self](connection_closed_msg&) { end(self, "a connection closed", true); },
     [self](resumed_msg&) { end(self, "a session resumed on a new link"); },
     [self](splice_open_msg& m) {
+      // Every handler runs flush_if_idle, or a burst could wait behind this one.
+      flush_if_idle(self);
       open_request req{m.settings, std::move(m.metadata), {}, caf::actor_cast<proxy_actor>(self)};
       self->request(caf::actor_cast<session_actor>(m.session), caf::infinite, caf::open_atom::value, std::move(req))
-        .then([](const connection_handle&) { /* the session sent spliced_msg first */ },
+        .then([self](const connection_handle&) { flush_if_idle(self); }, // spliced_msg came first
               [self](const caf::error& e) { end(self, "opening the second connection failed: " + describe(e)); });
     },
     [self](stop_atom) { end(self, "stopped", true); },

@@ -24,7 +24,7 @@
 #include <caf/actor_system_config.hpp>
 #include <caf/send.hpp>
 
-#include "actors/proxy.hpp"
+#include "actors/gateway.hpp"
 #include "actors/session_server.hpp"
 #include "apps/cli.hpp"
 
@@ -158,8 +158,6 @@ int run(caf::actor_system& sys, const arguments& a) {
   std::function<void(const std::string&)> splice_log;
   if (a.log_splices)
     splice_log = log_line;
-  else
-    splice_log = [](const std::string&) {};
 
   session_server::config cfg;
   cfg.host = a.listen_host;
@@ -170,34 +168,7 @@ int run(caf::actor_system& sys, const arguments& a) {
   // own) get one. A splice does not outlive a resume, though: a client that resumes
   // finds its connections closed.
   cfg.options.resumable = true;
-  // The root: spliced before the session reads anything, so no call of the client's
-  // is served by anyone but the upstream server.
-  cfg.on_session = [&sys, up, splice_log](const session_handle& h) {
-    auto splice = connection_splice::make(sys, splice_log);
-    auto target = up->current();
-    // Upstream we take the client's parity and let the server make as many calls at once
-    // as the client allows us.
-    auto& client = h.handshake.peer_settings;
-    if (!target || !splice.attach(h.root) || !splice.open(*target, client)) {
-      splice.stop();
-      caf::anon_send(h.actor, stop_atom::value);
-    }
-  };
-  // Virtual connections: accepted at once, spliced to a new one upstream; if the
-  // upstream server rejects it, the client sees it closed.
-  cfg.options.acceptor = [&sys, up, splice_log](connection_id, const connection_settings& peer, const metadata& md)
-    -> std::variant<accept_connection, reject_connection> {
-    auto target = up->current();
-    if (!target)
-      return reject_connection{{{"vox-gateway", std::string{"no upstream session"}, metadata_flags::none}}};
-    auto splice = connection_splice::make(sys, splice_log);
-    auto yes = splice.accept(peer);
-    if (!yes || !splice.open(*target, peer, md)) {
-      splice.stop();
-      return reject_connection{};
-    }
-    return std::move(*yes);
-  };
+  forward_connections(sys, cfg, [up] { return up->current(); }, splice_log);
   auto srv = session_server::start(sys, cfg);
   if (!srv) {
     log_line(describe(srv.error()));

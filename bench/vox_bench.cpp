@@ -17,6 +17,7 @@
 // The default run re-executes this binary (/proc/self/exe): as `rss`, as `server` for the
 // TCP rows, and as `sessions-server` and `sessions-client` for the sessions row. Memory
 // rows run both sessions in this process.
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -34,6 +35,7 @@
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 
+#include "actors/gateway.hpp"
 #include "actors/session_server.hpp"
 #include "apps/cli.hpp"
 #include "bench/child_process.hpp"
@@ -139,6 +141,26 @@ std::vector<std::string> sched_args(const cli& o) {
   return out;
 }
 
+/// Adds to each `hop` row its ratio to the `direct` row of the same name in this run
+/// (and, for one call at a time, the latency that makes).
+void compare_with_direct(std::vector<row>& rows, const std::string& hop, const std::string& direct) {
+  for (auto& r : rows) {
+    if (r.transport != hop || !r.ok)
+      continue;
+    auto d = std::find_if(rows.begin(), rows.end(),
+                          [&](const row& x) { return x.transport == direct && x.name == r.name && x.ok; });
+    if (d == rows.end() || d->value <= 0 || r.value <= 0)
+      continue;
+    char buf[96];
+    if (r.floor == floor_kind::ping_pong)
+      std::snprintf(buf, sizeof buf, "; %.2fx direct %s (latency %.2fx)", r.value / d->value, direct.c_str(),
+                    d->value / r.value);
+    else
+      std::snprintf(buf, sizeof buf, "; %.2fx direct %s", r.value / d->value, direct.c_str());
+    r.detail += buf;
+  }
+}
+
 // -- server mode -------------------------------------------------------------------------
 
 int run_server(const cli& o) {
@@ -200,11 +222,31 @@ int run_server(const cli& o) {
                  sys.render(zstd_srv.error()).c_str());
     return 1;
   }
+  // And a gateway hop in front of the plain port (the "tcp, gateway" rows): every
+  // connection of a session on gateway-port is spliced to a virtual connection of one
+  // upstream session, dialled over loopback to vox-port in this same process.
+  auto up_link = vox::tcp_connect(o.host, (*srv)->port());
+  auto up = up_link ? vox::connect_session(sys, *up_link, bench_options())
+                    : caf::expected<vox::session_handle>{up_link.error()};
+  if (!up) {
+    std::fprintf(stderr, "vox-bench server: the gateway's upstream session: %s\n", sys.render(up.error()).c_str());
+    return 1;
+  }
+  auto gw_sc = sc;
+  gw_sc.port = 0;
+  vox::forward_connections(sys, gw_sc, [a = up->actor] { return std::optional{a}; });
+  auto gw_srv = vox::session_server::start(sys, gw_sc);
+  if (!gw_srv) {
+    std::fprintf(stderr, "vox-bench server: cannot listen on %s: %s\n", o.host.c_str(),
+                 sys.render(gw_srv.error()).c_str());
+    return 1;
+  }
   auto raw = raw_echo_server::start(o.host, o.raw_port);
   if (!raw)
     return 1; // srv's destructor stops it
-  std::printf("vox-bench server: vox-port %u raw-port %u busy-poll-port %u retry-port %u zstd-port %u\n",
-              (*srv)->port(), raw->port(), (*busy_srv)->port(), (*retry_srv)->port(), (*zstd_srv)->port());
+  std::printf("vox-bench server: vox-port %u raw-port %u busy-poll-port %u retry-port %u zstd-port %u gateway-port %u\n",
+              (*srv)->port(), raw->port(), (*busy_srv)->port(), (*retry_srv)->port(), (*zstd_srv)->port(),
+              (*gw_srv)->port());
   std::fflush(stdout);
   pollfd fds[2] = {{sfd, POLLIN, 0}, {0, POLLIN, 0}};
   for (;;) {
@@ -224,6 +266,8 @@ int run_server(const cli& o) {
   (*busy_srv)->stop();
   (*retry_srv)->stop();
   (*zstd_srv)->stop();
+  (*gw_srv)->stop();
+  caf::anon_send(up->actor, vox::stop_atom::value);
   raw->stop();
   ::close(sfd);
   return 0;
@@ -355,14 +399,15 @@ int run_all(const cli& o) {
   auto sa = sched_args(o);
   server_args.insert(server_args.end(), sa.begin(), sa.end());
   auto server = child_process::spawn(server_args);
-  unsigned vox_port = 0, raw_port = 0, busy_port = 0, retry_port = 0, zstd_port = 0;
+  unsigned vox_port = 0, raw_port = 0, busy_port = 0, retry_port = 0, zstd_port = 0, gateway_port = 0;
   {
     auto line = server ? server->read_line(std::chrono::seconds{15}) : std::nullopt;
     if (!line
         || std::sscanf(line->c_str(),
-                       "vox-bench server: vox-port %u raw-port %u busy-poll-port %u retry-port %u zstd-port %u",
-                       &vox_port, &raw_port, &busy_port, &retry_port, &zstd_port)
-             != 5) {
+                       "vox-bench server: vox-port %u raw-port %u busy-poll-port %u retry-port %u zstd-port %u "
+                       "gateway-port %u",
+                       &vox_port, &raw_port, &busy_port, &retry_port, &zstd_port, &gateway_port)
+             != 6) {
       std::fprintf(stderr, "vox-bench: the server process did not start (%s)\n",
                    server ? server->finish(std::chrono::seconds{5}).c_str() : "fork failed");
       return 1;
@@ -416,13 +461,16 @@ int run_all(const cli& o) {
     auto zstd = o.compression;
     zstd.mode = vox::compression_mode::require;
     auto tcp_zstd = connect_tcp(zstd_port, nullptr, false, vox::conduit_mode::bare, zstd);
+    // And one through a gateway hop (the server process splices it to its own vox port).
+    auto tcp_gateway = connect_tcp(gateway_port, nullptr);
     auto failed_row = [&](std::string name, std::string transport, std::string unit, const caf::error& e) {
       row r{std::move(name), std::move(transport), std::move(unit), true, false, 0, {}};
       r.detail = "FAILED: session setup: " + sys.render(e);
       return r;
     };
     {
-      vox::caller mem_root, tcp_root, tcp_inline_root, tcp_busy_root, tcp_retry_root, tcp_stable_root, tcp_zstd_root;
+      vox::caller mem_root, tcp_root, tcp_inline_root, tcp_busy_root, tcp_retry_root, tcp_stable_root, tcp_zstd_root,
+        tcp_gateway_root;
       if (mem)
         mem_root = vox::caller{mem->client.root};
       if (tcp)
@@ -437,6 +485,8 @@ int run_all(const cli& o) {
         tcp_stable_root = vox::caller{tcp_stable->root};
       if (tcp_zstd)
         tcp_zstd_root = vox::caller{tcp_zstd->root};
+      if (tcp_gateway)
+        tcp_gateway_root = vox::caller{tcp_gateway->root};
       struct transport {
         const char* name;
         bool up;
@@ -455,7 +505,9 @@ int run_all(const cli& o) {
                                 {"tcp, stable", static_cast<bool>(tcp_stable), &tcp_stable_root,
                                  tcp_stable ? &no_error : &tcp_stable.error()},
                                 {"tcp, zstd", static_cast<bool>(tcp_zstd), &tcp_zstd_root,
-                                 tcp_zstd ? &no_error : &tcp_zstd.error()}};
+                                 tcp_zstd ? &no_error : &tcp_zstd.error()},
+                                {"tcp, gateway", static_cast<bool>(tcp_gateway), &tcp_gateway_root,
+                                 tcp_gateway ? &no_error : &tcp_gateway.error()}};
       // 2. Call round trips/s with 1 call outstanding (and each call's round-trip time).
       // 3. Calls/s with 64 calls kept in flight on one connection.
       double max_tcp_rate = 0; // "call, 64 outstanding" over TCP: what the open loop offers a share of
@@ -565,6 +617,7 @@ int run_all(const cli& o) {
               "total run %.1f s; %ld cpus, load average at start %s\n",
               payload_size, o.sched.threads, o.t.warmup_s, o.t.measure_s, seconds_since(run_start),
               sysconf(_SC_NPROCESSORS_ONLN), load.c_str());
+  compare_with_direct(rows, "tcp, gateway", "tcp");
   print_table(rows, fl);
   bool all_ok = true;
   for (auto& r : rows)
