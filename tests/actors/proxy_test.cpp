@@ -23,10 +23,10 @@ struct raw_splice {
   connection_splice splice;
 };
 
-raw_splice make_raw_splice(actor_fixture& f, request_limits b_limits = {}) {
+raw_splice make_raw_splice(actor_fixture& f, request_limits b_limits = {}, const std::string& kind = "memory") {
   raw_splice out;
-  out.a = make_raw_peer(f, session_role::acceptor, logless());
-  out.b = make_raw_peer(f, session_role::initiator, logless(), make_memory_link_pair(), b_limits);
+  out.a = make_raw_peer(f, session_role::acceptor, logless(), link_pair(kind));
+  out.b = make_raw_peer(f, session_role::initiator, logless(), link_pair(kind), b_limits);
   auto s = proxy_connections(f.sys, out.a.session.root, out.b.session.root);
   if (!s)
     throw std::runtime_error("splice failed: " + describe(s.error()));
@@ -78,8 +78,10 @@ const metadata_entry unknown_bits{"future", std::string{"f"}, uint64_t{1} << 40}
 // r[verify rpc.metadata.flags.no-propagate]
 TEST_CASE("a splice forwards a call and its response with ids and payload unchanged and NO_PROPAGATE entries removed",
           "[proxy]") {
+  auto kind = GENERATE(as<std::string>{}, "memory", "tcp");
+  INFO("links: " << kind);
   actor_fixture f;
-  auto p = make_raw_splice(f);
+  auto p = make_raw_splice(f, {}, kind);
   payload args{1, 2, 3, 4};
   p.a.send(call_msg(7, 0x1234, args, {plain, local_only, secret, unknown_bits}));
   auto call = next_call(p.b);
@@ -125,8 +127,10 @@ TEST_CASE("a splice carries calls in both directions at once", "[proxy]") {
 // r[verify schema.exchange]
 TEST_CASE("a splice attaches each method's schemas once per outgoing connection, taken from what came in",
           "[proxy]") {
+  auto kind = GENERATE(as<std::string>{}, "memory", "tcp");
+  INFO("links: " << kind);
   actor_fixture f;
-  auto p = make_raw_splice(f);
+  auto p = make_raw_splice(f, {}, kind);
   // What a real caller on `a` sends: each type once on its connection.
   schema::send_tracker caller;
   auto point_args = caller.prepare(schema::schema_payload_of<test::point>());
@@ -168,8 +172,10 @@ TEST_CASE("a splice attaches each method's schemas once per outgoing connection,
 }
 
 TEST_CASE("a splice passes cancel, channel items, credit, close and reset through unchanged", "[proxy]") {
+  auto kind = GENERATE(as<std::string>{}, "memory", "tcp");
+  INFO("links: " << kind);
   actor_fixture f;
-  auto p = make_raw_splice(f);
+  auto p = make_raw_splice(f, {}, kind);
   p.a.send(call_msg(1, 10, payload{}));
   REQUIRE(next_call(p.b));
   p.a.send(message{0, request_message{1, request_cancel{{plain, local_only}}}});
