@@ -27,4 +27,19 @@ using upstream_source = std::function<std::optional<session_actor>()>;
 void forward_connections(caf::actor_system& sys, session_server::config& cfg, upstream_source upstream,
                          std::function<void(const std::string&)> splice_log = {});
 
+/// Dials an upstream session for one downstream session whose client announced `client`
+/// on its root: the upstream session must take the client's parity (ids pass through).
+using upstream_dialer = std::function<caf::expected<session_handle>(const connection_settings& client)>;
+
+/// The other way to forward: each session `cfg` accepts gets an upstream session of its
+/// own (sets `cfg.customize`, keeping none that was set): its root is spliced to that
+/// session's root and each of its virtual connections to one opened there. Dialling
+/// blocks (prologue and handshake), so it runs on a detached CAF actor per session while
+/// it dials; meanwhile the client's traffic waits in the splices. If dialling fails the
+/// downstream session ends. A call the upstream peer makes on its root in the moment
+/// before the splice takes it is answered UnknownMethod. Clients are isolated from each
+/// other; each costs a TCP connection and a handshake upstream.
+void forward_sessions(caf::actor_system& sys, session_server::config& cfg, upstream_dialer dial,
+                      std::function<void(const std::string&)> splice_log = {});
+
 } // namespace vox

@@ -342,7 +342,7 @@ connection_splice connection_splice::make(caf::actor_system& sys, std::function<
   return out;
 }
 
-caf::expected<void> connection_splice::claim(parity local) {
+caf::expected<void> connection_splice::claim(parity local) const {
   std::lock_guard<std::mutex> guard{sides_->mtx};
   if (sides_->count >= 2)
     return make_error(errc::invalid_request, "a splice joins two connections; this one has both");
@@ -354,7 +354,7 @@ caf::expected<void> connection_splice::claim(parity local) {
   return {};
 }
 
-caf::expected<void> connection_splice::attach(const connection_handle& conn) {
+caf::expected<void> connection_splice::attach(const connection_handle& conn) const {
   if (auto ok = claim(conn.local_settings.parity); !ok)
     return ok;
   // Sent from this thread, so that it is ahead of whatever the session reads next.
@@ -366,7 +366,7 @@ caf::expected<void> connection_splice::attach(const connection_handle& conn) {
   return {};
 }
 
-caf::expected<accept_connection> connection_splice::accept(const connection_settings& peer, vox::metadata md) {
+caf::expected<accept_connection> connection_splice::accept(const connection_settings& peer, vox::metadata md) const {
   connection_settings ours{opposite(peer.parity), peer.max_concurrent_requests};
   if (auto ok = claim(ours.parity); !ok)
     return std::move(ok.error());
@@ -378,7 +378,7 @@ caf::expected<accept_connection> connection_splice::accept(const connection_sett
 }
 
 caf::expected<void> connection_splice::open(const session_actor& session, connection_settings settings,
-                                            vox::metadata md) {
+                                            vox::metadata md) const {
   {
     std::lock_guard<std::mutex> guard{sides_->mtx};
     if (sides_->count == 1)

@@ -54,17 +54,17 @@ public:
   /// before the peer can send: a root from `session_server::config::on_session` (before
   /// the session reads), a new connection with `accept` or `open` instead.
   /// Errors (nothing sent): a third connection, or parities that cannot pass ids through.
-  caf::expected<void> attach(const connection_handle& conn);
+  caf::expected<void> attach(const connection_handle& conn) const;
 
   /// An acceptor's answer that makes the splice serve the peer's new connection from its
   /// first Message, with our parity the opposite of `peer`'s (as it must be); `md` goes
   /// into ConnectionAccept as it is.
-  caf::expected<accept_connection> accept(const connection_settings& peer, vox::metadata md = {});
+  caf::expected<accept_connection> accept(const connection_settings& peer, vox::metadata md = {}) const;
 
   /// Opens a virtual connection on `session` that the splice serves from its first
   /// Message; `settings.parity` is chosen by the splice and `md` loses its NO_PROPAGATE
   /// entries. If the peer rejects it, the splice ends.
-  caf::expected<void> open(const session_actor& session, connection_settings settings, vox::metadata md = {});
+  caf::expected<void> open(const session_actor& session, connection_settings settings, vox::metadata md = {}) const;
 
   /// Ends the splice (both connections close).
   void stop() const;
@@ -74,7 +74,7 @@ public:
 
 private:
   /// Checks and records the parity our next connection takes.
-  caf::expected<void> claim(parity local);
+  caf::expected<void> claim(parity local) const;
 
   proxy_actor actor_;
   struct sides;

@@ -161,6 +161,9 @@ private:
       srv->finished(this, nullptr);
       return;
     }
+    std::function<void(const session_handle&)> started;
+    if (srv->cfg.customize)
+      started = srv->cfg.customize(setup_->options);
     auto h = spawn_session(srv->sys, *session_link, std::move(setup_->result), std::move(setup_->options), true);
     auto input = started_input(*session_link, std::make_shared<session_input>(h.actor));
     if (stable_) {
@@ -174,6 +177,8 @@ private:
     setup_.reset(); // an idle session should not carry its handshake's state (schemas, options)
     if (!srv->finished(this, &h))
       caf::anon_send(h.actor, stop_atom::value);
+    else if (started)
+      started(h);
   }
 
   /// A ClientHello with a key, right after the prologue: the conduit under that key takes

@@ -32,6 +32,11 @@ public:
     /// Called on an I/O thread with every accepted link, before its handshake (and so
     /// also with links that resume a session); must not block.
     std::function<void(const link_ptr&)> on_link;
+    /// Called on an I/O thread after each handshake that starts a session, before the
+    /// session exists: may change that session's options (an acceptor of its own, say).
+    /// The function it returns, if any, then runs with the session right after
+    /// `on_session`, before the session reads anything. Must not block.
+    std::function<std::function<void(const session_handle&)>(session_options&)> customize;
   };
 
   static caf::expected<std::unique_ptr<session_server>> start(caf::actor_system& sys, config cfg);

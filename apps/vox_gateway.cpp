@@ -1,7 +1,8 @@
 // vox-gateway: accepts vox sessions and forwards every connection of each to an upstream
 // vox server, without decoding a call (actors/proxy.hpp).
 //
-//   vox-gateway --listen HOST:PORT --upstream HOST:PORT [--keepalive MS] [--log-splices]
+//   vox-gateway --listen HOST:PORT --upstream HOST:PORT [--upstream-per-session] [--keepalive MS]
+//               [--log-splices]
 //
 // Prints LISTEN_ADDR=HOST:PORT once it accepts, and UPSTREAM=HOST:PORT once its upstream
 // session is up; ends cleanly on SIGINT or SIGTERM (exit status 0).
@@ -13,6 +14,10 @@
 // `vox-testbed serve` does. If the upstream session ends, every spliced connection
 // closes, new downstream sessions are turned away, and the gateway dials again (backoff
 // 50 ms doubling to 2 s) until it is back.
+//
+// --upstream-per-session: each downstream session gets an upstream session of its own
+// instead (root spliced to root, each virtual connection to one opened there): clients
+// are isolated from each other, at the cost of a TCP connection and a handshake each.
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -34,7 +39,8 @@ using namespace std::chrono_literals;
 namespace {
 
 const char* const usage_text
-  = "usage: vox-gateway --listen HOST:PORT --upstream HOST:PORT [--keepalive MS] [--log-splices]\n";
+  = "usage: vox-gateway --listen HOST:PORT --upstream HOST:PORT [--upstream-per-session] [--keepalive MS]\n"
+    "                   [--log-splices]\n";
 
 struct arguments {
   std::string listen_host = "127.0.0.1";
@@ -43,6 +49,7 @@ struct arguments {
   uint16_t upstream_port = 0;
   std::optional<keepalive_options> keepalive = cli::default_keepalive;
   bool log_splices = false;
+  bool per_session = false;
 };
 
 void log_line(const std::string& line) {
@@ -150,14 +157,49 @@ private:
   bool stopping_ = false;
 };
 
+/// --upstream-per-session: a new upstream session for every client.
+int run_per_session(caf::actor_system& sys, const arguments& a, std::function<void(const std::string&)> splice_log) {
+  session_server::config cfg;
+  cfg.host = a.listen_host;
+  cfg.port = a.listen_port;
+  cfg.options.keepalive = a.keepalive;
+  cfg.options.log = log_line;
+  cfg.options.resumable = true; // as in run()
+  forward_sessions(
+    sys, cfg,
+    [&sys, a](const connection_settings& client) -> caf::expected<session_handle> {
+      auto lnk = tcp_connect(a.upstream_host, a.upstream_port);
+      if (!lnk)
+        return std::move(lnk.error());
+      session_options opts;
+      opts.settings = client; // ids pass through: our parity upstream is the client's
+      opts.keepalive = a.keepalive;
+      opts.log = log_line;
+      return connect_session(sys, *lnk, opts);
+    },
+    std::move(splice_log));
+  auto srv = session_server::start(sys, cfg);
+  if (!srv) {
+    log_line(describe(srv.error()));
+    return 1;
+  }
+  std::printf("LISTEN_ADDR=%s:%u\n", cfg.host.c_str(), (*srv)->port());
+  std::fflush(stdout);
+  cli::wait_for_stop_signal();
+  (*srv)->stop();
+  return 0;
+}
+
 int run(caf::actor_system& sys, const arguments& a) {
+  std::function<void(const std::string&)> splice_log;
+  if (a.log_splices)
+    splice_log = log_line;
+  if (a.per_session)
+    return run_per_session(sys, a, std::move(splice_log));
   auto up = std::make_shared<upstream>(sys, a);
   if (!up->connect())
     return 1;
   std::thread keeper{[up] { up->keep(); }};
-  std::function<void(const std::string&)> splice_log;
-  if (a.log_splices)
-    splice_log = log_line;
 
   session_server::config cfg;
   cfg.host = a.listen_host;
@@ -196,7 +238,8 @@ int main(int argc, char** argv) {
     .address("--upstream", args.upstream_host, args.upstream_port)
     .required("--upstream")
     .keepalive("--keepalive", args.keepalive)
-    .flag("--log-splices", args.log_splices);
+    .flag("--log-splices", args.log_splices)
+    .flag("--upstream-per-session", args.per_session);
   if (auto status = opts.parse(argc, argv, 1))
     return *status;
   cli::block_stop_signals(); // before the actor system's threads exist: they inherit the mask

@@ -241,12 +241,32 @@ int run_server(const cli& o) {
                  sys.render(gw_srv.error()).c_str());
     return 1;
   }
+  // The same hop with an upstream session per client (forward_sessions).
+  auto gws_sc = sc;
+  gws_sc.port = 0;
+  vox::forward_sessions(sys, gws_sc,
+                        [&sys, host = o.host, port = (*srv)->port()](
+                          const vox::connection_settings& client) -> caf::expected<vox::session_handle> {
+                          auto lnk = vox::tcp_connect(host, port);
+                          if (!lnk)
+                            return std::move(lnk.error());
+                          auto opts = bench_options();
+                          opts.settings = client;
+                          return vox::connect_session(sys, *lnk, opts);
+                        });
+  auto gws_srv = vox::session_server::start(sys, gws_sc);
+  if (!gws_srv) {
+    std::fprintf(stderr, "vox-bench server: cannot listen on %s: %s\n", o.host.c_str(),
+                 sys.render(gws_srv.error()).c_str());
+    return 1;
+  }
   auto raw = raw_echo_server::start(o.host, o.raw_port);
   if (!raw)
     return 1; // srv's destructor stops it
-  std::printf("vox-bench server: vox-port %u raw-port %u busy-poll-port %u retry-port %u zstd-port %u gateway-port %u\n",
+  std::printf("vox-bench server: vox-port %u raw-port %u busy-poll-port %u retry-port %u zstd-port %u gateway-port %u "
+              "gateway-session-port %u\n",
               (*srv)->port(), raw->port(), (*busy_srv)->port(), (*retry_srv)->port(), (*zstd_srv)->port(),
-              (*gw_srv)->port());
+              (*gw_srv)->port(), (*gws_srv)->port());
   std::fflush(stdout);
   pollfd fds[2] = {{sfd, POLLIN, 0}, {0, POLLIN, 0}};
   for (;;) {
@@ -267,6 +287,7 @@ int run_server(const cli& o) {
   (*retry_srv)->stop();
   (*zstd_srv)->stop();
   (*gw_srv)->stop();
+  (*gws_srv)->stop();
   caf::anon_send(up->actor, vox::stop_atom::value);
   raw->stop();
   ::close(sfd);
@@ -399,15 +420,16 @@ int run_all(const cli& o) {
   auto sa = sched_args(o);
   server_args.insert(server_args.end(), sa.begin(), sa.end());
   auto server = child_process::spawn(server_args);
-  unsigned vox_port = 0, raw_port = 0, busy_port = 0, retry_port = 0, zstd_port = 0, gateway_port = 0;
+  unsigned vox_port = 0, raw_port = 0, busy_port = 0, retry_port = 0, zstd_port = 0, gateway_port = 0,
+           gateway_session_port = 0;
   {
     auto line = server ? server->read_line(std::chrono::seconds{15}) : std::nullopt;
     if (!line
         || std::sscanf(line->c_str(),
                        "vox-bench server: vox-port %u raw-port %u busy-poll-port %u retry-port %u zstd-port %u "
-                       "gateway-port %u",
-                       &vox_port, &raw_port, &busy_port, &retry_port, &zstd_port, &gateway_port)
-             != 6) {
+                       "gateway-port %u gateway-session-port %u",
+                       &vox_port, &raw_port, &busy_port, &retry_port, &zstd_port, &gateway_port, &gateway_session_port)
+             != 7) {
       std::fprintf(stderr, "vox-bench: the server process did not start (%s)\n",
                    server ? server->finish(std::chrono::seconds{5}).c_str() : "fork failed");
       return 1;
@@ -463,6 +485,7 @@ int run_all(const cli& o) {
     auto tcp_zstd = connect_tcp(zstd_port, nullptr, false, vox::conduit_mode::bare, zstd);
     // And one through a gateway hop (the server process splices it to its own vox port).
     auto tcp_gateway = connect_tcp(gateway_port, nullptr);
+    auto tcp_gateway_session = connect_tcp(gateway_session_port, nullptr);
     auto failed_row = [&](std::string name, std::string transport, std::string unit, const caf::error& e) {
       row r{std::move(name), std::move(transport), std::move(unit), true, false, 0, {}};
       r.detail = "FAILED: session setup: " + sys.render(e);
@@ -470,7 +493,7 @@ int run_all(const cli& o) {
     };
     {
       vox::caller mem_root, tcp_root, tcp_inline_root, tcp_busy_root, tcp_retry_root, tcp_stable_root, tcp_zstd_root,
-        tcp_gateway_root;
+        tcp_gateway_root, tcp_gateway_session_root;
       if (mem)
         mem_root = vox::caller{mem->client.root};
       if (tcp)
@@ -487,6 +510,8 @@ int run_all(const cli& o) {
         tcp_zstd_root = vox::caller{tcp_zstd->root};
       if (tcp_gateway)
         tcp_gateway_root = vox::caller{tcp_gateway->root};
+      if (tcp_gateway_session)
+        tcp_gateway_session_root = vox::caller{tcp_gateway_session->root};
       struct transport {
         const char* name;
         bool up;
@@ -507,7 +532,10 @@ int run_all(const cli& o) {
                                 {"tcp, zstd", static_cast<bool>(tcp_zstd), &tcp_zstd_root,
                                  tcp_zstd ? &no_error : &tcp_zstd.error()},
                                 {"tcp, gateway", static_cast<bool>(tcp_gateway), &tcp_gateway_root,
-                                 tcp_gateway ? &no_error : &tcp_gateway.error()}};
+                                 tcp_gateway ? &no_error : &tcp_gateway.error()},
+                                {"tcp, gateway/session", static_cast<bool>(tcp_gateway_session),
+                                 &tcp_gateway_session_root,
+                                 tcp_gateway_session ? &no_error : &tcp_gateway_session.error()}};
       // 2. Call round trips/s with 1 call outstanding (and each call's round-trip time).
       // 3. Calls/s with 64 calls kept in flight on one connection.
       double max_tcp_rate = 0; // "call, 64 outstanding" over TCP: what the open loop offers a share of
@@ -618,6 +646,7 @@ int run_all(const cli& o) {
               payload_size, o.sched.threads, o.t.warmup_s, o.t.measure_s, seconds_since(run_start),
               sysconf(_SC_NPROCESSORS_ONLN), load.c_str());
   compare_with_direct(rows, "tcp, gateway", "tcp");
+  compare_with_direct(rows, "tcp, gateway/session", "tcp");
   print_table(rows, fl);
   bool all_ok = true;
   for (auto& r : rows)

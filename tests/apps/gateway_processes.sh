@@ -3,6 +3,7 @@
 # TCP on 127.0.0.1.
 #   gateway_processes.sh TESTBED GATEWAY INTEROP_DIR testbed  vox-testbed client → vox-gateway → vox-testbed serve
 #   gateway_processes.sh TESTBED GATEWAY INTEROP_DIR chain    the same through two gateways in a row
+#   gateway_processes.sh TESTBED GATEWAY INTEROP_DIR per-session  testbed, the gateway with --upstream-per-session
 #   gateway_processes.sh TESTBED GATEWAY INTEROP_DIR ts       the reference TypeScript client → vox-gateway →
 #                                                             vox-testbed serve (skips, exit 77, without node)
 # The client runs --scenario common: every scenario but the two whose server cuts the
@@ -38,7 +39,9 @@ start() {
 }
 
 start "$testbed" serve --port 0
-start "$gateway" --upstream "$addr"
+gateway_args=()
+if [[ "$what" == per-session ]]; then gateway_args=(--upstream-per-session); what=testbed; fi
+start "$gateway" --upstream "$addr" "${gateway_args[@]}"
 gateway_pid=${pids[-1]}
 if [[ "$what" == chain ]]; then start "$gateway" --upstream "$addr"; fi
 case "$what" in
