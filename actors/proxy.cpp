@@ -64,15 +64,21 @@ struct splice_state {
 
 using splice_pointer = proxy_actor::stateful_pointer<splice_state>;
 
+/// Writes what waits for `s` in one go; false if its link refused it.
+bool write_out(splice_side& s) {
+  if (s.out.empty())
+    return true;
+  auto sent = s.conduit->send_many(s.out, s.generation);
+  s.out.clear();
+  return static_cast<bool>(sent);
+}
+
 /// Ends the splice; its sessions close what remains. A close or a stop is the normal
 /// end and is not logged; anything else is, with the reason.
 void end(splice_pointer self, const std::string& why, bool normal = false) {
   // What was forwarded before the end still goes out (a failed side has none left).
   for (auto& s : self->state.sides)
-    if (!s.out.empty() && s.conduit) {
-      (void) s.conduit->send_many(s.out, s.generation);
-      s.out.clear();
-    }
+    (void) write_out(s);
   if (!normal && self->state.log && *self->state.log)
     (*self->state.log)("splice ended: " + why);
   self->quit(normal ? caf::error{} : make_error(errc::connection_closed, why));
@@ -94,11 +100,7 @@ bool both_attached(splice_pointer self) { return self->state.sides[0].attached &
 
 /// Writes what waits for `to`; a failure ends the splice.
 bool flush(splice_pointer self, splice_side& to) {
-  if (to.out.empty())
-    return true;
-  auto sent = to.conduit->send_many(to.out, to.generation);
-  to.out.clear();
-  if (sent)
+  if (write_out(to))
     return true;
   end(self, "cannot send on connection " + std::to_string(to.id) + ": its link is gone");
   return false;

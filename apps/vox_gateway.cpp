@@ -56,6 +56,19 @@ void log_line(const std::string& line) {
   std::fprintf(stderr, "vox-gateway: %s\n", line.c_str());
 }
 
+/// A session to the upstream server; `settings` are our root's (the client's, in the
+/// per-session mode: ids pass through, so our parity upstream is the client's).
+caf::expected<session_handle> dial(caf::actor_system& sys, const arguments& a, connection_settings settings = {}) {
+  auto lnk = tcp_connect(a.upstream_host, a.upstream_port);
+  if (!lnk)
+    return std::move(lnk.error());
+  session_options opts;
+  opts.settings = settings;
+  opts.keepalive = a.keepalive;
+  opts.log = log_line;
+  return connect_session(sys, *lnk, opts);
+}
+
 /// The upstream session, redialled by `keep` whenever it ends. Shared with the
 /// sessions' acceptors and the upstream session's exit hook, which may run after `run`
 /// returned.
@@ -75,8 +88,7 @@ public:
   bool connect() {
     auto delay = 50ms;
     for (;;) {
-      auto lnk = tcp_connect(args_.upstream_host, args_.upstream_port);
-      caf::expected<session_handle> s = lnk ? connect_session(sys_, *lnk, options()) : caf::expected<session_handle>{lnk.error()};
+      auto s = dial(sys_, args_);
       if (s) {
         adopt(s->actor);
         return true;
@@ -119,13 +131,6 @@ public:
   }
 
 private:
-  session_options options() const {
-    session_options opts;
-    opts.keepalive = args_.keepalive;
-    opts.log = log_line;
-    return opts;
-  }
-
   void adopt(const session_actor& s) {
     {
       std::lock_guard<std::mutex> guard{mtx_};
@@ -157,27 +162,22 @@ private:
   bool stopping_ = false;
 };
 
-/// --upstream-per-session: a new upstream session for every client.
-int run_per_session(caf::actor_system& sys, const arguments& a, std::function<void(const std::string&)> splice_log) {
+/// The downstream side, the same in both modes.
+session_server::config downstream_config(const arguments& a) {
   session_server::config cfg;
   cfg.host = a.listen_host;
   cfg.port = a.listen_port;
   cfg.options.keepalive = a.keepalive;
   cfg.options.log = log_line;
-  cfg.options.resumable = true; // as in run()
-  forward_sessions(
-    sys, cfg,
-    [&sys, a](const connection_settings& client) -> caf::expected<session_handle> {
-      auto lnk = tcp_connect(a.upstream_host, a.upstream_port);
-      if (!lnk)
-        return std::move(lnk.error());
-      session_options opts;
-      opts.settings = client; // ids pass through: our parity upstream is the client's
-      opts.keepalive = a.keepalive;
-      opts.log = log_line;
-      return connect_session(sys, *lnk, opts);
-    },
-    std::move(splice_log));
+  // Clients that insist on a resume key (the reference TypeScript client, vox-testbed's
+  // own) get one. A splice does not outlive a resume, though: a client that resumes
+  // finds its connections closed.
+  cfg.options.resumable = true;
+  return cfg;
+}
+
+/// Serves `cfg` until SIGINT or SIGTERM; the exit status.
+int serve(caf::actor_system& sys, const session_server::config& cfg) {
   auto srv = session_server::start(sys, cfg);
   if (!srv) {
     log_line(describe(srv.error()));
@@ -194,37 +194,21 @@ int run(caf::actor_system& sys, const arguments& a) {
   std::function<void(const std::string&)> splice_log;
   if (a.log_splices)
     splice_log = log_line;
-  if (a.per_session)
-    return run_per_session(sys, a, std::move(splice_log));
+  auto cfg = downstream_config(a);
+  if (a.per_session) {
+    forward_sessions(
+      sys, cfg, [&sys, a](const connection_settings& client) { return dial(sys, a, client); }, splice_log);
+    return serve(sys, cfg);
+  }
   auto up = std::make_shared<upstream>(sys, a);
   if (!up->connect())
     return 1;
   std::thread keeper{[up] { up->keep(); }};
-
-  session_server::config cfg;
-  cfg.host = a.listen_host;
-  cfg.port = a.listen_port;
-  cfg.options.keepalive = a.keepalive;
-  cfg.options.log = log_line;
-  // Clients that insist on a resume key (the reference TypeScript client, vox-testbed's
-  // own) get one. A splice does not outlive a resume, though: a client that resumes
-  // finds its connections closed.
-  cfg.options.resumable = true;
   forward_connections(sys, cfg, [up] { return up->current(); }, splice_log);
-  auto srv = session_server::start(sys, cfg);
-  if (!srv) {
-    log_line(describe(srv.error()));
-    up->stop();
-    keeper.join();
-    return 1;
-  }
-  std::printf("LISTEN_ADDR=%s:%u\n", cfg.host.c_str(), (*srv)->port());
-  std::fflush(stdout);
-  cli::wait_for_stop_signal();
-  (*srv)->stop();
+  auto status = serve(sys, cfg);
   up->stop();
   keeper.join();
-  return 0;
+  return status;
 }
 
 } // namespace

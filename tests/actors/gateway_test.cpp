@@ -36,6 +36,13 @@ void check_through(actor_fixture& f, uint16_t port, const std::string& label) {
   check_scenarios(vctx, false, label + " virtual: ");
 }
 
+/// The first scenario on `client`'s root: its failure, if any.
+std::optional<std::string> first_scenario(actor_fixture& f, const session_handle& client) {
+  vox::client<testbed::service_type> root{caller{client.root}};
+  testbed::scenario_context ctx{f.sys, f.self, root};
+  return testbed::scenarios().front().run(ctx);
+}
+
 session_server::config gateway_config() {
   session_server::config cfg;
   cfg.options = logless();
@@ -58,9 +65,7 @@ TEST_CASE("a forwarding server passes every Testbed scenario over one shared ups
   // Two clients' connections are virtual connections of the one upstream session.
   auto second = dial(f, (*gw)->port());
   REQUIRE(second);
-  vox::client<testbed::service_type> root{caller{second->root}};
-  testbed::scenario_context ctx{f.sys, f.self, root};
-  REQUIRE_FALSE(testbed::scenarios().front().run(ctx));
+  REQUIRE_FALSE(first_scenario(f, *second));
   CHECK((*upstream_srv)->sessions_started() == 1);
   CHECK(f.info(up->actor).active_connections >= 2); // its root, and the live client's root
 }
@@ -84,9 +89,7 @@ TEST_CASE("a forwarding server with a session per client passes every Testbed sc
   check_through(f, (*gw)->port(), "per session");
   auto second = dial(f, (*gw)->port());
   REQUIRE(second);
-  vox::client<testbed::service_type> root{caller{second->root}};
-  testbed::scenario_context ctx{f.sys, f.self, root};
-  REQUIRE_FALSE(testbed::scenarios().front().run(ctx));
+  REQUIRE_FALSE(first_scenario(f, *second));
   CHECK((*upstream_srv)->sessions_started() == 2); // one upstream session per client
 }
 

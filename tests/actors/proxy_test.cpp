@@ -42,17 +42,6 @@ message response_msg(request_id id, payload ret, metadata md = {}, byte_buffer s
   return message{0, request_message{id, request_response{std::move(md), std::move(ret), std::move(schemas)}}};
 }
 
-/// The next Call the raw peer receives (its request id and body).
-std::optional<std::pair<request_id, request_call>> next_call(raw_peer& peer) {
-  auto m = peer.recv_as<request_message>();
-  if (!m)
-    return std::nullopt;
-  auto* c = std::get_if<request_call>(&m->second.body);
-  if (!c)
-    return std::nullopt;
-  return std::make_pair(m->second.id, std::move(*c));
-}
-
 std::vector<uint64_t> schema_ids(const byte_buffer& cbor) {
   std::vector<uint64_t> out;
   if (auto p = schema::decode_schema_payload(cbor))
@@ -86,11 +75,11 @@ TEST_CASE("a splice forwards a call and its response with ids and payload unchan
   p.a.send(call_msg(7, 0x1234, args, {plain, local_only, secret, unknown_bits}));
   auto call = next_call(p.b);
   REQUIRE(call);
-  CHECK(call->first == 7);
-  CHECK(call->second.method_id == 0x1234);
-  CHECK(call->second.args == args);
+  CHECK(call->id == 7);
+  CHECK(call->call.method_id == 0x1234);
+  CHECK(call->call.args == args);
   // Everything else passes with its flags, unknown bits included (r[rpc.metadata.flags]).
-  CHECK(call->second.metadata == metadata{plain, secret, unknown_bits});
+  CHECK(call->call.metadata == metadata{plain, secret, unknown_bits});
 
   payload ret{0x00, 9, 9};
   p.b.send(response_msg(7, ret, {local_only, plain}));
@@ -111,9 +100,9 @@ TEST_CASE("a splice carries calls in both directions at once", "[proxy]") {
   auto at_a = next_call(p.a);
   REQUIRE(at_b);
   REQUIRE(at_a);
-  CHECK(at_b->first == 1);
-  CHECK(at_a->first == 2);
-  CHECK(at_a->second.method_id == 20);
+  CHECK(at_b->id == 1);
+  CHECK(at_a->id == 2);
+  CHECK(at_a->call.method_id == 20);
   p.a.send(response_msg(2, payload{0, 2}));
   p.b.send(response_msg(1, payload{0, 1}));
   auto ra = next_response(p.a);
@@ -140,20 +129,20 @@ TEST_CASE("a splice attaches each method's schemas once per outgoing connection,
   p.a.send(call_msg(1, 100, payload{0}, {}, point_args));
   auto first = next_call(p.b);
   REQUIRE(first);
-  CHECK(schema_ids(first->second.schemas) == schema_ids(point_args));
-  CHECK(schema_root(first->second.schemas) == schema_root(point_args));
+  CHECK(schema_ids(first->call.schemas) == schema_ids(point_args));
+  CHECK(schema_root(first->call.schemas) == schema_root(point_args));
 
   p.a.send(call_msg(3, 100, payload{0})); // same method: nothing to attach
   auto second = next_call(p.b);
   REQUIRE(second);
-  CHECK(second->second.schemas.empty());
+  CHECK(second->call.schemas.empty());
 
   // A second method reusing Point: only what `b`'s peer has not seen goes out.
   p.a.send(call_msg(5, 200, payload{0}, {}, nested_args));
   auto third = next_call(p.b);
   REQUIRE(third);
-  CHECK(schema_ids(third->second.schemas) == schema_ids(nested_args));
-  CHECK(schema_root(third->second.schemas) == schema_root(nested_args));
+  CHECK(schema_ids(third->call.schemas) == schema_ids(nested_args));
+  CHECK(schema_root(third->call.schemas) == schema_root(nested_args));
 
   // Responses: the result's schemas cross with the method's first response only.
   schema::send_tracker callee;
@@ -217,7 +206,7 @@ TEST_CASE("a splice holds calls beyond what the outgoing peer allows and answers
   p.a.send(call_msg(5, 10, payload{5}));
   auto first = next_call(p.b);
   REQUIRE(first);
-  CHECK(first->first == 1);
+  CHECK(first->id == 1);
   // Call 3 is held: cancelling it is answered by the splice, and it never reaches b.
   p.a.send(message{0, request_message{3, request_cancel{}}});
   auto cancelled = next_response(p.a);
@@ -230,7 +219,7 @@ TEST_CASE("a splice holds calls beyond what the outgoing peer allows and answers
   CHECK(r1->id == 1);
   auto next = next_call(p.b);
   REQUIRE(next);
-  CHECK(next->first == 5);
+  CHECK(next->id == 5);
 }
 
 TEST_CASE("a splice refuses two connections on which we allocate ids of the same parity", "[proxy]") {

@@ -101,23 +101,6 @@ using generate = method<"generate", void(uint32_t, tx<int32_t>)>;
 using mixed = method<"mixed", void(uint32_t, rx<std::string>, tx<int32_t>, std::string)>;
 using streams = service<"Testbed", sum, generate, mixed>;
 
-/// The next Call the raw peer receives: {connection, request id, call}.
-struct seen_request {
-  connection_id connection = 0;
-  request_id id = 0;
-  request_call call;
-};
-
-std::optional<seen_request> next_call(raw_peer& peer) {
-  auto m = peer.recv_as<request_message>();
-  if (!m)
-    return std::nullopt;
-  auto* c = std::get_if<request_call>(&m->second.body);
-  if (!c)
-    return std::nullopt;
-  return seen_request{m->first, m->second.id, std::move(*c)};
-}
-
 /// The next ChannelMessage the raw peer receives: {connection, channel message}.
 std::optional<std::pair<connection_id, channel_message>> next_channel_message(raw_peer& peer) {
   return peer.recv_as<channel_message>();

@@ -21,20 +21,25 @@ fi
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
 
-# Starts "$@" in the background and sets `addr` from its LISTEN_ADDR= line (at most 10 s).
+# Starts "$@" in the background, its stdout read here through a FIFO (stderr to a file),
+# and sets `addr` from its LISTEN_ADDR= line, waiting at most 10 s for each line.
 start() {
-  local out
-  out=$(mktemp)
-  "$@" >"$out" 2>&1 &
+  local dir log line fd
+  dir=$(mktemp -d)
+  log="$dir/stderr"
+  mkfifo "$dir/stdout"
+  "$@" >"$dir/stdout" 2>"$log" &
   pids+=($!)
-  for _ in $(seq 100); do
-    addr=$(sed -n 's/^LISTEN_ADDR=//p' "$out")
-    [[ -n "$addr" ]] && return 0
-    kill -0 "${pids[-1]}" 2>/dev/null || break
-    read -r -t 0.1 <> <(:) || true # a 100 ms pause without sleep(1)'s process
+  exec {fd}<"$dir/stdout"
+  while read -r -t 10 line <&"$fd"; do
+    if [[ "$line" == LISTEN_ADDR=* ]]; then
+      addr="${line#LISTEN_ADDR=}"
+      cat <&"$fd" >/dev/null & # what it prints later must not fill the pipe
+      return 0
+    fi
   done
   echo "no LISTEN_ADDR from $*:" >&2
-  cat "$out" >&2
+  cat "$log" >&2
   exit 1
 }
 

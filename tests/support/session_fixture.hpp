@@ -358,6 +358,23 @@ inline std::optional<seen_response> next_response(raw_peer& peer) {
 }
 
 
+/// The next Call the raw peer receives: {connection, request id, call}.
+struct seen_request {
+  connection_id connection = 0;
+  request_id id = 0;
+  request_call call;
+};
+
+inline std::optional<seen_request> next_call(raw_peer& peer) {
+  auto m = peer.recv_as<request_message>();
+  if (!m)
+    return std::nullopt;
+  auto* c = std::get_if<request_call>(&m->second.body);
+  if (!c)
+    return std::nullopt;
+  return seen_request{m->first, m->second.id, std::move(*c)};
+}
+
 /// Opens a virtual connection from `peer.session` that the raw side accepts with
 /// {Even, 64}; returns the id the session chose and the handle it got.
 inline std::pair<connection_id, caf::expected<connection_handle>> open_accepted(actor_fixture& f, raw_peer& peer) {
