@@ -69,6 +69,29 @@ options& options::compression(compression_options& out) {
   return number<int>("--compress-level", out.level, -7, 22);
 }
 
+options& options::security(security_flags& out, bool server) {
+  text("--tls-cert", out.cert).text("--tls-key", out.key).text("--tls-ca", out.ca).text("--auth-token", out.auth_token);
+  if (server)
+    return flag("--tls-require-client-cert", out.require_client_cert);
+  return flag("--tls", out.tls).text("--tls-server-name", out.server_name).flag("--tls-insecure-skip-verify", out.insecure);
+}
+
+caf::expected<std::shared_ptr<const tls_context>> tls_context_of(const security_flags& flags, bool server) {
+  if (!flags.wants_tls() && !flags.require_client_cert)
+    return std::shared_ptr<const tls_context>{};
+  tls_config cfg;
+  cfg.cert_file = flags.cert;
+  cfg.key_file = flags.key;
+  cfg.ca_file = flags.ca;
+  cfg.server_name = flags.server_name;
+  cfg.require_client_cert = flags.require_client_cert;
+  cfg.insecure_skip_verify = flags.insecure;
+  if (flags.insecure)
+    std::fprintf(stderr, "WARNING: --tls-insecure-skip-verify: the server's certificate is not checked;"
+                         " anyone on the path can read and change this traffic\n");
+  return server ? tls_context::server(cfg) : tls_context::client(cfg);
+}
+
 options& options::keepalive(const char* name, std::optional<keepalive_options>& out) {
   return add(name, true, [&out](const std::string& v) -> std::string {
     auto ms = cli::number<uint32_t>(v, 0, 3'600'000);

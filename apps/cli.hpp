@@ -14,6 +14,7 @@
 
 #include "actors/handles.hpp"
 #include "transport/compression.hpp"
+#include "transport/tls.hpp"
 
 namespace vox::cli {
 
@@ -35,6 +36,25 @@ inline const keepalive_options default_keepalive{std::chrono::seconds{10}, std::
 
 /// "HOST:PORT" (the last colon splits, so "[::1]"-less IPv6 text like "::1:80" works too).
 bool split_address(const std::string& addr, std::string& host, uint16_t& port);
+
+/// The security flags of a program (README "Deployment and security").
+struct security_flags {
+  bool tls = false;           ///< --tls: a client using the system's trusted CAs
+  std::string cert;           ///< --tls-cert FILE
+  std::string key;            ///< --tls-key FILE
+  std::string ca;             ///< --tls-ca FILE
+  std::string server_name;    ///< --tls-server-name NAME (client)
+  bool require_client_cert = false; ///< --tls-require-client-cert (server)
+  bool insecure = false;      ///< --tls-insecure-skip-verify (client)
+  std::string auth_token;     ///< --auth-token TOKEN
+
+  /// Any TLS flag was given.
+  bool wants_tls() const { return tls || !cert.empty() || !key.empty() || !ca.empty() || insecure; }
+};
+
+/// The TLS context `flags` ask for as a server or a client: none when no TLS flag was
+/// given; an error naming the file or flag that did not work.
+caf::expected<std::shared_ptr<const tls_context>> tls_context_of(const security_flags& flags, bool server);
 
 /// Options of one program (or one of its modes), each bound to a variable that holds its
 /// default. `parse` sets the variables of the options given and checks everything:
@@ -60,6 +80,10 @@ public:
   options& keepalive(const char* name, std::optional<keepalive_options>& out);
   /// `--compress off|prefer|require` and `--compress-level N` (zstd's levels, -7 to 22).
   options& compression(compression_options& out);
+  /// `--tls-cert`, `--tls-key`, `--tls-ca`, `--auth-token` and, for a server,
+  /// `--tls-require-client-cert`, for a client `--tls`, `--tls-server-name` and
+  /// `--tls-insecure-skip-verify`.
+  options& security(security_flags& out, bool server);
 
   template <class T>
   options& number(const char* name, T& out, T min, T max) {

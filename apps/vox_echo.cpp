@@ -3,6 +3,9 @@
 //   vox-echo serve [--host H] [--port N] [--keepalive MS]   prints LISTEN_ADDR=H:P when ready
 //   vox-echo call --connect H:P [--message TEXT] [--count N]
 //   both: [--compress off|prefer|require] [--compress-level N] (zstd link compression)
+//         [--tls-cert FILE --tls-key FILE] [--tls-ca FILE] [--auth-token TOKEN] (README
+//         "Deployment and security"); serve: [--tls-require-client-cert];
+//         call: [--tls] [--tls-server-name NAME] [--tls-insecure-skip-verify]
 //
 // The service is `Echo.echo(message: String) -> String`; the client calls it on the root
 // connection and on a virtual connection it opens and closes, printing every step.
@@ -50,7 +53,10 @@ connection_acceptor accept_all() {
 
 const char* const usage_text = "usage: vox-echo serve [--host H] [--port N] [--keepalive MS]\n"
                                "       vox-echo call --connect HOST:PORT [--message TEXT] [--count N]\n"
-                               "       both: [--compress off|prefer|require] [--compress-level N]\n";
+                               "       both: [--compress off|prefer|require] [--compress-level N]\n"
+                               "             [--tls-cert FILE --tls-key FILE] [--tls-ca FILE] [--auth-token TOKEN]\n"
+                               "       serve: [--tls-require-client-cert]\n"
+                               "       call: [--tls] [--tls-server-name NAME] [--tls-insecure-skip-verify]\n";
 
 struct arguments {
   std::string host = "127.0.0.1";
@@ -59,12 +65,15 @@ struct arguments {
   std::string message = "hello, vox";
   int count = 3;
   compression_options compression;
+  cli::security_flags security;
+  link_options links; ///< with the TLS context the flags ask for
 };
 
 int serve(caf::actor_system& sys, const arguments& a) {
   session_server::config cfg;
   cfg.host = a.host;
   cfg.port = a.port;
+  cfg.links = a.links;
   cfg.options.root_handler = echo;
   cfg.options.acceptor = accept_all();
   cfg.options.keepalive = a.keepalive;
@@ -105,7 +114,7 @@ bool call_echo(caf::scoped_actor& self, const caller& c, const std::string& text
 int call(caf::actor_system& sys, const arguments& a) {
   auto addr = a.host + ":" + std::to_string(a.port);
   const auto& text = a.message;
-  auto lnk = tcp_connect(a.host, a.port);
+  auto lnk = tcp_connect(a.host, a.port, a.links);
   if (!lnk) {
     std::fprintf(stderr, "vox-echo: %s\n", describe(lnk.error()).c_str());
     return 1;
@@ -118,9 +127,9 @@ int call(caf::actor_system& sys, const arguments& a) {
     std::fprintf(stderr, "vox-echo: %s\n", describe(session.error()).c_str());
     return 1;
   }
-  std::printf("connected to %s (we are %s, peer parity %s%s)\n", addr.c_str(),
+  std::printf("connected to %s (we are %s, peer parity %s%s%s)\n", addr.c_str(),
               to_string(session->handshake.our_settings.parity), to_string(session->handshake.peer_settings.parity),
-              session->handshake.compression ? ", zstd" : "");
+              session->handshake.compression ? ", zstd" : "", a.links.tls ? ", TLS" : "");
   caf::scoped_actor self{sys};
   bool ok = true;
   {
@@ -166,13 +175,19 @@ int main(int argc, char** argv) {
       .number("--count", args.count, 0, 1'000'000);
   }
   if (mode == "serve" || mode == "call") {
-    opts.compression(args.compression);
+    opts.compression(args.compression).security(args.security, mode == "serve");
   } else {
     return cli::options{"vox-echo", usage_text}.error(mode.empty() ? "no mode given" : "unknown mode '" + mode + "'");
   }
   if (auto status = opts.parse(argc, argv, 2))
     return *status;
   bool serving = mode == "serve";
+  auto tls = cli::tls_context_of(args.security, serving);
+  if (!tls) {
+    std::fprintf(stderr, "vox-echo: %s\n", describe(tls.error()).c_str());
+    return 1;
+  }
+  args.links.tls = *tls;
   if (serving)
     cli::block_stop_signals(); // before the actor system's threads exist: they inherit the mask
   caf::actor_system_config cfg;

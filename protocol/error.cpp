@@ -35,6 +35,7 @@ const char* to_string(errc code) {
     case errc::resume_refused: return "resume_refused";
     case errc::compression_refused: return "compression_refused";
     case errc::compression_failed: return "compression_failed";
+    case errc::tls_failed: return "tls_failed";
   }
   return "unknown";
 }

@@ -72,6 +72,9 @@ enum class errc : uint8_t {
   /// A compressed stream could not be decoded: corrupt, or it declares a larger window
   /// than we accept.
   compression_failed,
+  /// TLS failed: a certificate that did not verify (the reason names why), a peer that
+  /// does not speak TLS (or speaks it where we do not), or a broken record.
+  tls_failed,
 };
 
 /// The CAF error category of vox errors.

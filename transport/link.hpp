@@ -6,6 +6,7 @@
 #include <span>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <chrono>
 
@@ -16,6 +17,8 @@
 #include "protocol/error.hpp"
 
 namespace vox {
+
+class tls_context;
 
 /// Limits every link enforces on what it receives.
 struct link_options {
@@ -34,9 +37,29 @@ struct link_options {
   /// `max_outbound_bytes`, which is where a link gives up.
   size_t high_water_bytes = 1024 * 1024;
   size_t low_water_bytes = 256 * 1024;
+  /// TLS under the framing (transport/tls.hpp): `tcp_connect` and `unix_connect` run a
+  /// client handshake with it, a listener's accepted links a server one. None: plain.
+  std::shared_ptr<const tls_context> tls;
 };
 
 class io_reactor;
+
+/// Who is at the other end of a link, as far as the transport can tell: what an
+/// authorization decision may rest on (README "Deployment and security").
+struct link_peer {
+  /// The peer's address: "127.0.0.1:41234", "[::1]:41234", a Unix socket's path, or
+  /// empty when the transport has none (a memory link).
+  std::string address;
+  /// The link is TLS (the handshake completed).
+  bool tls = false;
+  /// TLS: the peer presented a certificate that verified against our trust anchors (a
+  /// client under mutual TLS; a server, always, unless verification was turned off).
+  bool verified = false;
+  /// TLS, verified: the certificate's subject, one line (RFC 2253: "CN=client,O=vox").
+  std::string subject;
+  /// TLS, verified: its subjectAltNames, "DNS:name" or "IP:address".
+  std::vector<std::string> alt_names;
+};
 
 /// Receives what a started link reads. Calls for one link never overlap, and `on_end`
 /// comes last, once.
@@ -115,6 +138,9 @@ public:
 
   /// The largest payload this link accepts from the peer (`link_options::max_frame_size`).
   virtual uint32_t max_frame_size() const { return link_options{}.max_frame_size; }
+
+  /// Who is at the other end (address; TLS identity once its handshake completed).
+  virtual link_peer peer() const { return {}; }
 
   /// Whether compressing what crosses this link can pay: false for a memory link, which
   /// copies nothing over any wire.

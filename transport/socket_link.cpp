@@ -15,6 +15,7 @@
 
 #include "transport/framing.hpp"
 #include "transport/io_reactor.hpp"
+#include "transport/tls.hpp"
 
 namespace vox {
 
@@ -23,14 +24,35 @@ namespace {
 /// Bytes read ahead in one syscall, so that a burst of small frames costs one read.
 constexpr size_t read_ahead_size = 64 * 1024;
 
+/// What one non-blocking read of the socket (or of TLS over it) gave.
+struct wire_read {
+  enum kind_t { data, again, eof, failed } kind;
+  size_t bytes;
+  caf::error error;
+  wire_read(kind_t k, size_t n = 0, caf::error e = {}) : kind(k), bytes(n), error(std::move(e)) {}
+};
+
+/// The peer address of a connected socket ("" when it has none, e.g. an unnamed Unix peer).
+std::string peer_address_of(int fd) {
+  sockaddr_storage addr{};
+  socklen_t len = sizeof(addr);
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&addr), &len) < 0)
+    return {};
+  return to_string(reinterpret_cast<sockaddr*>(&addr), len);
+}
+
 /// Before `start`, a plain blocking socket (prologue and handshake). After it, the socket
 /// is non-blocking and served by one I/O loop: input is read there and split into frames
 /// straight from the loop's shared buffer; output is queued and written by whichever
 /// thread holds the write turn (see `send`).
+///
+/// With TLS (`tls_`), the socket is non-blocking from the start, every byte goes through
+/// the tls_stream, and "blocking" reads and writes before `start` wait in poll().
 class socket_link final : public link, public io_handler, public std::enable_shared_from_this<socket_link> {
 public:
-  socket_link(unique_fd fd, std::string name, link_options options)
-    : fd_(std::move(fd)), name_(std::move(name)), options_(options) {
+  socket_link(unique_fd fd, std::string name, link_options options, std::unique_ptr<tls_stream> tls)
+    : fd_(std::move(fd)), name_(std::move(name)), options_(options), tls_(std::move(tls)),
+      peer_address_(peer_address_of(fd_.get())) {
     // nop
   }
 
@@ -75,6 +97,17 @@ private:
   /// Before `start`: the caller's thread writes the frame itself (under send_mtx_).
   caf::expected<void> send_blocking(byte_span payload) {
     auto header = encode_frame_header(static_cast<uint32_t>(payload.size()));
+    if (tls_) {
+      // One record for header and payload; only the prologue and handshake come here.
+      byte_buffer frame(header.begin(), header.end());
+      frame.insert(frame.end(), payload.begin(), payload.end());
+      if (auto err = tls_->write_blocking(frame.data(), frame.size(), aborted_)) {
+        tx_failure_ = aborted_.load() ? make_error(errc::closed, name_ + ": link aborted during send")
+                                      : with_name(std::move(err));
+        return tx_failure_;
+      }
+      return {};
+    }
     iovec iov[2] = {{header.data(), header.size()},
                     {const_cast<uint8_t*>(payload.data()), payload.size()}};
     msghdr msg{};
@@ -125,6 +158,10 @@ public:
       return std::optional<byte_buffer>{};
     if (*got < frame_header_size)
       return fail_mid_frame(*got, frame_header_size, "header");
+    if (auto err = check_first_header(header)) {
+      rx_failure_ = err;
+      return rx_failure_;
+    }
     auto len = decode_frame_header(header);
     // Checked before a single byte is allocated for the payload.
     if (auto err = check_frame_size(len, options_.max_frame_size)) {
@@ -155,8 +192,7 @@ public:
       return;
     send_closed_ = true;
     if (!loop_) {
-      if (!aborted_.load())
-        ::shutdown(fd_.get(), SHUT_WR);
+      shut_write_locked();
       return;
     }
     // Started: what is queued goes out first; a peer that then never closes its side is cut
@@ -210,18 +246,21 @@ public:
       return;
     if (!rx_.empty() && !deliver(loop, rx_))
       return;
-    if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) == 0)
+    bool readable = (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0;
+    if ((events & EPOLLOUT) && read_wants_write()) // TLS input that had to write first
+      readable = true;
+    if (!readable)
       return;
     auto& scratch = loop.scratch();
-    auto n = ::recv(fd_.get(), scratch.data(), scratch.size(), MSG_DONTWAIT);
+    auto got = read_input(scratch.data(), scratch.size());
     if (aborted_.load()) {
       end_input(loop, failure_or(aborted_error()));
       return;
     }
-    if (n < 0) {
-      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-        return;
-      auto err = make_system_error(errc::io_error, name_ + ": recv failed", errno);
+    if (got.kind == wire_read::again)
+      return;
+    if (got.kind == wire_read::failed) {
+      auto err = std::move(got.error);
       {
         // A failed read (a reset, a timeout) leaves the connection unusable both ways:
         // later sends fail with the same reason instead of queuing for a dead socket.
@@ -231,7 +270,7 @@ public:
       end_input(loop, failure_or(std::move(err)));
       return;
     }
-    if (n == 0) {
+    if (got.kind == wire_read::eof) {
       // r[impl link.rx.eof]
       if (rx_.empty())
         end_input(loop, failure_or(caf::error{}));
@@ -240,16 +279,21 @@ public:
                                                         + std::to_string(rx_.size()) + " bytes of a frame"));
       return;
     }
-    byte_span got{scratch.data(), static_cast<size_t>(n)};
+    byte_span bytes{scratch.data(), got.bytes};
     if (rx_.empty()) {
       // The common case: whole frames straight from the shared buffer, no copy.
-      auto used = parse(loop, got);
-      if (used && *used < got.size())
-        rx_.assign(got.begin() + static_cast<std::ptrdiff_t>(*used), got.end());
-      return;
+      auto used = parse(loop, bytes);
+      if (!used)
+        return;
+      if (*used < bytes.size())
+        rx_.assign(bytes.begin() + static_cast<std::ptrdiff_t>(*used), bytes.end());
+    } else {
+      rx_.insert(rx_.end(), bytes.begin(), bytes.end());
+      if (!deliver(loop, rx_))
+        return;
     }
-    rx_.insert(rx_.end(), got.begin(), got.end());
-    deliver(loop, rx_);
+    if (tls_)
+      after_tls_input(loop);
   }
 
   void on_tick(io_loop&, std::chrono::steady_clock::time_point now) override {
@@ -270,6 +314,14 @@ public:
 
   std::string describe() const override {
     return name_;
+  }
+
+  link_peer peer() const override {
+    link_peer p;
+    p.address = peer_address_;
+    if (tls_)
+      tls_->identify(p);
+    return p;
   }
 
   uint32_t max_frame_size() const override {
@@ -352,9 +404,21 @@ private:
       auto* data = inflight_.data() + inflight_pos_;
       auto len = inflight_.size() - inflight_pos_;
       guard.unlock();
-      auto n = ::send(fd_.get(), data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+      auto n = write_output(data, len);
       auto err = errno;
       guard.lock();
+      if (n == tls_failed) {
+        fail_locked(with_name(std::move(tls_error_)));
+        continue;
+      }
+      if (n == tls_wants_read) {
+        // Only before the TLS handshake completed: the next input event resumes the turn.
+        write_wants_read_ = true;
+        armed_ = true;
+        last_progress_ = std::chrono::steady_clock::now();
+        sync_interest_locked();
+        return;
+      }
       if (n > 0) {
         inflight_pos_ += static_cast<size_t>(n);
         queued_bytes_ -= static_cast<size_t>(n);
@@ -393,8 +457,116 @@ private:
 
   void on_writable() {
     std::unique_lock<std::mutex> guard{send_mtx_};
+    write_wants_read_ = false;
     if (writing_ && armed_)
       flush(guard);
+  }
+
+  // -- the bytes under the frames: the socket itself, or TLS over it --
+
+  static constexpr ssize_t tls_wants_read = -2;
+  static constexpr ssize_t tls_failed = -3;
+
+  /// One non-blocking write: bytes written, or -1 with errno as `send` sets it, or a
+  /// TLS outcome (`tls_error_` holds why it failed). Called by the write turn's holder.
+  ssize_t write_output(const uint8_t* data, size_t len) {
+    if (!tls_)
+      return ::send(fd_.get(), data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    auto out = tls_->write(data, len);
+    switch (out.status) {
+      case tls_stream::result::done:
+        return static_cast<ssize_t>(out.bytes);
+      case tls_stream::result::want_write:
+        errno = EAGAIN;
+        return -1;
+      case tls_stream::result::want_read:
+        return tls_wants_read;
+      case tls_stream::result::eof:
+        errno = EPIPE;
+        return -1;
+      case tls_stream::result::failed:
+        break;
+    }
+    tls_error_ = std::move(out.error);
+    return tls_failed;
+  }
+
+  /// One non-blocking read into the loop's buffer. The loop's thread only.
+  wire_read read_input(uint8_t* dst, size_t size) {
+    if (!tls_) {
+      auto n = ::recv(fd_.get(), dst, size, MSG_DONTWAIT);
+      if (n > 0)
+        return {wire_read::data, static_cast<size_t>(n)};
+      if (n == 0)
+        return {wire_read::eof};
+      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+        return {wire_read::again};
+      return {wire_read::failed, 0, make_system_error(errc::io_error, name_ + ": recv failed", errno)};
+    }
+    auto out = tls_->read(dst, size);
+    set_read_wants_write(out.status == tls_stream::result::want_write);
+    switch (out.status) {
+      case tls_stream::result::done:
+        return {wire_read::data, out.bytes};
+      case tls_stream::result::eof:
+        return {wire_read::eof};
+      case tls_stream::result::failed:
+        return {wire_read::failed, 0, with_name(std::move(out.error))};
+      default:
+        return {wire_read::again};
+    }
+  }
+
+  /// After TLS input: a write that waited for the handshake may go on, and records that
+  /// OpenSSL already decrypted raise no socket event of their own.
+  void after_tls_input(io_loop& loop) {
+    {
+      std::unique_lock<std::mutex> guard{send_mtx_};
+      if (write_wants_read_) {
+        write_wants_read_ = false;
+        if (writing_ && armed_)
+          flush(guard);
+      }
+    }
+    if (!input_done_ && tls_->pending())
+      loop.post([self = shared_from_this(), lp = &loop] { self->on_event(*lp, EPOLLIN); });
+  }
+
+  bool read_wants_write() {
+    std::lock_guard<std::mutex> guard{send_mtx_};
+    return read_wants_write_;
+  }
+
+  void set_read_wants_write(bool wants) {
+    if (wants == read_wanted_write_)
+      return; // the common case costs no lock
+    read_wanted_write_ = wants;
+    std::lock_guard<std::mutex> guard{send_mtx_};
+    read_wants_write_ = wants;
+    sync_interest_locked();
+  }
+
+  /// `err`, its description prefixed with this link's name.
+  caf::error with_name(caf::error err) const {
+    if (!err || err.category() != vox_error_category)
+      return err;
+    auto what = vox::describe(err); // "code: description"
+    auto colon = what.find(": ");
+    return make_error(static_cast<errc>(err.code()),
+                      name_ + ": " + (colon == std::string::npos ? what : what.substr(colon + 2)));
+  }
+
+  /// The first header of a plain link that is the start of a TLS record: a TLS client on
+  /// a plain port (or a plain client reading a TLS server's alert). Said clearly instead
+  /// of waiting for a "frame" of tens of MiB.
+  caf::error check_first_header(const uint8_t* header) {
+    if (framed_)
+      return {};
+    framed_ = true;
+    if (tls_ || !looks_like_tls_record(header))
+      return {};
+    return make_error(errc::tls_failed, name_ + ": the peer speaks TLS on a plain link"
+                                                " (configure TLS on both ends, or neither)");
   }
 
   /// The link cannot carry output any more: remember why (the receiver hears it as the
@@ -428,8 +600,11 @@ private:
   }
 
   void shut_write_locked() {
-    if (!write_shut_ && !aborted_.load())
+    if (!write_shut_ && !aborted_.load()) {
+      if (tls_)
+        tls_->close_notify();
       ::shutdown(fd_.get(), SHUT_WR);
+    }
     write_shut_ = true;
   }
 
@@ -438,7 +613,7 @@ private:
   void sync_interest_locked() {
     if (!loop_ || removed_)
       return;
-    bool want_out = writing_ && armed_ && !aborted_.load();
+    bool want_out = ((writing_ && armed_ && !write_wants_read_) || read_wants_write_) && !aborted_.load();
     bool watch = want_out || (send_closed_ && !input_done_flag_);
     if (watch != watch_) {
       loop_->watch_stalls(watch ? 1 : -1);
@@ -473,6 +648,10 @@ private:
   std::optional<size_t> parse(io_loop& loop, byte_span data) {
     size_t pos = 0;
     while (data.size() - pos >= frame_header_size) {
+      if (auto err = check_first_header(data.data() + pos)) {
+        end_input(loop, std::move(err));
+        return std::nullopt;
+      }
       auto len = decode_frame_header(data.data() + pos);
       // Checked before anything is buffered for the frame.
       if (auto err = check_frame_size(len, options_.max_frame_size)) {
@@ -525,6 +704,14 @@ private:
 
   /// One `recv` call: the number of bytes read, 0 at end of stream.
   caf::expected<size_t> read_some(uint8_t* dst, size_t n) {
+    if (tls_) {
+      auto r = tls_->read_blocking(dst, n, aborted_);
+      if (aborted_.load())
+        return aborted_error();
+      if (!r)
+        rx_failure_ = with_name(std::move(r.error()));
+      return r ? r : caf::expected<size_t>{rx_failure_};
+    }
     for (;;) {
       auto r = ::recv(fd_.get(), dst, n, 0);
       // Checked after every call: data that raced with abort is dropped, as promised.
@@ -577,6 +764,8 @@ private:
   unique_fd fd_;
   const std::string name_;
   const link_options options_;
+  const std::unique_ptr<tls_stream> tls_;
+  const std::string peer_address_;
   std::atomic<bool> aborted_{false};
 
   // Sending side, guarded by send_mtx_.
@@ -602,6 +791,9 @@ private:
   bool write_shut_ = false;
   bool input_done_flag_ = false;
   bool removed_ = false;
+  bool read_wants_write_ = false;  ///< TLS input waits for the socket to take output
+  bool write_wants_read_ = false;  ///< TLS output waits for handshake input
+  caf::error tls_error_;           ///< why the last TLS write failed
   caf::error end_reason_;
   std::chrono::steady_clock::time_point last_progress_{};
   std::chrono::steady_clock::time_point closed_at_{};
@@ -610,6 +802,9 @@ private:
   std::shared_ptr<link_receiver> receiver_;
   byte_buffer rx_;
   bool input_done_ = false;
+  /// The first frame header was checked (by the reading thread: recv, then the loop).
+  bool framed_ = false;
+  bool read_wanted_write_ = false; ///< the loop's copy of read_wants_write_
 
   // Receiving side, touched only by the one thread in recv.
   byte_buffer rx_buf_;
@@ -620,8 +815,33 @@ private:
 
 } // namespace
 
-link_ptr make_socket_link(unique_fd fd, std::string description, link_options options) {
-  return std::make_shared<socket_link>(std::move(fd), std::move(description), options);
+link_ptr make_socket_link(unique_fd fd, std::string description, link_options options,
+                          std::unique_ptr<tls_stream> tls) {
+  return std::make_shared<socket_link>(std::move(fd), std::move(description), options, std::move(tls));
+}
+
+caf::expected<link_ptr> make_stream_link(unique_fd fd, const std::string& kind, link_options options,
+                                         const std::string& host) {
+  auto name = kind + " " + describe_connection(fd.get());
+  if (!options.tls)
+    return make_socket_link(std::move(fd), std::move(name), options);
+  name = "tls/" + name;
+  int flags = ::fcntl(fd.get(), F_GETFL);
+  if (flags < 0 || ::fcntl(fd.get(), F_SETFL, flags | O_NONBLOCK) < 0)
+    return make_system_error(errc::io_error, name + ": cannot make the socket non-blocking", errno);
+  auto tls = tls_stream::make(options.tls, fd.get(), host);
+  if (!tls)
+    return make_error(errc::tls_failed, name + ": " + describe(tls.error()));
+  if (!options.tls->is_server()) {
+    std::atomic<bool> never{false};
+    auto deadline = std::chrono::steady_clock::now() + options.tls->config().handshake_timeout;
+    if (auto err = (*tls)->handshake(deadline, never)) {
+      auto what = describe(err);
+      return make_error(is(err, errc::timeout) ? errc::timeout : errc::tls_failed,
+                        name + ": " + what.substr(what.find(": ") + 2));
+    }
+  }
+  return make_socket_link(std::move(fd), std::move(name), options, std::move(*tls));
 }
 
 } // namespace vox

@@ -5,6 +5,7 @@
 
 #include "transport/link.hpp"
 #include "transport/socket.hpp"
+#include "transport/tls.hpp"
 
 namespace vox {
 
@@ -17,6 +18,18 @@ namespace vox {
 /// `options.max_frame_size`, and with `errc::link_closed` when the stream ends mid-frame;
 /// both failures are final. `close` shuts down our sending direction; `abort` shuts down
 /// both, which wakes a blocked `recv` or `send` with `errc::closed`.
-link_ptr make_socket_link(unique_fd fd, std::string description, link_options options = {});
+///
+/// With `tls`, made over the same `fd` (which must then be non-blocking), every byte goes
+/// through TLS; a server's handshake runs as its first input arrives.
+link_ptr make_socket_link(unique_fd fd, std::string description, link_options options = {},
+                          std::unique_ptr<tls_stream> tls = nullptr);
+
+/// The link over a socket just connected to `host` (a client) or accepted (a server,
+/// `host` unused), named "`kind` local->peer": plain, or TLS when `options.tls` is set.
+/// A TLS client completes its handshake here, within the context's `handshake_timeout`,
+/// and fails with `errc::tls_failed` naming why (the certificate reason, a peer that does
+/// not speak TLS); a TLS server's handshake runs as its first input arrives.
+caf::expected<link_ptr> make_stream_link(unique_fd fd, const std::string& kind, link_options options,
+                                         const std::string& host);
 
 } // namespace vox

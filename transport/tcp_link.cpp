@@ -98,8 +98,7 @@ caf::expected<link_ptr> tcp_connect(const std::string& host, uint16_t port,
     }
     if (auto err = set_nodelay(fd.get()))
       return err;
-    auto name = "tcp " + describe_connection(fd.get());
-    return make_socket_link(std::move(fd), std::move(name), options);
+    return make_stream_link(std::move(fd), "tcp", options, host);
   }
   return make_system_error(errc::io_error, "cannot connect to " + endpoint(host, port), last_err);
 }
@@ -146,12 +145,11 @@ tcp_listener::bind(const std::string& host, uint16_t port, link_options options)
 
 namespace {
 
-link_ptr accepted_link(unique_fd fd, const link_options& options) {
+caf::expected<link_ptr> accepted_link(unique_fd fd, const link_options& options) {
   // Best effort: it can only fail on a connection that is already gone, and that one
   // reports itself on its first recv.
   [[maybe_unused]] auto err = set_nodelay(fd.get());
-  auto name = "tcp " + describe_connection(fd.get());
-  return make_socket_link(std::move(fd), std::move(name), options);
+  return make_stream_link(std::move(fd), "tcp", options, {});
 }
 
 } // namespace
@@ -169,7 +167,10 @@ caf::expected<std::optional<link_ptr>> tcp_listener::try_accept() {
     return fd.error();
   if (!*fd)
     return std::optional<link_ptr>{};
-  return std::optional<link_ptr>{accepted_link(std::move(**fd), options_)};
+  auto lnk = accepted_link(std::move(**fd), options_);
+  if (!lnk)
+    return lnk.error();
+  return std::optional<link_ptr>{std::move(*lnk)};
 }
 
 int tcp_listener::fd() const noexcept {

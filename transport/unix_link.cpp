@@ -76,6 +76,8 @@ caf::expected<link_ptr> unix_connect(const std::string& path, link_options optio
     return fd.error();
   if (int err = connect_fd(fd->get(), *addr); err != 0)
     return make_system_error(errc::io_error, "cannot connect to unix socket " + path, err);
+  if (options.tls) // no host name to check: the context's server_name, or "localhost"
+    return make_stream_link(std::move(*fd), "unix", options, "localhost");
   return make_socket_link(std::move(*fd), "unix connected to " + path, options);
 }
 
@@ -123,6 +125,8 @@ caf::expected<link_ptr> unix_listener::accept() {
   auto fd = acceptor_->accept();
   if (!fd)
     return fd.error();
+  if (options_.tls)
+    return make_stream_link(std::move(*fd), "unix", options_, {});
   return make_socket_link(std::move(*fd), "unix accepted on " + path_, options_);
 }
 

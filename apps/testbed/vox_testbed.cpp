@@ -58,9 +58,13 @@ const char* const usage_text =
   "usage: vox-testbed serve (--listen HOST:PORT | --port N) [--keepalive MS] [--resume-grace MS]\n"
   "                         [--break-after-items N] [--stable-ack-after N]\n"
   "                         [--compress off|prefer|require] [--compress-level N]\n"
+  "                         [--tls-cert FILE --tls-key FILE [--tls-ca FILE [--tls-require-client-cert]]]\n"
+  "                         [--auth-token TOKEN]\n"
   "       vox-testbed client (--connect | --listen) HOST:PORT --scenario NAME|all|common [--keepalive MS]\n"
   "                          [--break-and-resume] [--conduit bare|stable] [--stable-ack-after N]\n"
   "                          [--compress off|prefer|require] [--compress-level N]\n"
+  "                          [--tls | --tls-ca FILE] [--tls-cert FILE --tls-key FILE] [--tls-server-name NAME]\n"
+  "                          [--tls-insecure-skip-verify] [--auth-token TOKEN]\n"
   "       vox-testbed list\n"
   "       vox-testbed subject   (SUBJECT_MODE, PEER_ADDR, CLIENT_SCENARIO, LISTEN_PORT)\n";
 
@@ -77,6 +81,8 @@ struct arguments {
   bool break_and_resume = false;
   conduit_mode conduit = conduit_mode::bare;
   compression_options compression;
+  cli::security_flags security;
+  link_options links; ///< with the TLS context the flags ask for
 };
 
 void conduit_option(cli::options& opts, arguments& a) {
@@ -93,7 +99,8 @@ std::optional<int> parse_serve(int argc, char** argv, arguments& a) {
     .number<uint32_t>("--resume-grace", a.resume_grace_ms, 0, 86'400'000)
     .number<uint32_t>("--break-after-items", a.break_after_items, 0, 1u << 30)
     .number<uint32_t>("--stable-ack-after", a.stable_ack_after, 0, 1u << 20)
-    .compression(a.compression);
+    .compression(a.compression)
+    .security(a.security, true);
   if (auto status = opts.parse(argc, argv, 2))
     return status;
   if (opts.given("--listen") && opts.given("--port"))
@@ -110,7 +117,8 @@ std::optional<int> parse_client(int argc, char** argv, arguments& a) {
     .keepalive("--keepalive", a.keepalive)
     .flag("--break-and-resume", a.break_and_resume)
     .number<uint32_t>("--stable-ack-after", a.stable_ack_after, 0, 1u << 20)
-    .compression(a.compression);
+    .compression(a.compression)
+    .security(a.security, false);
   conduit_option(opts, a);
   if (auto status = opts.parse(argc, argv, 2))
     return status;
@@ -119,6 +127,8 @@ std::optional<int> parse_client(int argc, char** argv, arguments& a) {
   a.listen = opts.given("--listen");
   if (a.break_and_resume && (a.listen || a.conduit != conduit_mode::bare))
     return opts.error("--break-and-resume needs --connect and the bare conduit");
+  if (a.listen && a.security.wants_tls())
+    return opts.error("TLS needs --connect: a client that listens has no server certificate");
   return std::nullopt;
 }
 
@@ -147,6 +157,7 @@ int serve(caf::actor_system& sys, const arguments& a) {
   session_server::config cfg;
   cfg.host = a.host;
   cfg.port = a.port;
+  cfg.links = a.links;
   std::shared_ptr<testbed::item_breaker> breaker;
   if (a.break_after_items > 0) {
     breaker = std::make_shared<testbed::item_breaker>(a.break_after_items);
@@ -214,12 +225,12 @@ int run_scenarios(caf::actor_system& sys, const session_handle& session,
 
 /// --break-and-resume: a resumable session that reconnects by itself; the scenarios run,
 /// the link breaks under the session, and once it resumed they run again on it.
-int run_across_a_break(caf::actor_system& sys, const std::string& host, uint16_t port, session_options opts,
+int run_across_a_break(caf::actor_system& sys, const arguments& a, session_options opts,
                        const std::vector<const testbed::scenario*>& chosen) {
   std::mutex mtx;
   link_ptr current;
-  auto dial_tcp = [&, host, port]() -> caf::expected<link_ptr> {
-    auto lnk = tcp_connect(host, port);
+  auto dial_tcp = [&, host = a.host, port = a.port, links = a.links]() -> caf::expected<link_ptr> {
+    auto lnk = tcp_connect(host, port, links);
     if (lnk) {
       std::lock_guard<std::mutex> guard{mtx};
       current = *lnk;
@@ -270,14 +281,14 @@ int run_across_a_break(caf::actor_system& sys, const std::string& host, uint16_t
 /// that offers no resumption, and so does this); as a subject server it is not, as the
 /// reference subject's is not.
 caf::expected<session_handle> dial(caf::actor_system& sys, const std::string& host, uint16_t port,
-                                   session_options opts, bool caller = true) {
+                                   session_options opts, bool caller = true, link_options links = {}) {
   if (caller) {
     // Bare: a resumable session; stable: the conduit itself reconnects and replays.
     opts.resumable = opts.conduit == conduit_mode::bare;
     opts.retry = opts.resumable;
-    opts.reconnect = [host, port] { return tcp_connect(host, port); };
+    opts.reconnect = [host, port, links] { return tcp_connect(host, port, links); };
   }
-  auto lnk = tcp_connect(host, port);
+  auto lnk = tcp_connect(host, port, links);
   if (!lnk)
     return std::move(lnk.error());
   return connect_session(sys, *lnk, std::move(opts));
@@ -310,8 +321,8 @@ int run_client(caf::actor_system& sys, const arguments& a, const std::vector<con
   opts.stable.ack_after_frames = a.stable_ack_after;
   opts.compression = a.compression;
   if (a.break_and_resume)
-    return run_across_a_break(sys, a.host, a.port, opts, chosen);
-  auto session = a.listen ? accept_one(sys, a.host, a.port, opts) : dial(sys, a.host, a.port, opts);
+    return run_across_a_break(sys, a, opts, chosen);
+  auto session = a.listen ? accept_one(sys, a.host, a.port, opts) : dial(sys, a.host, a.port, opts, true, a.links);
   if (!session)
     return fail(session.error());
   return run_scenarios(sys, *session, chosen);
@@ -404,6 +415,12 @@ int main(int argc, char** argv) {
     chosen = choose(args.scenario);
     if (chosen.empty())
       return 2;
+  }
+  if (mode == "serve" || mode == "client") {
+    auto tls = cli::tls_context_of(args.security, mode == "serve");
+    if (!tls)
+      return fail(tls.error());
+    args.links.tls = *tls;
   }
   caf::actor_system_config cfg;
   cfg.set("scheduler.max-threads", 2);

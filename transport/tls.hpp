@@ -1,0 +1,136 @@
+// TLS under the framing (README "Deployment and security"): OpenSSL 3 on the same
+// non-blocking sockets and I/O loops as plain links, no thread per link.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <sys/types.h>
+
+#include <caf/error.hpp>
+#include <caf/expected.hpp>
+
+#include "transport/link.hpp"
+
+struct ssl_ctx_st;
+struct ssl_st;
+
+namespace vox {
+
+/// The ALPN protocol a vox-caf TLS peer offers and accepts. A client that offers ALPN
+/// without it is refused; one that offers none (openssl s_client) is served.
+inline constexpr const char* tls_alpn = "vox";
+
+/// What a TLS endpoint presents and trusts. Files are PEM.
+struct tls_config {
+  /// Our certificate chain and key: required for a server, optional for a client (which
+  /// then presents it under mutual TLS).
+  std::string cert_file;
+  std::string key_file;
+  /// Trust anchors for the peer's certificate. A client without one trusts the system
+  /// store; a server needs one to verify client certificates.
+  std::string ca_file;
+  /// Server: refuse a client that presents no certificate verifying against `ca_file`.
+  /// A server with `ca_file` but without this asks for one and verifies it if given.
+  bool require_client_cert = false;
+  /// Client: the name the server's certificate must carry (DNS name or IP address);
+  /// empty: the host dialled.
+  std::string server_name;
+  /// Client: accept any server certificate, unverified. For tests against throwaway
+  /// servers only: anyone on the path can then read and change the traffic.
+  bool insecure_skip_verify = false;
+  /// Allow TLS 1.2 too (TLS 1.3 only by default).
+  bool allow_tls12 = false;
+  /// Client: how long `tcp_connect`'s handshake may take. A server's handshake counts
+  /// against the session's `handshake_timeout`.
+  std::chrono::milliseconds handshake_timeout{10000};
+};
+
+/// An OpenSSL context made from a `tls_config`: share one per server or per client
+/// configuration (put it in `link_options::tls`). Immutable once made; thread-safe.
+class tls_context {
+public:
+  /// Fails with `errc::tls_failed` naming the file or setting that was refused.
+  static caf::expected<std::shared_ptr<const tls_context>> server(const tls_config& cfg);
+  static caf::expected<std::shared_ptr<const tls_context>> client(const tls_config& cfg);
+
+  ~tls_context();
+  tls_context(const tls_context&) = delete;
+  tls_context& operator=(const tls_context&) = delete;
+
+  bool is_server() const { return server_; }
+  const tls_config& config() const { return cfg_; }
+  ssl_ctx_st* native() const { return ctx_; }
+
+  /// Takes ownership of `ctx`; use `server` or `client`.
+  tls_context(ssl_ctx_st* ctx, bool server, tls_config cfg) : ctx_(ctx), server_(server), cfg_(std::move(cfg)) {}
+
+private:
+  ssl_ctx_st* ctx_;
+  bool server_;
+  tls_config cfg_;
+};
+
+/// One TLS connection over a connected, non-blocking socket that the caller owns. Every
+/// OpenSSL call takes an internal lock, so that the I/O loop reading and another thread
+/// writing never use the SSL object at once; no call ever waits for the peer except the
+/// `*_blocking` ones, which wait in poll() without the lock.
+class tls_stream {
+public:
+  /// A client stream checks the server's certificate against `host` (unless the context
+  /// names `server_name`); a server stream ignores `host`.
+  static caf::expected<std::unique_ptr<tls_stream>> make(std::shared_ptr<const tls_context> ctx, int fd,
+                                                          const std::string& host);
+  ~tls_stream();
+
+  /// The outcome of one non-blocking read or write.
+  struct result {
+    enum status_t { done, eof, want_read, want_write, failed } status;
+    size_t bytes;      ///< done: how many
+    caf::error error;  ///< failed: why (errc::tls_failed, errc::link_closed, errc::io_error)
+    result(status_t s = failed, size_t n = 0, caf::error e = {}) : status(s), bytes(n), error(std::move(e)) {}
+  };
+
+  /// Reads plaintext into `dst` until it is full or no more is available (several
+  /// records at once); the handshake, on a server, progresses here.
+  result read(uint8_t* dst, size_t size);
+  /// Writes a prefix of `src`; after want_read/want_write, retry with the same bytes.
+  result write(const uint8_t* src, size_t size);
+  /// Plaintext already decrypted and not yet read: more input without a socket event.
+  bool pending() const;
+
+  /// Client: completes the handshake, waiting for the socket until `deadline`.
+  caf::error handshake(std::chrono::steady_clock::time_point deadline, const std::atomic<bool>& aborted);
+  /// Before a link starts (prologue and handshake): a read or whole write that waits for
+  /// the socket. 0 from read_blocking is the end of the stream.
+  caf::expected<size_t> read_blocking(uint8_t* dst, size_t size, const std::atomic<bool>& aborted);
+  caf::error write_blocking(const uint8_t* src, size_t size, const std::atomic<bool>& aborted);
+
+  /// Sends close_notify without waiting, before our side of the socket shuts down.
+  void close_notify();
+
+  /// The peer's identity: fills `tls`, `verified`, `subject` and `alt_names` of `peer`
+  /// once the handshake completed.
+  void identify(link_peer& peer) const;
+
+private:
+  tls_stream(std::shared_ptr<const tls_context> ctx, ssl_st* ssl, int fd);
+  result outcome(int rc, const char* what);
+  void drain();
+  caf::error wait(short events, std::chrono::steady_clock::time_point deadline, const std::atomic<bool>& aborted);
+
+  std::shared_ptr<const tls_context> ctx_;
+  ssl_st* ssl_;
+  int fd_;
+  bool peer_not_tls_ = false; ///< the handshake failed on bytes that are no TLS record
+  mutable std::mutex mtx_;
+};
+
+/// True when a link's first four bytes are the start of a TLS record (a ClientHello or an
+/// alert) rather than a vox frame header: a TLS peer on a plain link.
+bool looks_like_tls_record(const uint8_t* first4);
+
+} // namespace vox
