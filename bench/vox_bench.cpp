@@ -2,11 +2,12 @@
 //
 //   vox-bench [--seconds S] [--warmup S] [--threads N] [--poll N] [--count N]
 //       runs every benchmark and prints one table (stdout; progress on stderr)
-//   vox-bench server [--host H] [--port N] [--raw-port M] [--threads N] [--poll N] [--until-eof]
+//   vox-bench server [--host H] [--port N] [--raw-port M] [--threads N] [--poll N] [--until-eof] [--certs DIR]
 //       the TCP server: vox sessions (echo root handler, echo acceptor) on --port, the raw
 //       u32-LE framed echo on --raw-port (0 = ephemeral; the ports are printed), and the
 //       vox service again on ephemeral ports served by a busy-polling reactor and with
-//       resumable sessions and an operation store; runs until SIGINT/SIGTERM, or with
+//       resumable sessions and an operation store, and over TLS with DIR's server.pem/key
+//       (scripts/make_certs.sh; the default run makes them); runs until SIGINT/SIGTERM, or with
 //       --until-eof until its stdin closes
 //   vox-bench rss [--count N] [--threads N] [--poll N]
 //       (internal) the idle-connection RSS measurement in a fresh process
@@ -45,6 +46,7 @@
 #include "bench/raw_tcp.hpp"
 #include "bench/sessions.hpp"
 #include "bench/table.hpp"
+#include "bench/tls.hpp"
 #include "bench/typed.hpp"
 #include "bench/workloads.hpp"
 #include "transport/tcp_link.hpp"
@@ -63,11 +65,22 @@ struct cli {
   uint16_t port = 0;
   uint16_t raw_port = 0;
   bool until_eof = false;
-  std::string only; ///< run only the rows whose name contains this (the floors always run)
+  std::string only; ///< run only the rows whose name contains one of these, split at '|' (floors always run)
+  std::string certs; ///< server: where make_certs.sh put the TLS port's certificate
   vox::compression_options compression; ///< every TCP session's (the "tcp, zstd" rows always compress)
 
   bool wants(const std::string& row_name) const {
-    return only.empty() || row_name.find(only) != std::string::npos;
+    if (only.empty())
+      return true;
+    for (size_t start = 0;;) {
+      auto bar = only.find('|', start);
+      auto part = only.substr(start, bar == std::string::npos ? std::string::npos : bar - start);
+      if (!part.empty() && row_name.find(part) != std::string::npos)
+        return true;
+      if (bar == std::string::npos)
+        return false;
+      start = bar + 1;
+    }
   }
 };
 
@@ -87,7 +100,8 @@ const char* const usage_text =
   "  --moderate N  CAF work-stealing.moderate-poll-attempts (default 0; CAF's is 500)\n"
   "  --count N     idle virtual connections for the RSS row (default 10000)\n"
   "  --sessions N  idle TCP sessions for the sessions row (default 10000)\n"
-  "  --only TEXT   run only the rows whose \"name (transport)\" contains TEXT (floors always run)\n"
+  "  --only TEXT   run only the rows whose \"name (transport)\" contains TEXT, or one of A|B|...\n"
+  "                (floors always run)\n"
   "  --compress M  zstd compression of every TCP session (default off); the \"tcp, zstd\" rows and\n"
   "                the wire-bytes rows compress regardless\n"
   "  --compress-level N  zstd level of every compressing session (default 1)\n";
@@ -114,6 +128,7 @@ std::optional<int> parse(int argc, char** argv, cli& o) {
     .number<uint16_t>("--port", o.port, 0, 65535)
     .number<uint16_t>("--raw-port", o.raw_port, 0, 65535)
     .text("--only", o.only)
+    .text("--certs", o.certs)
     .flag("--until-eof", o.until_eof)
     .compression(o.compression);
   if (auto status = opts.parse(argc, argv, first))
@@ -222,6 +237,26 @@ int run_server(const cli& o) {
                  sys.render(zstd_srv.error()).c_str());
     return 1;
   }
+  // And over TLS (the "tcp, tls" rows), with the certificates the parent made.
+  auto tls_sc = sc;
+  tls_sc.port = 0;
+  if (!o.certs.empty()) {
+    vox::tls_config tc;
+    tc.cert_file = o.certs + "/server.pem";
+    tc.key_file = o.certs + "/server.key";
+    auto ctx = vox::tls_context::server(tc);
+    if (!ctx) {
+      std::fprintf(stderr, "vox-bench server: %s\n", sys.render(ctx.error()).c_str());
+      return 1;
+    }
+    tls_sc.links.tls = *ctx;
+  }
+  auto tls_srv = vox::session_server::start(sys, tls_sc);
+  if (!tls_srv) {
+    std::fprintf(stderr, "vox-bench server: cannot listen on %s: %s\n", o.host.c_str(),
+                 sys.render(tls_srv.error()).c_str());
+    return 1;
+  }
   // And a gateway hop in front of the plain port (the "tcp, gateway" rows): every
   // connection of a session on gateway-port is spliced to a virtual connection of one
   // upstream session, dialled over loopback to vox-port in this same process.
@@ -264,9 +299,9 @@ int run_server(const cli& o) {
   if (!raw)
     return 1; // srv's destructor stops it
   std::printf("vox-bench server: vox-port %u raw-port %u busy-poll-port %u retry-port %u zstd-port %u gateway-port %u "
-              "gateway-session-port %u\n",
+              "gateway-session-port %u tls-port %u\n",
               (*srv)->port(), raw->port(), (*busy_srv)->port(), (*retry_srv)->port(), (*zstd_srv)->port(),
-              (*gw_srv)->port(), (*gws_srv)->port());
+              (*gw_srv)->port(), (*gws_srv)->port(), (*tls_srv)->port());
   std::fflush(stdout);
   pollfd fds[2] = {{sfd, POLLIN, 0}, {0, POLLIN, 0}};
   for (;;) {
@@ -288,6 +323,7 @@ int run_server(const cli& o) {
   (*zstd_srv)->stop();
   (*gw_srv)->stop();
   (*gws_srv)->stop();
+  (*tls_srv)->stop();
   caf::anon_send(up->actor, vox::stop_atom::value);
   raw->stop();
   ::close(sfd);
@@ -416,20 +452,28 @@ int run_all(const cli& o) {
 
   // The TCP server process: vox sessions and the raw echo.
   progress("starting the server process");
+  auto certs = bench_certs::make();
+  if (!certs)
+    std::fprintf(stderr, "vox-bench: no TLS rows: %s\n", vox::describe(certs.error()).c_str());
   auto server_args = std::vector<std::string>{"server", "--port", "0", "--raw-port", "0", "--until-eof"};
+  if (certs) {
+    server_args.push_back("--certs");
+    server_args.push_back(certs->dir());
+  }
   auto sa = sched_args(o);
   server_args.insert(server_args.end(), sa.begin(), sa.end());
   auto server = child_process::spawn(server_args);
   unsigned vox_port = 0, raw_port = 0, busy_port = 0, retry_port = 0, zstd_port = 0, gateway_port = 0,
-           gateway_session_port = 0;
+           gateway_session_port = 0, tls_port = 0;
   {
     auto line = server ? server->read_line(std::chrono::seconds{15}) : std::nullopt;
     if (!line
         || std::sscanf(line->c_str(),
                        "vox-bench server: vox-port %u raw-port %u busy-poll-port %u retry-port %u zstd-port %u "
-                       "gateway-port %u gateway-session-port %u",
-                       &vox_port, &raw_port, &busy_port, &retry_port, &zstd_port, &gateway_port, &gateway_session_port)
-             != 7) {
+                       "gateway-port %u gateway-session-port %u tls-port %u",
+                       &vox_port, &raw_port, &busy_port, &retry_port, &zstd_port, &gateway_port, &gateway_session_port,
+                       &tls_port)
+             != 8) {
       std::fprintf(stderr, "vox-bench: the server process did not start (%s)\n",
                    server ? server->finish(std::chrono::seconds{5}).c_str() : "fork failed");
       return 1;
@@ -458,8 +502,9 @@ int run_all(const cli& o) {
     // session keeps `io` alive, so it ends with the session.
     auto connect_tcp = [&](unsigned port, vox::io_reactor_ptr io, bool retry = false,
                            vox::conduit_mode conduit = vox::conduit_mode::bare,
-                           vox::compression_options compression = {}) -> caf::expected<vox::session_handle> {
-      auto lnk = vox::tcp_connect("127.0.0.1", static_cast<uint16_t>(port));
+                           vox::compression_options compression = {},
+                           vox::link_options links = {}) -> caf::expected<vox::session_handle> {
+      auto lnk = vox::tcp_connect("127.0.0.1", static_cast<uint16_t>(port), links);
       if (!lnk)
         return lnk.error();
       auto opts = bench_options();
@@ -486,6 +531,14 @@ int run_all(const cli& o) {
     // And one through a gateway hop (the server process splices it to its own vox port).
     auto tcp_gateway = connect_tcp(gateway_port, nullptr);
     auto tcp_gateway_session = connect_tcp(gateway_session_port, nullptr);
+    // And one over TLS.
+    vox::link_options tls_links;
+    if (certs) {
+      if (auto ctx = certs->client())
+        tls_links.tls = *ctx;
+    }
+    auto tcp_tls = tls_links.tls ? connect_tcp(tls_port, nullptr, false, vox::conduit_mode::bare, {}, tls_links)
+                                 : caf::expected<vox::session_handle>{vox::make_error(vox::errc::tls_failed, "no certificates")};
     auto failed_row = [&](std::string name, std::string transport, std::string unit, const caf::error& e) {
       row r{std::move(name), std::move(transport), std::move(unit), true, false, 0, {}};
       r.detail = "FAILED: session setup: " + sys.render(e);
@@ -493,7 +546,7 @@ int run_all(const cli& o) {
     };
     {
       vox::caller mem_root, tcp_root, tcp_inline_root, tcp_busy_root, tcp_retry_root, tcp_stable_root, tcp_zstd_root,
-        tcp_gateway_root, tcp_gateway_session_root;
+        tcp_gateway_root, tcp_gateway_session_root, tcp_tls_root;
       if (mem)
         mem_root = vox::caller{mem->client.root};
       if (tcp)
@@ -512,6 +565,8 @@ int run_all(const cli& o) {
         tcp_gateway_root = vox::caller{tcp_gateway->root};
       if (tcp_gateway_session)
         tcp_gateway_session_root = vox::caller{tcp_gateway_session->root};
+      if (tcp_tls)
+        tcp_tls_root = vox::caller{tcp_tls->root};
       struct transport {
         const char* name;
         bool up;
@@ -535,7 +590,9 @@ int run_all(const cli& o) {
                                  tcp_gateway ? &no_error : &tcp_gateway.error()},
                                 {"tcp, gateway/session", static_cast<bool>(tcp_gateway_session),
                                  &tcp_gateway_session_root,
-                                 tcp_gateway_session ? &no_error : &tcp_gateway_session.error()}};
+                                 tcp_gateway_session ? &no_error : &tcp_gateway_session.error()},
+                                {"tcp, tls", static_cast<bool>(tcp_tls), &tcp_tls_root,
+                                 tcp_tls ? &no_error : &tcp_tls.error()}};
       // 2. Call round trips/s with 1 call outstanding (and each call's round-trip time).
       // 3. Calls/s with 64 calls kept in flight on one connection.
       double max_tcp_rate = 0; // "call, 64 outstanding" over TCP: what the open loop offers a share of
@@ -606,6 +663,21 @@ int run_all(const cli& o) {
                                 measure_channel_items(sys, *tr.root, o.t), floor_kind::pipelined));
       }
     }
+    // 7b. Sessions set up (connect, handshakes, one call) and torn down, one at a time.
+    for (auto [transport, port, links] : {std::tuple{"tcp", vox_port, vox::link_options{}},
+                                          std::tuple{"tcp, tls", tls_port, tls_links}}) {
+      if (!o.wants(std::string{"sessions set up ("} + transport + ")"))
+        continue;
+      if (std::string{transport} == "tcp, tls" && !tls_links.tls) {
+        row r{"sessions set up", transport, "sessions/s", true, false, 0, {}};
+        r.detail = "FAILED: no certificates";
+        rows.push_back(r);
+        continue;
+      }
+      progress(std::string{"sessions set up ("} + transport + ")");
+      rows.push_back(rate_row("sessions set up", transport, "sessions/s", "sessions",
+                              measure_session_setup(sys, static_cast<uint16_t>(port), links, o.t)));
+    }
     // 8. What compression saves on the wire, and buys on a 10 MB/s link.
     if (o.wants("wire bytes") || o.wants("MB/s link")) {
       progress("compression: wire bytes and a throttled link (in this process)");
@@ -647,6 +719,7 @@ int run_all(const cli& o) {
               sysconf(_SC_NPROCESSORS_ONLN), load.c_str());
   compare_with_direct(rows, "tcp, gateway", "tcp");
   compare_with_direct(rows, "tcp, gateway/session", "tcp");
+  compare_with_direct(rows, "tcp, tls", "tcp");
   print_table(rows, fl);
   bool all_ok = true;
   for (auto& r : rows)

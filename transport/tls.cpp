@@ -94,6 +94,8 @@ caf::expected<std::shared_ptr<const tls_context>> make_context(const tls_config&
   // buffers keep an idle TLS link at a few KiB instead of ~34 KiB.
   SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER
                           | SSL_MODE_RELEASE_BUFFERS);
+  // Without read-ahead every record costs two recv calls (its header, then its body).
+  SSL_CTX_set_read_ahead(ctx, 1);
   if (server && (cfg.cert_file.empty() || cfg.key_file.empty()))
     return make_error(errc::tls_failed, "a TLS server needs a certificate and a key file");
   if (!cfg.cert_file.empty()) {
@@ -223,6 +225,7 @@ tls_stream::result tls_stream::outcome(int rc, const char* what) {
 tls_stream::result tls_stream::read(uint8_t* dst, size_t size) {
   std::lock_guard<std::mutex> guard{mtx_};
   size_t total = 0;
+  filled_ = false;
   // Several records per call: a burst of small frames costs one event, as on plain TCP.
   while (total < size) {
     ERR_clear_error();
@@ -231,6 +234,8 @@ tls_stream::result tls_stream::read(uint8_t* dst, size_t size) {
     int rc = SSL_read_ex(ssl_, dst + total, size - total, &n);
     if (rc == 1) {
       total += n;
+      if (!SSL_has_pending(ssl_))
+        break; // nothing buffered: asking again would only cost a recv that finds nothing
       continue;
     }
     bool handshaking = !SSL_is_init_finished(ssl_);
@@ -241,6 +246,8 @@ tls_stream::result tls_stream::read(uint8_t* dst, size_t size) {
       drain();
     return out;
   }
+  // Stopped by a full `dst` with input left inside OpenSSL: no socket event will say so.
+  filled_ = total == size && SSL_has_pending(ssl_) == 1;
   return {result::done, total};
 }
 
@@ -272,7 +279,7 @@ void tls_stream::drain() {
 
 bool tls_stream::pending() const {
   std::lock_guard<std::mutex> guard{mtx_};
-  return SSL_pending(ssl_) > 0;
+  return filled_;
 }
 
 caf::error tls_stream::wait(short events, std::chrono::steady_clock::time_point deadline,

@@ -99,7 +99,8 @@ public:
   result read(uint8_t* dst, size_t size);
   /// Writes a prefix of `src`; after want_read/want_write, retry with the same bytes.
   result write(const uint8_t* src, size_t size);
-  /// Plaintext already decrypted and not yet read: more input without a socket event.
+  /// The last read stopped because `dst` was full while OpenSSL still held input (read
+  /// ahead, or decrypted): read again without waiting for a socket event.
   bool pending() const;
 
   /// Client: completes the handshake, waiting for the socket until `deadline`.
@@ -126,6 +127,7 @@ private:
   ssl_st* ssl_;
   int fd_;
   bool peer_not_tls_ = false; ///< the handshake failed on bytes that are no TLS record
+  bool filled_ = false;       ///< see pending()
   mutable std::mutex mtx_;
 };
 
