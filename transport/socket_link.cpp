@@ -101,7 +101,7 @@ private:
       // One record for header and payload; only the prologue and handshake come here.
       byte_buffer frame(header.begin(), header.end());
       frame.insert(frame.end(), payload.begin(), payload.end());
-      if (auto err = tls_->write_blocking(frame.data(), frame.size(), aborted_)) {
+      if (auto err = tls_->write_blocking(frame, aborted_)) {
         tx_failure_ = aborted_.load() ? make_error(errc::closed, name_ + ": link aborted during send")
                                       : with_name(std::move(err));
         return tx_failure_;
@@ -246,10 +246,7 @@ public:
       return;
     if (!rx_.empty() && !deliver(loop, rx_))
       return;
-    bool readable = (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0;
-    if ((events & EPOLLOUT) && read_wants_write()) // TLS input that had to write first
-      readable = true;
-    if (!readable)
+    if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) == 0)
       return;
     auto& scratch = loop.scratch();
     auto got = read_input(scratch.data(), scratch.size());
@@ -292,8 +289,8 @@ public:
       if (!deliver(loop, rx_))
         return;
     }
-    if (tls_)
-      after_tls_input(loop);
+    if (tls_ && !input_done_ && tls_->pending()) // records OpenSSL holds raise no socket event
+      loop.post([self = shared_from_this(), lp = &loop] { self->on_event(*lp, EPOLLIN); });
   }
 
   void on_tick(io_loop&, std::chrono::steady_clock::time_point now) override {
@@ -388,37 +385,20 @@ private:
   /// Writes while holding the write turn; the lock is dropped around each syscall.
   void flush(std::unique_lock<std::mutex>& guard) {
     for (;;) {
-      if (inflight_pos_ == inflight_.size()) {
-        if (out_.empty() || tx_failure_ || aborted_.load()) {
-          writing_ = false;
-          armed_ = false;
-          if (send_closed_)
-            shut_write_locked();
-          sync_interest_locked();
-          return;
-        }
-        inflight_.swap(out_);
-        out_.clear();
-        inflight_pos_ = 0;
+      if (inflight_pos_ == inflight_.size() && !refill_locked()) {
+        writing_ = false;
+        armed_ = false;
+        if (send_closed_)
+          shut_write_locked();
+        sync_interest_locked();
+        return;
       }
       auto* data = inflight_.data() + inflight_pos_;
       auto len = inflight_.size() - inflight_pos_;
       guard.unlock();
-      auto n = write_output(data, len);
+      auto n = ::send(fd_.get(), data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
       auto err = errno;
       guard.lock();
-      if (n == tls_failed) {
-        fail_locked(with_name(std::move(tls_error_)));
-        continue;
-      }
-      if (n == tls_wants_read) {
-        // Only before the TLS handshake completed: the next input event resumes the turn.
-        write_wants_read_ = true;
-        armed_ = true;
-        last_progress_ = std::chrono::steady_clock::now();
-        sync_interest_locked();
-        return;
-      }
       if (n > 0) {
         inflight_pos_ += static_cast<size_t>(n);
         queued_bytes_ -= static_cast<size_t>(n);
@@ -457,38 +437,41 @@ private:
 
   void on_writable() {
     std::unique_lock<std::mutex> guard{send_mtx_};
-    write_wants_read_ = false;
     if (writing_ && armed_)
       flush(guard);
   }
 
-  // -- the bytes under the frames: the socket itself, or TLS over it --
-
-  static constexpr ssize_t tls_wants_read = -2;
-  static constexpr ssize_t tls_failed = -3;
-
-  /// One non-blocking write: bytes written, or -1 with errno as `send` sets it, or a
-  /// TLS outcome (`tls_error_` holds why it failed). Called by the write turn's holder.
-  ssize_t write_output(const uint8_t* data, size_t len) {
-    if (!tls_)
-      return ::send(fd_.get(), data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-    auto out = tls_->write(data, len);
-    switch (out.status) {
-      case tls_stream::result::done:
-        return static_cast<ssize_t>(out.bytes);
-      case tls_stream::result::want_write:
-        errno = EAGAIN;
-        return -1;
-      case tls_stream::result::want_read:
-        return tls_wants_read;
-      case tls_stream::result::eof:
-        errno = EPIPE;
-        return -1;
-      case tls_stream::result::failed:
-        break;
+  /// Moves what is queued into the batch to write; false when there is nothing to write.
+  /// With TLS the batch is the queue's frames encrypted as one run of records, after
+  /// whatever OpenSSL produced on its own (handshake flights, alerts) since the last one.
+  bool refill_locked() {
+    if (tx_failure_ || aborted_.load())
+      return false;
+    inflight_pos_ = 0;
+    if (!tls_) {
+      if (out_.empty())
+        return false;
+      inflight_.swap(out_);
+      out_.clear();
+      return true;
     }
-    tls_error_ = std::move(out.error);
-    return tls_failed;
+    if (out_.empty() && !tls_output_waiting_)
+      return false;
+    tls_output_waiting_ = false;
+    inflight_.clear();
+    auto plain = out_.size();
+    auto done = tls_->encrypt(out_, inflight_);
+    if (!done) {
+      fail_locked(with_name(std::move(done.error())));
+      return false;
+    }
+    // The queue's bound counts what will cross the socket: ciphertext from here on.
+    queued_bytes_ += inflight_.size();
+    if (*done) {
+      queued_bytes_ -= plain;
+      out_.clear();
+    } // else the frames wait for the handshake, whose completion sets tls_output_waiting_
+    return !inflight_.empty();
   }
 
   /// One non-blocking read into the loop's buffer. The loop's thread only.
@@ -503,47 +486,30 @@ private:
         return {wire_read::again};
       return {wire_read::failed, 0, make_system_error(errc::io_error, name_ + ": recv failed", errno)};
     }
+    if (!tls_->pending() && tls_->pull() < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+        return {wire_read::again};
+      return {wire_read::failed, 0, make_system_error(errc::io_error, name_ + ": recv failed", errno)};
+    }
     auto out = tls_->read(dst, size);
-    set_read_wants_write(out.status == tls_stream::result::want_write);
+    if (out.status == tls_stream::result::failed) {
+      tls_->answer_failed_handshake();
+      return {wire_read::failed, 0, with_name(std::move(out.error))};
+    }
+    if (out.output) {
+      std::unique_lock<std::mutex> guard{send_mtx_};
+      tls_output_waiting_ = true;
+      if (!send_closed_)
+        [[maybe_unused]] auto taken = take_write_turn(guard);
+    }
     switch (out.status) {
       case tls_stream::result::done:
         return {wire_read::data, out.bytes};
       case tls_stream::result::eof:
         return {wire_read::eof};
-      case tls_stream::result::failed:
-        return {wire_read::failed, 0, with_name(std::move(out.error))};
       default:
         return {wire_read::again};
     }
-  }
-
-  /// After TLS input: a write that waited for the handshake may go on, and records that
-  /// OpenSSL already decrypted raise no socket event of their own.
-  void after_tls_input(io_loop& loop) {
-    {
-      std::unique_lock<std::mutex> guard{send_mtx_};
-      if (write_wants_read_) {
-        write_wants_read_ = false;
-        if (writing_ && armed_)
-          flush(guard);
-      }
-    }
-    if (!input_done_ && tls_->pending())
-      loop.post([self = shared_from_this(), lp = &loop] { self->on_event(*lp, EPOLLIN); });
-  }
-
-  bool read_wants_write() {
-    std::lock_guard<std::mutex> guard{send_mtx_};
-    return read_wants_write_;
-  }
-
-  void set_read_wants_write(bool wants) {
-    if (wants == read_wanted_write_)
-      return; // the common case costs no lock
-    read_wanted_write_ = wants;
-    std::lock_guard<std::mutex> guard{send_mtx_};
-    read_wants_write_ = wants;
-    sync_interest_locked();
   }
 
   /// `err`, its description prefixed with this link's name.
@@ -601,8 +567,11 @@ private:
 
   void shut_write_locked() {
     if (!write_shut_ && !aborted_.load()) {
-      if (tls_)
-        tls_->close_notify();
+      if (tls_) { // the queue is empty: the alert goes out in order, best effort
+        byte_buffer alert;
+        tls_->close_notify(alert);
+        [[maybe_unused]] auto n = ::send(fd_.get(), alert.data(), alert.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      }
       ::shutdown(fd_.get(), SHUT_WR);
     }
     write_shut_ = true;
@@ -613,7 +582,7 @@ private:
   void sync_interest_locked() {
     if (!loop_ || removed_)
       return;
-    bool want_out = ((writing_ && armed_ && !write_wants_read_) || read_wants_write_) && !aborted_.load();
+    bool want_out = writing_ && armed_ && !aborted_.load();
     bool watch = want_out || (send_closed_ && !input_done_flag_);
     if (watch != watch_) {
       loop_->watch_stalls(watch ? 1 : -1);
@@ -791,9 +760,8 @@ private:
   bool write_shut_ = false;
   bool input_done_flag_ = false;
   bool removed_ = false;
-  bool read_wants_write_ = false;  ///< TLS input waits for the socket to take output
-  bool write_wants_read_ = false;  ///< TLS output waits for handshake input
-  caf::error tls_error_;           ///< why the last TLS write failed
+  /// TLS: OpenSSL produced output of its own, or frames waited for the handshake.
+  bool tls_output_waiting_ = false;
   caf::error end_reason_;
   std::chrono::steady_clock::time_point last_progress_{};
   std::chrono::steady_clock::time_point closed_at_{};
@@ -804,7 +772,6 @@ private:
   bool input_done_ = false;
   /// The first frame header was checked (by the reading thread: recv, then the loop).
   bool framed_ = false;
-  bool read_wanted_write_ = false; ///< the loop's copy of read_wants_write_
 
   // Receiving side, touched only by the one thread in recv.
   byte_buffer rx_buf_;

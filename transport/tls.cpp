@@ -1,5 +1,7 @@
 #include "transport/tls.hpp"
 
+#include <algorithm>
+#include <array>
 #include <arpa/inet.h>
 #include <cerrno>
 #include <cstring>
@@ -152,6 +154,18 @@ tls_context::~tls_context() {
 
 // -- tls_stream --
 
+namespace {
+
+/// Where a thread's socket reads land before they are fed to OpenSSL: one per thread
+/// (I/O loops, and threads in a blocking read), none per link.
+uint8_t* raw_buffer() {
+  thread_local std::array<uint8_t, 64 * 1024> buf;
+  return buf.data();
+}
+constexpr size_t raw_buffer_size = 64 * 1024;
+
+} // namespace
+
 caf::expected<std::unique_ptr<tls_stream>> tls_stream::make(std::shared_ptr<const tls_context> ctx, int fd,
                                                              const std::string& host) {
   ERR_clear_error();
@@ -159,8 +173,8 @@ caf::expected<std::unique_ptr<tls_stream>> tls_stream::make(std::shared_ptr<cons
   if (ssl == nullptr)
     return context_error("cannot create a TLS connection");
   std::unique_ptr<tls_stream> stream{new tls_stream(ctx, ssl, fd)};
-  if (SSL_set_fd(ssl, fd) != 1)
-    return context_error("cannot attach TLS to the socket");
+  if (stream->in_ == nullptr || stream->out_ == nullptr)
+    return context_error("cannot create the TLS buffers");
   if (ctx->is_server()) {
     SSL_set_accept_state(ssl);
     return stream;
@@ -181,31 +195,33 @@ caf::expected<std::unique_ptr<tls_stream>> tls_stream::make(std::shared_ptr<cons
 }
 
 tls_stream::tls_stream(std::shared_ptr<const tls_context> ctx, ssl_st* ssl, int fd)
-  : ctx_(std::move(ctx)), ssl_(ssl), fd_(fd) {
-  // nop
+  : ctx_(std::move(ctx)), ssl_(ssl), in_(BIO_new(BIO_s_mem())), out_(BIO_new(BIO_s_mem())), fd_(fd) {
+  if (in_ == nullptr || out_ == nullptr) {
+    BIO_free(in_);
+    BIO_free(out_);
+    in_ = out_ = nullptr;
+    return;
+  }
+  BIO_set_mem_eof_return(in_, -1); // empty means "more to come" until feed_eof
+  SSL_set_bio(ssl_, in_, out_);
 }
 
 tls_stream::~tls_stream() {
-  SSL_free(ssl_);
+  SSL_free(ssl_); // frees both BIOs
 }
 
 tls_stream::result tls_stream::outcome(int rc, const char* what) {
-  int err = SSL_get_error(ssl_, rc);
-  int sys = errno;
-  switch (err) {
+  switch (SSL_get_error(ssl_, rc)) {
     case SSL_ERROR_WANT_READ:
+    case SSL_ERROR_WANT_WRITE: // never with memory BIOs; treated as "needs more input"
       return {result::want_read};
-    case SSL_ERROR_WANT_WRITE:
-      return {result::want_write};
     case SSL_ERROR_ZERO_RETURN:
       return {result::eof};
     case SSL_ERROR_SYSCALL: {
       auto reason = take_ssl_reason();
-      if (sys == 0 && reason.empty())
-        return {result::eof};
-      if (sys == EPIPE || sys == ECONNRESET)
-        return {result::failed, 0, make_system_error(errc::link_closed, std::string{"TLS "} + what, sys)};
-      return {result::failed, 0, make_system_error(errc::io_error, std::string{"TLS "} + what, sys)};
+      if (reason.empty())
+        return {result::eof}; // the fed stream ended (SSL_OP_IGNORE_UNEXPECTED_EOF)
+      return {result::failed, 0, make_error(errc::tls_failed, std::string{"TLS "} + what + " failed: " + reason)};
     }
     default: {
       auto reason = take_ssl_reason();
@@ -222,59 +238,82 @@ tls_stream::result tls_stream::outcome(int rc, const char* what) {
   }
 }
 
+void tls_stream::feed(const uint8_t* data, size_t size) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  BIO_write(in_, data, static_cast<int>(size));
+}
+
+void tls_stream::feed_eof() {
+  std::lock_guard<std::mutex> guard{mtx_};
+  BIO_set_mem_eof_return(in_, 0);
+}
+
 tls_stream::result tls_stream::read(uint8_t* dst, size_t size) {
   std::lock_guard<std::mutex> guard{mtx_};
   size_t total = 0;
   filled_ = false;
+  result out{result::done};
   // Several records per call: a burst of small frames costs one event, as on plain TCP.
   while (total < size) {
     ERR_clear_error();
-    errno = 0;
     size_t n = 0;
-    int rc = SSL_read_ex(ssl_, dst + total, size - total, &n);
-    if (rc == 1) {
+    if (SSL_read_ex(ssl_, dst + total, size - total, &n) == 1) {
       total += n;
-      if (!SSL_has_pending(ssl_))
-        break; // nothing buffered: asking again would only cost a recv that finds nothing
       continue;
     }
-    bool handshaking = !SSL_is_init_finished(ssl_);
-    auto out = outcome(rc, handshaking ? "handshake" : "read");
-    if (total > 0 && out.status != result::failed)
-      break; // deliver what we have; the end (or the wait) shows on the next call
-    if (out.status == result::failed && handshaking)
-      drain();
-    return out;
+    out = outcome(0, SSL_is_init_finished(ssl_) ? "read" : "handshake");
+    break;
   }
-  // Stopped by a full `dst` with input left inside OpenSSL: no socket event will say so.
-  filled_ = total == size && SSL_has_pending(ssl_) == 1;
-  return {result::done, total};
+  bool output = BIO_ctrl_pending(out_) > 0;
+  if (!established_ && SSL_is_init_finished(ssl_)) {
+    established_ = true;
+    output = true; // plaintext that waited for the handshake may go now
+  }
+  if (out.status == result::failed)
+    return {result::failed, 0, std::move(out.error), output};
+  if (total > 0) {
+    // Stopped by a full `dst` with input left: no socket event will say so.
+    filled_ = total == size && (SSL_pending(ssl_) > 0 || BIO_ctrl_pending(in_) > 0);
+    return {result::done, total, {}, output};
+  }
+  out.output = output;
+  return out;
 }
 
-tls_stream::result tls_stream::write(const uint8_t* src, size_t size) {
+void tls_stream::drain_locked(byte_buffer& out) {
+  auto pending = BIO_ctrl_pending(out_);
+  if (pending == 0)
+    return;
+  auto at = out.size();
+  out.resize(at + pending);
+  auto n = BIO_read(out_, out.data() + at, static_cast<int>(pending));
+  out.resize(at + static_cast<size_t>(std::max(n, 0)));
+}
+
+caf::expected<bool> tls_stream::encrypt(byte_span plain, byte_buffer& out) {
   std::lock_guard<std::mutex> guard{mtx_};
-  ERR_clear_error();
-  errno = 0;
-  size_t n = 0;
-  if (SSL_write_ex(ssl_, src, size, &n) == 1)
-    return {result::done, n};
-  return outcome(0, "write");
+  drain_locked(out);
+  if (!SSL_is_init_finished(ssl_))
+    return !plain.empty() ? false : true;
+  size_t done = 0;
+  while (done < plain.size()) {
+    ERR_clear_error();
+    size_t n = 0;
+    if (SSL_write_ex(ssl_, plain.data() + done, plain.size() - done, &n) != 1) {
+      auto r = outcome(0, "write");
+      if (r.status == result::failed)
+        return std::move(r.error);
+      return make_error(errc::tls_failed, "TLS write failed: the connection is shut down");
+    }
+    done += n;
+  }
+  drain_locked(out);
+  return true;
 }
 
-void tls_stream::drain() {
-  // A peer that is not speaking TLS (a plain vox client) has sent more than the record
-  // header OpenSSL looked at: closing on unread bytes would reset the connection and
-  // destroy our alert before the peer reads it, and the alert is what tells it why.
-  uint8_t sink[4096];
-  for (int i = 0; i < 16 && ::recv(fd_, sink, sizeof(sink), MSG_DONTWAIT) > 0; ++i) {
-  }
-  if (peer_not_tls_) {
-    // OpenSSL sends no alert to a peer whose first bytes are no TLS record; we send a
-    // fatal protocol_version alert ourselves, which a plain vox-caf link recognises
-    // (looks_like_tls_record) and reports as "the peer speaks TLS".
-    static const uint8_t alert[] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x46};
-    [[maybe_unused]] auto n = ::send(fd_, alert, sizeof(alert), MSG_NOSIGNAL | MSG_DONTWAIT);
-  }
+void tls_stream::take_output(byte_buffer& out) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  drain_locked(out);
 }
 
 bool tls_stream::pending() const {
@@ -305,22 +344,63 @@ caf::error tls_stream::wait(short events, std::chrono::steady_clock::time_point 
   }
 }
 
+caf::error tls_stream::send_all(const byte_buffer& data, const std::atomic<bool>& aborted) {
+  size_t done = 0;
+  while (done < data.size()) {
+    auto n = ::send(fd_, data.data() + done, data.size() - done, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      done += static_cast<size_t>(n);
+    } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      if (auto err = wait(POLLOUT, std::chrono::steady_clock::time_point::max(), aborted))
+        return err;
+    } else if (n < 0 && errno != EINTR) {
+      return make_system_error(errno == EPIPE || errno == ECONNRESET ? errc::link_closed : errc::io_error,
+                               "TLS send failed", errno);
+    }
+  }
+  return {};
+}
+
+ssize_t tls_stream::pull() {
+  auto n = ::recv(fd_, raw_buffer(), raw_buffer_size, MSG_DONTWAIT);
+  if (n > 0)
+    feed(raw_buffer(), static_cast<size_t>(n));
+  else if (n == 0)
+    feed_eof();
+  return n;
+}
+
+caf::error tls_stream::fill(const std::atomic<bool>& aborted, std::chrono::steady_clock::time_point deadline) {
+  for (;;) {
+    if (pull() >= 0)
+      return {};
+    if (errno == EINTR)
+      continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK)
+      return make_system_error(errno == ECONNRESET ? errc::link_closed : errc::io_error, "TLS recv failed", errno);
+    if (auto err = wait(POLLIN, deadline, aborted))
+      return err;
+  }
+}
+
 caf::error tls_stream::handshake(std::chrono::steady_clock::time_point deadline, const std::atomic<bool>& aborted) {
   for (;;) {
     result out;
+    byte_buffer flight;
     {
       std::lock_guard<std::mutex> guard{mtx_};
       ERR_clear_error();
-      errno = 0;
       int rc = SSL_do_handshake(ssl_);
-      if (rc == 1)
-        return {};
-      out = outcome(rc, "handshake");
+      drain_locked(flight);
+      out = rc == 1 ? result{result::done} : outcome(rc, "handshake");
     }
+    if (auto err = send_all(flight, aborted))
+      return err;
     switch (out.status) {
+      case result::done:
+        return {};
       case result::want_read:
-      case result::want_write:
-        if (auto err = wait(out.status == result::want_read ? POLLIN : POLLOUT, deadline, aborted))
+        if (auto err = fill(aborted, deadline))
           return err;
         break;
       case result::eof:
@@ -335,48 +415,69 @@ caf::error tls_stream::handshake(std::chrono::steady_clock::time_point deadline,
 caf::expected<size_t> tls_stream::read_blocking(uint8_t* dst, size_t size, const std::atomic<bool>& aborted) {
   for (;;) {
     auto out = read(dst, size);
+    if (out.output) {
+      byte_buffer flight;
+      take_output(flight);
+      if (auto err = send_all(flight, aborted))
+        return err;
+    }
     switch (out.status) {
       case result::done:
         return out.bytes;
       case result::eof:
         return size_t{0};
       case result::failed:
+        answer_failed_handshake();
         return out.error;
       default:
-        if (auto err = wait(out.status == result::want_read ? POLLIN : POLLOUT,
-                            std::chrono::steady_clock::time_point::max(), aborted))
+        if (auto err = fill(aborted, std::chrono::steady_clock::time_point::max()))
           return err;
     }
   }
 }
 
-caf::error tls_stream::write_blocking(const uint8_t* src, size_t size, const std::atomic<bool>& aborted) {
-  while (size > 0) {
-    auto out = write(src, size);
-    switch (out.status) {
-      case result::done:
-        src += out.bytes;
-        size -= out.bytes;
-        break;
-      case result::eof:
-        return make_error(errc::link_closed, "TLS peer closed the link");
-      case result::failed:
-        return out.error;
-      default:
-        if (auto err = wait(out.status == result::want_read ? POLLIN : POLLOUT,
-                            std::chrono::steady_clock::time_point::max(), aborted))
-          return err;
-    }
-  }
-  return {};
+caf::error tls_stream::write_blocking(byte_span plain, const std::atomic<bool>& aborted) {
+  byte_buffer cipher;
+  auto done = encrypt(plain, cipher);
+  if (!done)
+    return done.error();
+  if (!*done)
+    return make_error(errc::tls_failed, "TLS write before the handshake completed");
+  return send_all(cipher, aborted);
 }
 
-void tls_stream::close_notify() {
+void tls_stream::close_notify(byte_buffer& out) {
   std::lock_guard<std::mutex> guard{mtx_};
   ERR_clear_error();
   if (SSL_is_init_finished(ssl_))
-    SSL_shutdown(ssl_); // one attempt: a full socket loses the alert, the FIN still follows
+    SSL_shutdown(ssl_);
   ERR_clear_error();
+  drain_locked(out);
+}
+
+void tls_stream::answer_failed_handshake() {
+  byte_buffer alert;
+  bool refuse;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (established_)
+      return;
+    drain_locked(alert);
+    refuse = peer_not_tls_;
+  }
+  if (!alert.empty())
+    [[maybe_unused]] auto n = ::send(fd_, alert.data(), alert.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  // A peer that is not speaking TLS (a plain vox client) may have sent more than we read:
+  // closing on unread bytes would reset the connection and destroy our alert.
+  uint8_t sink[4096];
+  for (int i = 0; i < 16 && ::recv(fd_, sink, sizeof(sink), MSG_DONTWAIT) > 0; ++i) {
+  }
+  if (refuse) {
+    // OpenSSL answers no alert to bytes that are no TLS record; a fatal protocol_version
+    // alert tells the peer (a plain vox-caf link reports "the peer speaks TLS").
+    static const uint8_t alert[] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x46};
+    [[maybe_unused]] auto n = ::send(fd_, alert, sizeof(alert), MSG_NOSIGNAL | MSG_DONTWAIT);
+  }
 }
 
 void tls_stream::identify(link_peer& peer) const {

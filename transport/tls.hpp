@@ -13,10 +13,12 @@
 #include <caf/error.hpp>
 #include <caf/expected.hpp>
 
+#include "protocol/bytes.hpp"
 #include "transport/link.hpp"
 
 struct ssl_ctx_st;
 struct ssl_st;
+struct bio_st;
 
 namespace vox {
 
@@ -74,10 +76,14 @@ private:
   tls_config cfg_;
 };
 
-/// One TLS connection over a connected, non-blocking socket that the caller owns. Every
-/// OpenSSL call takes an internal lock, so that the I/O loop reading and another thread
-/// writing never use the SSL object at once; no call ever waits for the peer except the
-/// `*_blocking` ones, which wait in poll() without the lock.
+/// One TLS connection over a connected, non-blocking socket that the caller owns.
+///
+/// OpenSSL never touches the socket: it works on memory buffers, so that no lock is held
+/// across a syscall. The caller reads ciphertext from the socket and `feed`s it, and
+/// sends what `encrypt` and `take_output` give it, in the order they gave it. Every
+/// OpenSSL call takes an internal lock (the I/O loop decrypts while another thread
+/// encrypts); none waits for the peer except the `*_blocking` ones and `handshake`, which
+/// wait in poll() without the lock.
 class tls_stream {
 public:
   /// A client stream checks the server's certificate against `host` (unless the context
@@ -86,21 +92,38 @@ public:
                                                           const std::string& host);
   ~tls_stream();
 
-  /// The outcome of one non-blocking read or write.
+  /// The outcome of one `read`.
   struct result {
-    enum status_t { done, eof, want_read, want_write, failed } status;
+    enum status_t { done, eof, want_read, failed } status;
     size_t bytes;      ///< done: how many
-    caf::error error;  ///< failed: why (errc::tls_failed, errc::link_closed, errc::io_error)
-    result(status_t s = failed, size_t n = 0, caf::error e = {}) : status(s), bytes(n), error(std::move(e)) {}
+    caf::error error;  ///< failed: why (errc::tls_failed)
+    /// OpenSSL produced output of its own (a handshake flight, an alert) or completed the
+    /// handshake: the caller should flush (take_output, or encrypt what waited for it).
+    bool output;
+    result(status_t s = failed, size_t n = 0, caf::error e = {}, bool out = false)
+      : status(s), bytes(n), error(std::move(e)), output(out) {}
   };
 
-  /// Reads plaintext into `dst` until it is full or no more is available (several
-  /// records at once); the handshake, on a server, progresses here.
+  /// Ciphertext read from the socket; `eof` once the socket reached its end.
+  void feed(const uint8_t* data, size_t size);
+  void feed_eof();
+  /// One non-blocking recv from the socket, fed: what recv returned (0: the end, fed too;
+  /// -1: errno says why, EAGAIN included).
+  ssize_t pull();
+
+  /// Decrypts what was fed into `dst` until it is full or nothing whole is left; the
+  /// handshake, on a server, progresses here.
   result read(uint8_t* dst, size_t size);
-  /// Writes a prefix of `src`; after want_read/want_write, retry with the same bytes.
-  result write(const uint8_t* src, size_t size);
-  /// The last read stopped because `dst` was full while OpenSSL still held input (read
-  /// ahead, or decrypted): read again without waiting for a socket event.
+
+  /// Ciphertext OpenSSL produced first (handshake, alerts), then `plain` encrypted,
+  /// appended to `out`. False (and nothing of `plain` taken) while the handshake has not
+  /// completed: the next read that reports `output` says when to try again.
+  caf::expected<bool> encrypt(byte_span plain, byte_buffer& out);
+  /// Appends ciphertext OpenSSL produced on its own (see result::output).
+  void take_output(byte_buffer& out);
+
+  /// The last read stopped because `dst` was full while whole records were left: read
+  /// again without waiting for a socket event.
   bool pending() const;
 
   /// Client: completes the handshake, waiting for the socket until `deadline`.
@@ -108,10 +131,16 @@ public:
   /// Before a link starts (prologue and handshake): a read or whole write that waits for
   /// the socket. 0 from read_blocking is the end of the stream.
   caf::expected<size_t> read_blocking(uint8_t* dst, size_t size, const std::atomic<bool>& aborted);
-  caf::error write_blocking(const uint8_t* src, size_t size, const std::atomic<bool>& aborted);
+  caf::error write_blocking(byte_span plain, const std::atomic<bool>& aborted);
 
-  /// Sends close_notify without waiting, before our side of the socket shuts down.
-  void close_notify();
+  /// Our close_notify alert, appended to `out` (to be sent before our FIN).
+  void close_notify(byte_buffer& out);
+
+  /// After a failed handshake, best effort and without waiting: sends OpenSSL's alert,
+  /// reads what the peer sent on (so that closing does not reset the connection and
+  /// destroy our answer) and, if the peer does not speak TLS, sends it a protocol_version
+  /// alert, which a plain vox-caf link recognises. Nothing once the handshake completed.
+  void answer_failed_handshake();
 
   /// The peer's identity: fills `tls`, `verified`, `subject` and `alt_names` of `peer`
   /// once the handshake completed.
@@ -120,14 +149,19 @@ public:
 private:
   tls_stream(std::shared_ptr<const tls_context> ctx, ssl_st* ssl, int fd);
   result outcome(int rc, const char* what);
-  void drain();
+  void drain_locked(byte_buffer& out);
+  caf::error send_all(const byte_buffer& data, const std::atomic<bool>& aborted);
+  caf::error fill(const std::atomic<bool>& aborted, std::chrono::steady_clock::time_point deadline);
   caf::error wait(short events, std::chrono::steady_clock::time_point deadline, const std::atomic<bool>& aborted);
 
   std::shared_ptr<const tls_context> ctx_;
   ssl_st* ssl_;
+  bio_st* in_;  ///< ciphertext fed, owned by ssl_
+  bio_st* out_; ///< ciphertext produced, owned by ssl_
   int fd_;
   bool peer_not_tls_ = false; ///< the handshake failed on bytes that are no TLS record
   bool filled_ = false;       ///< see pending()
+  bool established_ = false;  ///< the handshake completed (reported once by read)
   mutable std::mutex mtx_;
 };
 
