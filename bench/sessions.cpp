@@ -1,4 +1,5 @@
 #include "bench/sessions.hpp"
+#include "transport/tls.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -34,8 +35,8 @@ struct open_session {
 
 /// Connects, handshakes and makes one echo call; empty on success, else why not.
 std::string open_one(caf::actor_system& sys, caf::scoped_actor& self, uint16_t port, const vox::payload& body,
-                     open_session& out) {
-  auto lnk = vox::tcp_connect("127.0.0.1", port);
+                     const vox::link_options& links, open_session& out) {
+  auto lnk = vox::tcp_connect("127.0.0.1", port, links);
   if (!lnk)
     return "connect: " + sys.render(lnk.error());
   auto s = vox::connect_session(sys, *lnk, bench_options());
@@ -65,7 +66,7 @@ void wait_for_eof() {
 
 } // namespace
 
-int run_sessions_server(const sched_options& so) {
+int run_sessions_server(const sched_options& so, const std::string& certs) {
   caf::actor_system_config cfg;
   apply(cfg, so);
   caf::actor_system sys{cfg};
@@ -73,6 +74,17 @@ int run_sessions_server(const sched_options& so) {
   sc.host = "127.0.0.1";
   sc.port = 0;
   sc.options = bench_options();
+  if (!certs.empty()) {
+    vox::tls_config tc;
+    tc.cert_file = certs + "/server.pem";
+    tc.key_file = certs + "/server.key";
+    auto ctx = vox::tls_context::server(tc);
+    if (!ctx) {
+      std::printf("sessions-error %s\n", sys.render(ctx.error()).c_str());
+      return 1;
+    }
+    sc.links.tls = *ctx;
+  }
   auto srv = vox::session_server::start(sys, sc);
   if (!srv) {
     std::printf("sessions-error the server cannot listen: %s\n", sys.render(srv.error()).c_str());
@@ -93,17 +105,28 @@ int run_sessions_server(const sched_options& so) {
   return 0;
 }
 
-int run_sessions_client(uint16_t port, size_t n, const sched_options& so) {
+int run_sessions_client(uint16_t port, size_t n, const sched_options& so, const std::string& certs) {
   caf::actor_system_config cfg;
   apply(cfg, so);
   caf::actor_system sys{cfg};
+  vox::link_options links;
+  if (!certs.empty()) {
+    vox::tls_config tc;
+    tc.ca_file = certs + "/ca.pem";
+    auto ctx = vox::tls_context::client(tc);
+    if (!ctx) {
+      std::printf("sessions-error %s\n", sys.render(ctx.error()).c_str());
+      return 1;
+    }
+    links.tls = *ctx;
+  }
   auto body = make_body();
   std::vector<open_session> sessions(n + 1);
   {
     // The warm-up session makes the server create what it builds once (its I/O reactor,
     // lazily initialised state) before the parent's "before" sample.
     caf::scoped_actor self{sys};
-    if (auto err = open_one(sys, self, port, body, sessions[n]); !err.empty()) {
+    if (auto err = open_one(sys, self, port, body, links, sessions[n]); !err.empty()) {
       std::printf("sessions-error warm-up session: %s\n", err.c_str());
       std::fflush(stdout);
       return 1;
@@ -138,7 +161,7 @@ int run_sessions_client(uint16_t port, size_t n, const sched_options& so) {
           fail("not all sessions opened within " + std::to_string(client_open_limit.count()) + " s");
           return;
         }
-        if (auto err = open_one(sys, self, port, body, sessions[i]); !err.empty()) {
+        if (auto err = open_one(sys, self, port, body, links, sessions[i]); !err.empty()) {
           fail("session " + std::to_string(i) + ": " + err);
           return;
         }

@@ -18,13 +18,14 @@ inline constexpr size_t session_open_parallelism = 64;
 /// bench_options: echo root handler, default handshake limit). Prints
 /// "sessions-server port P", then answers every "stats" line on stdin with
 /// "stats threads T rss-kb R sessions S"; exits at EOF.
-int run_sessions_server(const sched_options& s);
+/// With `certs` (a make_certs.sh directory), the sessions are TLS.
+int run_sessions_server(const sched_options& s, const std::string& certs = {});
 
 /// `vox-bench sessions-client`: opens one warm-up session and prints "warm"; on the line
 /// "open" it opens `n` more sessions to 127.0.0.1:`port` (tcp_connect, connect_session,
 /// one echo call each; `session_open_parallelism` at a time), prints
 /// "opened N seconds S" or "sessions-error …", and keeps them all open until EOF.
-int run_sessions_client(uint16_t port, size_t n, const sched_options& s);
+int run_sessions_client(uint16_t port, size_t n, const sched_options& s, const std::string& certs = {});
 
 /// Runs both children and reports what the server process saw.
 struct sessions_result {
@@ -36,7 +37,7 @@ struct sessions_result {
   long rss_before_kb = 0, rss_after_kb = 0;
 };
 
-/// `child_args` go to both children (scheduler options). Everything up to the "after"
+/// `child_args` go to both children (scheduler options, `--certs DIR` for TLS). Everything up to the "after"
 /// sample is cut off after `limit`; the children's teardown has its own grace period.
 sessions_result measure_sessions(size_t n, const std::vector<std::string>& child_args, std::chrono::seconds limit);
 

@@ -36,8 +36,8 @@ row open_loop_row(std::string name, double offered, const open_loop_result& r) {
   return out;
 }
 
-row sessions_row(const sessions_result& r) {
-  row out{sessions_row_name, "tcp", "KiB/session", false, r.ok, 0, {}};
+row sessions_row(const sessions_result& r, const std::string& transport) {
+  row out{sessions_row_name, transport, "KiB/session", false, r.ok, 0, {}};
   if (!r.ok) {
     out.detail = "FAILED: " + r.error;
     return out;

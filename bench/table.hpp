@@ -42,7 +42,7 @@ row open_loop_row(std::string name, double offered, const open_loop_result& r);
 
 /// Server RSS per idle session, with threads and the opening rate in `measured`.
 inline constexpr const char* sessions_row_name = "RSS per idle session (server)";
-row sessions_row(const sessions_result& r);
+row sessions_row(const sessions_result& r, const std::string& transport = "tcp");
 
 void print_table(const std::vector<row>& rows, floors f);
 

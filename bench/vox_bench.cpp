@@ -167,7 +167,8 @@ void compare_with_direct(std::vector<row>& rows, const std::string& hop, const s
     if (d == rows.end() || d->value <= 0 || r.value <= 0)
       continue;
     char buf[96];
-    if (r.floor == floor_kind::ping_pong)
+    bool rate = r.unit.size() > 2 && r.unit.compare(r.unit.size() - 2, 2, "/s") == 0;
+    if (r.floor == floor_kind::ping_pong && rate)
       std::snprintf(buf, sizeof buf, "; %.2fx direct %s (latency %.2fx)", r.value / d->value, direct.c_str(),
                     d->value / r.value);
     else
@@ -708,9 +709,15 @@ int run_all(const cli& o) {
 
   // 7. Idle TCP sessions against one session_server, client and server in their own
   // processes (started now that this process runs nothing else).
-  if (o.wants(sessions_row_name)) {
+  if (o.wants(sessions_row_name + std::string{" (tcp)"})) {
     progress("sessions: " + std::to_string(o.sessions) + " idle TCP sessions (two child processes)");
     rows.push_back(sessions_row(measure_sessions(o.sessions, sched_args(o), std::chrono::seconds{120})));
+  }
+  if (certs && o.wants(sessions_row_name + std::string{" (tcp, tls)"})) {
+    progress("sessions: " + std::to_string(o.sessions) + " idle TLS sessions (two child processes)");
+    auto args = sched_args(o);
+    args.insert(args.end(), {"--certs", certs->dir()});
+    rows.push_back(sessions_row(measure_sessions(o.sessions, args, std::chrono::seconds{180}), "tcp, tls"));
   }
 
   std::printf("vox-bench: %zu-byte payloads; --threads %d; each rate row: %.1f s warm-up, then %.1f s counted; "
@@ -740,8 +747,8 @@ int main(int argc, char** argv) {
   if (o.mode == "rss")
     return run_rss(o);
   if (o.mode == "sessions-server")
-    return run_sessions_server(o.sched);
+    return run_sessions_server(o.sched, o.certs);
   if (o.mode == "sessions-client")
-    return run_sessions_client(o.port, o.sessions, o.sched);
+    return run_sessions_client(o.port, o.sessions, o.sched, o.certs);
   return run_all(o);
 }

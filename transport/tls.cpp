@@ -241,11 +241,33 @@ tls_stream::result tls_stream::outcome(int rc, const char* what) {
 void tls_stream::feed(const uint8_t* data, size_t size) {
   std::lock_guard<std::mutex> guard{mtx_};
   BIO_write(in_, data, static_cast<int>(size));
+  in_peak_ = std::max(in_peak_, BIO_ctrl_pending(in_));
 }
 
 void tls_stream::feed_eof() {
   std::lock_guard<std::mutex> guard{mtx_};
+  eof_fed_ = true;
   BIO_set_mem_eof_return(in_, 0);
+}
+
+void tls_stream::shrink_locked() {
+  // A memory BIO keeps the largest buffer it ever held: after a burst, an idle link would
+  // pin it. Fresh (empty) BIOs instead, once a large one has drained.
+  if (in_peak_ > idle_buffer_limit && BIO_ctrl_pending(in_) == 0) {
+    if (BIO* fresh = BIO_new(BIO_s_mem())) {
+      BIO_set_mem_eof_return(fresh, eof_fed_ ? 0 : -1);
+      SSL_set0_rbio(ssl_, fresh); // frees the old one
+      in_ = fresh;
+      in_peak_ = 0;
+    }
+  }
+  if (out_peak_ > idle_buffer_limit && BIO_ctrl_pending(out_) == 0) {
+    if (BIO* fresh = BIO_new(BIO_s_mem())) {
+      SSL_set0_wbio(ssl_, fresh);
+      out_ = fresh;
+      out_peak_ = 0;
+    }
+  }
 }
 
 tls_stream::result tls_stream::read(uint8_t* dst, size_t size) {
@@ -269,6 +291,7 @@ tls_stream::result tls_stream::read(uint8_t* dst, size_t size) {
     established_ = true;
     output = true; // plaintext that waited for the handshake may go now
   }
+  shrink_locked();
   if (out.status == result::failed)
     return {result::failed, 0, std::move(out.error), output};
   if (total > 0) {
@@ -284,10 +307,12 @@ void tls_stream::drain_locked(byte_buffer& out) {
   auto pending = BIO_ctrl_pending(out_);
   if (pending == 0)
     return;
+  out_peak_ = std::max(out_peak_, pending);
   auto at = out.size();
   out.resize(at + pending);
   auto n = BIO_read(out_, out.data() + at, static_cast<int>(pending));
   out.resize(at + static_cast<size_t>(std::max(n, 0)));
+  shrink_locked();
 }
 
 caf::expected<bool> tls_stream::encrypt(byte_span plain, byte_buffer& out) {

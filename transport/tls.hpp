@@ -150,6 +150,7 @@ private:
   tls_stream(std::shared_ptr<const tls_context> ctx, ssl_st* ssl, int fd);
   result outcome(int rc, const char* what);
   void drain_locked(byte_buffer& out);
+  void shrink_locked();
   caf::error send_all(const byte_buffer& data, const std::atomic<bool>& aborted);
   caf::error fill(const std::atomic<bool>& aborted, std::chrono::steady_clock::time_point deadline);
   caf::error wait(short events, std::chrono::steady_clock::time_point deadline, const std::atomic<bool>& aborted);
@@ -162,6 +163,11 @@ private:
   bool peer_not_tls_ = false; ///< the handshake failed on bytes that are no TLS record
   bool filled_ = false;       ///< see pending()
   bool established_ = false;  ///< the handshake completed (reported once by read)
+  bool eof_fed_ = false;
+  /// The most bytes each BIO held since it was made: above this, a drained BIO is replaced.
+  static constexpr size_t idle_buffer_limit = 1024;
+  size_t in_peak_ = 0;
+  size_t out_peak_ = 0;
   mutable std::mutex mtx_;
 };
 
