@@ -8,6 +8,7 @@
 #include "support/tls_certs.hpp"
 #include "support/transport_helpers.hpp"
 #include "transport/tcp_link.hpp"
+#include "transport/unix_link.hpp"
 
 using namespace vox;
 using namespace vox::test;
@@ -227,4 +228,32 @@ TEST_CASE("a TLS context refuses missing files and a key that does not match, na
   auto no_ca = tls_context::server(mtls);
   REQUIRE_FALSE(no_ca);
   CHECK_THAT(describe(no_ca.error()), Catch::Contains("needs a CA file"));
+}
+
+TEST_CASE("TLS runs over a Unix socket too, checking the server's name as localhost", "[tls][transport]") {
+  auto path = cert_dir() + "/vox.sock";
+  auto listener = unix_listener::bind(path, with_tls(server_tls()));
+  REQUIRE(listener);
+  auto served = std::async(std::launch::async, [&]() -> std::string {
+    auto lnk = (*listener)->accept();
+    if (!lnk)
+      return describe(lnk.error());
+    auto frame = (*lnk)->recv();
+    if (!frame || !*frame)
+      return "no frame";
+    if (auto sent = (*lnk)->send(**frame); !sent)
+      return describe(sent.error());
+    return "echoed";
+  });
+  auto lnk = unix_connect(path, with_tls(client_tls()));
+  REQUIRE(lnk);
+  CHECK((*lnk)->describe().rfind("tls/unix ", 0) == 0);
+  REQUIRE((*lnk)->send(byte_buffer{4, 5, 6}));
+  auto back = (*lnk)->recv();
+  REQUIRE(back);
+  REQUIRE(*back);
+  CHECK(**back == byte_buffer{4, 5, 6});
+  CHECK((*lnk)->peer().verified);
+  REQUIRE(served.wait_for(std::chrono::seconds{20}) == std::future_status::ready);
+  CHECK(served.get() == "echoed");
 }
