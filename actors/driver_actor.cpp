@@ -169,7 +169,7 @@ void handle_request(driver_pointer self, request_message& rm) {
     }
     auto method = call->method_id;
     incoming_call in{st.cfg.id, rm.id, method, std::move(call->metadata), std::move(call->args),
-                     std::move(call->schemas), &self->system(), st.cfg.log};
+                     std::move(call->schemas), &self->system(), st.cfg.log, nullptr};
     // Tx/Rx arguments the handler decodes become channels of this connection at once, so
     // that items right behind the Call find them.
     detail::channel_binder binder{st.cfg.channels, caf::actor_cast<driver_actor>(self), &*st.channels};

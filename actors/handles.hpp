@@ -13,6 +13,7 @@
 
 #include "actors/interfaces.hpp"
 #include "protocol/message.hpp"
+#include "transport/link.hpp"
 
 namespace vox {
 
@@ -93,6 +94,9 @@ struct incoming_call {
   caf::actor_system* system = nullptr;
   /// The session's diagnostics (a handler that throws is reported there).
   log_sink log;
+  /// Who called: the address and TLS identity of the session's link when it started
+  /// (calls on connections the peer opened, and on the root).
+  std::shared_ptr<const link_peer> peer;
 };
 
 /// What a call's driver needs to know of its method, beyond its bytes.

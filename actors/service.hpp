@@ -13,6 +13,7 @@
 #include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
 
+#include "actors/authorization.hpp"
 #include "actors/channel.hpp"
 #include "actors/channel_call.hpp"
 #include "actors/operation_store.hpp"
@@ -126,9 +127,30 @@ public:
     return *this;
   }
 
+  /// Runs `check` on every call of `M` before its handler (and before its arguments are
+  /// decoded); a refusal answers `Err(InvalidPayload("unauthorized: <reason>"))` with
+  /// response metadata `vox-error` = "unauthorized", and the handler never runs:
+  ///
+  ///   d.require<delete_all>(vox::check_metadata(vox::bearer_token(admin_token)));
+  template <class M>
+  service_dispatcher& require(call_check check) {
+    checks_->per_method[Service::template id<M>()].push_back(std::move(check));
+    return *this;
+  }
+
+  /// `require` for every method, unknown ones included.
+  service_dispatcher& require_all(call_check check) {
+    checks_->all.push_back(std::move(check));
+    return *this;
+  }
+
   /// The handler to give a session (root_handler) or an accepted connection.
   call_handler handler() const {
-    return [table = table_](incoming_call in, reply_sink sink) {
+    return [table = table_, checks = checks_](incoming_call in, reply_sink sink) {
+      if (auto refusal = checks->refusal(in)) {
+        refuse_call(sink, *refusal);
+        return;
+      }
       auto i = table->find(in.method_id);
       if (i == table->end()) {
         sink.reply(unknown_method_response());
@@ -147,6 +169,23 @@ private:
   using entry = std::function<void(incoming_call&, reply_sink)>;
   std::shared_ptr<std::unordered_map<method_id_t, entry>> table_
     = std::make_shared<std::unordered_map<method_id_t, entry>>();
+
+  struct call_checks {
+    std::vector<call_check> all;
+    std::unordered_map<method_id_t, std::vector<call_check>> per_method;
+
+    std::optional<std::string> refusal(const incoming_call& in) const {
+      for (const auto& c : all)
+        if (auto why = c(in))
+          return why;
+      if (auto i = per_method.find(in.method_id); i != per_method.end())
+        for (const auto& c : i->second)
+          if (auto why = c(in))
+            return why;
+      return std::nullopt;
+    }
+  };
+  std::shared_ptr<call_checks> checks_ = std::make_shared<call_checks>();
 };
 
 /// Makes typed calls of `Service` on one connection.
@@ -157,6 +196,13 @@ public:
 
   const caller& get_caller() const { return caller_; }
 
+  /// Metadata sent with every call of this client (and its copies), after each call's
+  /// own: credentials, say (`vox::bearer_metadata(token)`).
+  client& with_metadata(vox::metadata md) {
+    defaults_ = std::make_shared<const vox::metadata>(std::move(md));
+    return *this;
+  }
+
   /// The message to send to `driver()` for a call of `M` (schemas attached as needed).
   /// Channel ends among the arguments are bound to this connection here.
   /// Fails if a channel end among them was already used in another call.
@@ -166,6 +212,8 @@ public:
     detail::binder_scope scope{binder};
     outgoing_call out{Service::template id<M>(), std::move(opts.metadata), payload{encode(args)},
                       &Service::template schemas<M>().args, {}, opts.cancel_tag};
+    if (defaults_)
+      out.metadata.insert(out.metadata.end(), defaults_->begin(), defaults_->end());
     if constexpr (M::has_channels) // what the peer and our driver do with it after a resume
       out.metadata.push_back(metadata_entry{
         channel_retry_mode_key,
@@ -224,6 +272,7 @@ public:
 
 private:
   caller caller_;
+  std::shared_ptr<const vox::metadata> defaults_;
 };
 
 } // namespace vox

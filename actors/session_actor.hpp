@@ -8,6 +8,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "actors/authorization.hpp"
 #include "actors/channel.hpp"
 #include "actors/handles.hpp"
 #include "actors/interfaces.hpp"
@@ -30,6 +31,12 @@ struct session_options {
   call_handler root_handler;
   /// Decides the peer's ConnectionOpens (none: every open is rejected).
   connection_acceptor acceptor;
+  /// Acceptor side: asked, before anything runs, about the root connection's first call
+  /// and each ConnectionOpen of the peer (README "Deployment and security"). A refused
+  /// first call is answered `Err(InvalidPayload("unauthorized: <reason>"))`, and so is
+  /// every later root call of the session; a refused open gets a ConnectionReject whose
+  /// metadata says `vox-error` = "unauthorized: <reason>". None: everyone is let in.
+  authorizer authorize;
   /// Ping on connection 0 every interval; unset = no keepalive (the reference's default).
   /// A TS peer drops a TCP session that is silent for 30 s: against such peers set it,
   /// e.g. {10 s, 30 s} as vox-testbed does.
@@ -104,6 +111,8 @@ struct session_handle {
   handshake_result handshake;
   /// accept_session resumed an existing session (`root` is then empty).
   bool resumed = false;
+  /// Who is at the other end of the link the session started on.
+  std::shared_ptr<const link_peer> peer;
 };
 
 /// One entry of the connection table (session-behaviours.md 16–17).

@@ -44,9 +44,19 @@ struct session_server::core final : io_handler, std::enable_shared_from_this<cor
   stable_registry stable_conduits;
   std::atomic<size_t> started{0};
 
+  /// Admits a new connection from `ip` against the limits (under mtx); why not otherwise.
+  std::optional<std::string> refusal_locked(const std::string& ip) const;
+  /// One fewer session or handshake from `ip` (under mtx).
+  void release_locked(const std::string& ip);
+
+  std::atomic<size_t> refused{0};
   std::mutex mtx;
   bool stopped = false;
   std::unordered_set<std::shared_ptr<accepting_input>> handshakes;
+  /// The peer IP of each handshake in progress, and how many handshakes and sessions each
+  /// peer IP holds.
+  std::unordered_map<const accepting_input*, std::string> handshake_ips;
+  std::unordered_map<std::string, size_t> per_peer;
   /// The sessions running, for stop(). Each removes itself as it terminates: a CAF actor's
   /// storage is freed only when its last weak reference goes, so keeping ended ones (even
   /// weakly) would hold their memory.
@@ -264,21 +274,63 @@ private:
 
 } // namespace
 
+namespace {
+
+/// "1.2.3.4" of "1.2.3.4:5", "::1" of "[::1]:5".
+std::string ip_of(const std::string& address) {
+  if (!address.empty() && address.front() == '[')
+    return address.substr(1, address.find(']') - 1);
+  return address.substr(0, address.rfind(':'));
+}
+
+} // namespace
+
+std::optional<std::string> session_server::core::refusal_locked(const std::string& ip) const {
+  if (handshakes.size() >= cfg.max_pending_handshakes)
+    return std::to_string(handshakes.size()) + " handshakes in progress (max_pending_handshakes)";
+  if (handshakes.size() + sessions.size() >= cfg.max_sessions)
+    return std::to_string(handshakes.size() + sessions.size()) + " sessions and handshakes (max_sessions)";
+  if (auto i = per_peer.find(ip); i != per_peer.end() && i->second >= cfg.max_sessions_per_peer)
+    return std::to_string(i->second) + " sessions and handshakes from " + ip + " (max_sessions_per_peer)";
+  return std::nullopt;
+}
+
+void session_server::core::release_locked(const std::string& ip) {
+  if (auto i = per_peer.find(ip); i != per_peer.end() && --i->second == 0)
+    per_peer.erase(i);
+}
+
 void session_server::core::on_event(io_loop&, uint32_t) {
   for (;;) {
     auto lnk = listener->try_accept();
     if (!lnk || !*lnk)
       return; // nothing pending (or a transient failure: readiness tells us when to retry)
     auto& link = **lnk;
+    auto ip = ip_of(link->peer().address);
     std::shared_ptr<accepting_input> hs;
+    std::optional<std::string> refusal;
     {
       std::lock_guard<std::mutex> guard{mtx};
-      if (stopped || handshakes.size() >= cfg.max_pending_handshakes) {
+      if (stopped) {
         link->abort();
         continue;
       }
-      hs = std::make_shared<accepting_input>(weak_from_this(), link, cfg.options);
-      handshakes.insert(hs);
+      refusal = refusal_locked(ip);
+      if (!refusal) {
+        hs = std::make_shared<accepting_input>(weak_from_this(), link, cfg.options);
+        handshakes.insert(hs);
+        handshake_ips.emplace(hs.get(), ip);
+        ++per_peer[ip];
+      }
+    }
+    if (refusal) {
+      link->abort();
+      // Logged on the 1st, 2nd, 4th, 8th... refusal: a flood must not flood the log too.
+      auto n = ++refused;
+      if ((n & (n - 1)) == 0)
+        (*log_sink_of(cfg.options))("session_server: refused a connection from " + link->peer().address + ": "
+                                    + *refusal + "; " + std::to_string(n) + " refused so far");
+      continue;
     }
     if (cfg.on_link)
       cfg.on_link(link);
@@ -293,24 +345,32 @@ void session_server::core::on_event(io_loop&, uint32_t) {
 
 bool session_server::core::finished(accepting_input* hs, const session_handle* session) {
   bool keep;
+  std::string ip;
   {
     std::lock_guard<std::mutex> guard{mtx};
     std::erase_if(handshakes, [hs](const auto& p) { return p.get() == hs; });
-    if (!session)
+    if (auto ip_entry = handshake_ips.extract(hs); !ip_entry.empty())
+      ip = std::move(ip_entry.mapped());
+    if (!session) { // failed, or handed its link to a session that already counts
+      release_locked(ip);
       return true;
+    }
     ++started;
     keep = !stopped;
     if (keep)
       sessions.emplace(session->actor.id(), caf::actor_cast<caf::weak_actor_ptr>(session->actor));
+    else
+      release_locked(ip);
   }
   if (!keep)
     return false;
   // Outside the lock: on an actor that has already terminated the functor runs at once.
   caf::actor_cast<caf::abstract_actor*>(session->actor)
-    ->attach_functor([weak = weak_from_this(), id = session->actor.id()] {
+    ->attach_functor([weak = weak_from_this(), id = session->actor.id(), ip] {
       if (auto c = weak.lock()) {
         std::lock_guard<std::mutex> guard{c->mtx};
         c->sessions.erase(id);
+        c->release_locked(ip);
       }
     });
   if (cfg.on_session)
@@ -337,6 +397,8 @@ caf::expected<std::unique_ptr<session_server>> session_server::start(caf::actor_
 session_server::~session_server() { stop(); }
 
 size_t session_server::sessions_started() const { return core_->started.load(); }
+
+size_t session_server::connections_refused() const { return core_->refused.load(); }
 
 size_t session_server::sessions_running() const {
   std::lock_guard<std::mutex> guard{core_->mtx};

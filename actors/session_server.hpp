@@ -26,6 +26,11 @@ public:
     link_options links;
     /// Handshakes in progress at once; sockets beyond it are closed at once.
     size_t max_pending_handshakes = 256;
+    /// Sessions running plus handshakes in progress; a connection beyond it is closed at
+    /// once, before its handshake (README "Deployment and security").
+    size_t max_sessions = 10000;
+    /// The same, for one peer IP address (whatever its ports).
+    size_t max_sessions_per_peer = 256;
     /// Called on an I/O thread with every established session, before the session reads
     /// anything; must not block and must not call stop().
     std::function<void(const session_handle&)> on_session;
@@ -54,6 +59,10 @@ public:
 
   /// Sessions established and not yet terminated.
   size_t sessions_running() const;
+
+  /// Connections closed at once for a limit (max_pending_handshakes, max_sessions,
+  /// max_sessions_per_peer).
+  size_t connections_refused() const;
 
   struct core; ///< what the I/O thread and the handshakes share with the server
 

@@ -20,6 +20,8 @@ namespace vox {
 
 session_handle spawn_session(caf::actor_system& sys, link_ptr link, handshake_result handshake,
                              session_options options, bool link_started) {
+  auto peer = std::make_shared<const link_peer>(link->peer());
+  detail::guard_session({&options.root_handler, &options.acceptor, &options.authorize}, peer);
   auto conduit = std::make_shared<bare_conduit>(std::move(link));
   auto root_handler = options.root_handler;
   auto log = log_sink_of(options);
@@ -39,6 +41,7 @@ session_handle spawn_session(caf::actor_system& sys, link_ptr link, handshake_re
   out.root = connection_handle{0, session, root_driver, handshake.our_settings, handshake.peer_settings,
                                std::move(callers), std::move(channels)};
   out.handshake = std::move(handshake);
+  out.peer = std::move(peer);
   return out;
 }
 

@@ -78,6 +78,8 @@ int serve(caf::actor_system& sys, const arguments& a) {
   cfg.options.acceptor = accept_all();
   cfg.options.keepalive = a.keepalive;
   cfg.options.compression = a.compression;
+  if (!a.security.auth_token.empty())
+    cfg.options.authorize = require_bearer_token(a.security.auth_token);
   cfg.on_session = [](const session_handle&) { std::printf("session established\n"); std::fflush(stdout); };
   auto srv = session_server::start(sys, cfg);
   if (!srv) {
@@ -91,10 +93,10 @@ int serve(caf::actor_system& sys, const arguments& a) {
   return 0;
 }
 
-bool call_echo(caf::scoped_actor& self, const caller& c, const std::string& text) {
+bool call_echo(caf::scoped_actor& self, const caller& c, const std::string& text, const metadata& md) {
   auto start = std::chrono::steady_clock::now();
   bool ok = false;
-  self->request(c.driver(), 5s, call_atom::value, outgoing_call{echo_method, {}, payload{encode(std::make_tuple(text))}})
+  self->request(c.driver(), 5s, call_atom::value, outgoing_call{echo_method, md, payload{encode(std::make_tuple(text))}})
     .receive(
       [&](call_response& r) {
         auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start);
@@ -103,6 +105,9 @@ bool call_echo(caf::scoped_actor& self, const caller& c, const std::string& text
           std::printf("  conn %llu: echo(\"%s\") -> \"%s\" (%lld us)\n", static_cast<unsigned long long>(c.id()),
                       text.c_str(), ret->ok().c_str(), static_cast<long long>(us.count()));
           ok = true;
+        } else if (ret && ret->err().index() == 2) {
+          std::printf("  conn %llu: echo refused: %s\n", static_cast<unsigned long long>(c.id()),
+                      std::get<2>(ret->err()).message.c_str());
         } else {
           std::printf("  conn %llu: echo failed\n", static_cast<unsigned long long>(c.id()));
         }
@@ -132,16 +137,19 @@ int call(caf::actor_system& sys, const arguments& a) {
               session->handshake.compression ? ", zstd" : "", a.links.tls ? ", TLS" : "");
   caf::scoped_actor self{sys};
   bool ok = true;
+  metadata credentials; // the server checks it on the first root call and on every open
+  if (!a.security.auth_token.empty())
+    credentials.push_back(bearer_metadata(a.security.auth_token));
   {
     caller root{session->root};
     for (int i = 0; i < a.count; ++i)
-      ok = call_echo(self, root, text + " #" + std::to_string(i + 1)) && ok;
-    self->request(session->actor, 5s, caf::open_atom::value, open_request{{parity::odd, 64}, {}, echo})
+      ok = call_echo(self, root, text + " #" + std::to_string(i + 1), credentials) && ok;
+    self->request(session->actor, 5s, caf::open_atom::value, open_request{{parity::odd, 64}, credentials, echo})
       .receive(
         [&](connection_handle& h) {
           std::printf("opened virtual connection %llu\n", static_cast<unsigned long long>(h.id));
           caller vc{h};
-          ok = call_echo(self, vc, text + " (virtual)") && ok;
+          ok = call_echo(self, vc, text + " (virtual)", credentials) && ok;
           self->request(session->actor, 5s, caf::close_atom::value, h.id, metadata{})
             .receive([&](caf::ok_atom) { std::printf("closed virtual connection %llu\n", static_cast<unsigned long long>(h.id)); },
                      [&](caf::error& e) { ok = false; std::printf("close failed: %s\n", describe(e).c_str()); });

@@ -395,6 +395,11 @@ void stable_link::abort() {
     raw->abort();
 }
 
+link_peer stable_link::peer() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return raw_ ? raw_->peer() : link_peer{};
+}
+
 std::string stable_link::describe() const {
   std::lock_guard<std::mutex> guard{mtx_};
   return raw_ ? "stable over " + raw_->describe() : std::string{"stable (no transport)"};

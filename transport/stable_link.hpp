@@ -50,6 +50,8 @@ public:
   void close() override;
   void abort() override;
   std::string describe() const override;
+  /// The current transport's peer (nothing while disconnected).
+  link_peer peer() const override;
   uint32_t max_frame_size() const override { return max_frame_size_; }
 
   /// For a raw link that is already started (an acceptor that read the hellos from its

@@ -263,6 +263,10 @@ std::string zstd_link::describe() const {
   return "zstd over " + impl_->inner->describe();
 }
 
+link_peer zstd_link::peer() const {
+  return impl_->inner->peer();
+}
+
 uint32_t zstd_link::max_frame_size() const {
   return impl_->inner->max_frame_size();
 }

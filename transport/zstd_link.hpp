@@ -64,6 +64,7 @@ public:
   void abort() override;
   std::string describe() const override;
   uint32_t max_frame_size() const override;
+  link_peer peer() const override;
   bool compressible() const override { return false; }
 
   /// For an inner link that is already started: the receiver its payloads must go to

@@ -24,11 +24,21 @@ typename M::result_type call(scenario_context& ctx, typename M::args_type args) 
   return std::move(*r);
 }
 
+/// "expected Ok, got Err (VoxError variant N)", with the text of an InvalidPayload (a
+/// server's refusal says why there).
+template <class E>
+std::string unexpected_err(const E& err) {
+  auto out = "expected Ok, got Err (VoxError variant " + std::to_string(err.index()) + ")";
+  if (const auto* invalid = std::get_if<2>(&err))
+    out += ": " + invalid->message;
+  return out;
+}
+
 template <class M>
 typename M::ok_type ok(scenario_context& ctx, typename M::args_type args) {
   auto r = call<M>(ctx, std::move(args));
   if (!r.is_ok())
-    throw std::string{"expected Ok, got Err (VoxError variant "} + std::to_string(r.err().index()) + ")";
+    throw unexpected_err(r.err());
   return r.ok();
 }
 
@@ -62,7 +72,7 @@ std::optional<std::string> failure_of(const caf::expected<R>& r) {
   if (!r)
     return "call failed: " + describe(r.error());
   if (!r->is_ok())
-    return "expected Ok, got Err (VoxError variant " + std::to_string(r->err().index()) + ")";
+    return unexpected_err(r->err());
   return std::nullopt;
 }
 

@@ -169,6 +169,8 @@ int serve(caf::actor_system& sys, const arguments& a) {
   cfg.options.resume_timeout = std::chrono::milliseconds{a.resume_grace_ms};
   cfg.options.stable.ack_after_frames = a.stable_ack_after;
   cfg.options.compression = a.compression;
+  if (!a.security.auth_token.empty())
+    cfg.options.authorize = require_bearer_token(a.security.auth_token);
   auto srv = session_server::start(sys, cfg);
   if (!srv)
     return fail(srv.error());
@@ -196,11 +198,13 @@ std::vector<const testbed::scenario*> choose(const std::string& name) {
 
 /// Runs `chosen` as the caller on the session's root; prints one line each. True if all pass.
 bool run_each(caf::actor_system& sys, const session_handle& session,
-              const std::vector<const testbed::scenario*>& chosen) {
+              const std::vector<const testbed::scenario*>& chosen, const std::string& auth_token = {}) {
   bool all_ok = true;
   {
     caf::scoped_actor self{sys};
     vox::client<testbed::service_type> tb{caller{session.root}};
+    if (!auth_token.empty()) // the server authorizes the session on its first root call
+      tb.with_metadata({bearer_metadata(auth_token)});
     testbed::scenario_context ctx{sys, self, tb};
     for (const auto* s : chosen) {
       auto failure = s->run(ctx);
@@ -217,8 +221,8 @@ bool run_each(caf::actor_system& sys, const session_handle& session,
 
 /// Runs `chosen`, then ends the session.
 int run_scenarios(caf::actor_system& sys, const session_handle& session,
-                  const std::vector<const testbed::scenario*>& chosen) {
-  bool all_ok = run_each(sys, session, chosen);
+                  const std::vector<const testbed::scenario*>& chosen, const std::string& auth_token = {}) {
+  bool all_ok = run_each(sys, session, chosen, auth_token);
   caf::anon_send(session.actor, stop_atom::value);
   return all_ok ? 0 : 1;
 }
@@ -247,7 +251,7 @@ int run_across_a_break(caf::actor_system& sys, const arguments& a, session_optio
   if (!session)
     return fail(session.error());
   caller keep{session->root}; // a session whose last root caller is gone ends (behaviour 91)
-  bool ok = run_each(sys, *session, chosen);
+  bool ok = run_each(sys, *session, chosen, a.security.auth_token);
   {
     std::lock_guard<std::mutex> guard{mtx};
     current->abort();
@@ -271,7 +275,7 @@ int run_across_a_break(caf::actor_system& sys, const arguments& a, session_optio
   }
   std::printf("RESUMED\n");
   std::fflush(stdout);
-  ok = run_each(sys, *session, chosen) && ok;
+  ok = run_each(sys, *session, chosen, a.security.auth_token) && ok;
   caf::anon_send(session->actor, stop_atom::value);
   return ok ? 0 : 1;
 }
@@ -325,7 +329,7 @@ int run_client(caf::actor_system& sys, const arguments& a, const std::vector<con
   auto session = a.listen ? accept_one(sys, a.host, a.port, opts) : dial(sys, a.host, a.port, opts, true, a.links);
   if (!session)
     return fail(session.error());
-  return run_scenarios(sys, *session, chosen);
+  return run_scenarios(sys, *session, chosen, a.security.auth_token);
 }
 
 /// Blocks until the session actor is gone (the peer closed, or the link broke).
