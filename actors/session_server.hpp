@@ -28,9 +28,11 @@ public:
     size_t max_pending_handshakes = 256;
     /// Sessions running plus handshakes in progress; a connection beyond it is closed at
     /// once, before its handshake (README "Deployment and security").
-    size_t max_sessions = 10000;
-    /// The same, for one peer IP address (whatever its ports).
-    size_t max_sessions_per_peer = 256;
+    size_t max_sessions = 65536;
+    /// The same, for one peer IP address (whatever its ports). As high as max_sessions by
+    /// default: a gateway or a NAT puts many clients behind one address; lower it for a
+    /// server that faces untrusted peers directly.
+    size_t max_sessions_per_peer = 65536;
     /// Called on an I/O thread with every established session, before the session reads
     /// anything; must not block and must not call stop().
     std::function<void(const session_handle&)> on_session;

@@ -385,7 +385,7 @@ private:
   /// Writes while holding the write turn; the lock is dropped around each syscall.
   void flush(std::unique_lock<std::mutex>& guard) {
     for (;;) {
-      if (inflight_pos_ == inflight_.size() && !refill_locked()) {
+      if (inflight_pos_ == inflight_.size() && !refill(guard)) {
         writing_ = false;
         armed_ = false;
         if (send_closed_)
@@ -444,7 +444,9 @@ private:
   /// Moves what is queued into the batch to write; false when there is nothing to write.
   /// With TLS the batch is the queue's frames encrypted as one run of records, after
   /// whatever OpenSSL produced on its own (handshake flights, alerts) since the last one.
-  bool refill_locked() {
+  /// Only the write turn's holder refills, so encrypting needs no send_mtx_: senders keep
+  /// queueing meanwhile.
+  bool refill(std::unique_lock<std::mutex>& guard) {
     if (tx_failure_ || aborted_.load())
       return false;
     inflight_pos_ = 0;
@@ -458,19 +460,34 @@ private:
     if (out_.empty() && !tls_output_waiting_)
       return false;
     tls_output_waiting_ = false;
-    inflight_.clear();
-    auto plain = out_.size();
-    auto done = tls_->encrypt(out_, inflight_);
+    byte_buffer plain;
+    plain.swap(out_);
+    byte_buffer cipher;
+    cipher.swap(spare_);
+    guard.unlock();
+    auto done = tls_->encrypt(plain, cipher);
+    guard.lock();
     if (!done) {
       fail_locked(with_name(std::move(done.error())));
       return false;
     }
+    if (tx_failure_ || aborted_.load())
+      return false;
     // The queue's bound counts what will cross the socket: ciphertext from here on.
-    queued_bytes_ += inflight_.size();
+    queued_bytes_ += cipher.size();
     if (*done) {
-      queued_bytes_ -= plain;
-      out_.clear();
-    } // else the frames wait for the handshake, whose completion sets tls_output_waiting_
+      queued_bytes_ -= plain.size();
+      plain.clear();
+      if (out_.empty())
+        out_.swap(plain); // keep the queue's storage
+    } else { // the frames wait for the handshake, whose completion sets tls_output_waiting_
+      plain.insert(plain.end(), out_.begin(), out_.end());
+      out_.swap(plain);
+    }
+    inflight_.swap(cipher);
+    cipher.clear();
+    if (cipher.capacity() <= 256 * 1024)
+      spare_.swap(cipher); // the last batch's storage, for the next one
     return !inflight_.empty();
   }
 
@@ -762,6 +779,7 @@ private:
   bool removed_ = false;
   /// TLS: OpenSSL produced output of its own, or frames waited for the handshake.
   bool tls_output_waiting_ = false;
+  byte_buffer spare_; ///< TLS: a ciphertext buffer to reuse (the write turn's holder only)
   caf::error end_reason_;
   std::chrono::steady_clock::time_point last_progress_{};
   std::chrono::steady_clock::time_point closed_at_{};
