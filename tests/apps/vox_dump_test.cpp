@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "actors/authorization.hpp"
 #include "protocol/handshake.hpp"
 #include "protocol/message.hpp"
 #include "support/run_command.hpp"
@@ -92,6 +93,22 @@ TEST_CASE("vox-dump decodes a framed capture from the prologue to the messages",
            "handshake LetsGo\n"
            "conn=0 Ping nonce=7\n"
            "conn=5 ConnectionClose meta=[\"secret\"(sensitive)=<redacted>]\n");
+}
+
+TEST_CASE("vox-dump never prints a bearer token, in a call or in an open", "[apps][authorize]") {
+  hello h;
+  h.message_payload_schema = message_schema_cbor();
+  auto stream = capture_start(h);
+  auto token = bearer_metadata("tok-7f3a-very-secret");
+  add_frame(stream, encode_message(message{0, request_message{1, request_call{42, {token}, payload{0x00}, {}}}}));
+  add_frame(stream, encode_message(message{3, connection_open{{parity::odd, 64}, {token}}}));
+  temp_file f{stream};
+  auto r = run_dump("--framed " + f.path.string());
+  INFO(r.out);
+  CHECK(r.status == 0);
+  CHECK(r.out.find("tok-7f3a") == std::string::npos);
+  CHECK(count_lines(r.out) == 5);
+  CHECK_THAT(r.out, Catch::Contains("\"authorization\"(sensitive|no_propagate)=<redacted>"));
 }
 
 TEST_CASE("vox-dump reports where a framed stream breaks", "[apps]") {
