@@ -42,6 +42,14 @@ struct echo_once {
     });
   }
 
+  // The thread uses the promise and the listener: it must end before they go. A listener
+  // shut down wakes an accept that no client came for.
+  ~echo_once() {
+    listener->shutdown();
+    if (outcome.valid())
+      outcome.wait();
+  }
+
   uint16_t port() const { return listener->port(); }
 
   std::string result() {
