@@ -5,6 +5,7 @@
 #include <mutex>
 #include <set>
 #include <unordered_map>
+#include <utility>
 
 #include <caf/send.hpp>
 #include <caf/typed_event_based_actor.hpp>
@@ -23,6 +24,12 @@ namespace {
 void strip(vox::metadata& md) {
   std::erase_if(md, [](const metadata_entry& e) { return (e.flags & metadata_flags::no_propagate) != 0; });
 }
+
+/// The schemas a forwarded Call (`is_response` false) or Response of `method` may need.
+struct binding {
+  bool is_response = false;
+  method_id_t method = 0;
+};
 
 /// One of the two connections a splice serves, and what was exchanged on it.
 struct splice_side {
@@ -44,11 +51,23 @@ struct splice_side {
   /// Calls this side's peer made that are forwarded (or waiting to be) and not yet
   /// answered: request id → method.
   std::unordered_map<request_id, method_id_t> calls;
+  /// Calls in flight when a link under the splice broke (see `on_resumed`): the caller
+  /// sends one again after its own resume, and the callee may still answer the old one.
+  std::unordered_map<request_id, method_id_t> stale;
   /// Calls of the other side's peer waiting for this side's peer to allow more.
   std::deque<message> held;
   /// Forwarded Messages not written yet: they go out together once the mailbox is empty
-  /// (one write for a burst instead of one per Message), or every `max_batch`.
+  /// (one write for a burst instead of one per Message), or every `max_batch`. Their
+  /// schemas are attached when they are written, so that Messages kept while this side
+  /// is disconnected carry what its peer needs after the resume.
   std::vector<message> out;
+  std::vector<std::optional<binding>> out_bindings; ///< parallel to `out`
+  /// A write failed: the link is gone. What is forwarded meanwhile waits in `out` for
+  /// the session to resume (or to end, which ends the splice).
+  bool down = false;
+  /// We cut this side's link ourselves, to pass on a break of the other side's link:
+  /// the resume that follows is not a new break.
+  bool cut_by_us = false;
 };
 
 constexpr size_t max_batch = 64;
@@ -64,70 +83,8 @@ struct splice_state {
 
 using splice_pointer = proxy_actor::stateful_pointer<splice_state>;
 
-/// Writes what waits for `s` in one go; false if its link refused it.
-bool write_out(splice_side& s) {
-  if (s.out.empty())
-    return true;
-  auto sent = s.conduit->send_many(s.out, s.generation);
-  s.out.clear();
-  return static_cast<bool>(sent);
-}
-
-/// Ends the splice; its sessions close what remains. A close or a stop is the normal
-/// end and is not logged; anything else is, with the reason.
-void end(splice_pointer self, const std::string& why, bool normal = false) {
-  // What was forwarded before the end still goes out (a failed side has none left).
-  for (auto& s : self->state.sides)
-    (void) write_out(s);
-  if (!normal && self->state.log && *self->state.log)
-    (*self->state.log)("splice ended: " + why);
-  self->quit(normal ? caf::error{} : make_error(errc::connection_closed, why));
-}
-
-splice_side* side_of(splice_pointer self, connection_id id) {
-  auto sender = self->current_sender();
-  for (auto& s : self->state.sides)
-    if (s.attached && s.id == id && caf::actor_cast<caf::actor_addr>(sender) == s.session)
-      return &s;
-  return nullptr;
-}
-
 splice_side& other(splice_pointer self, splice_side& s) {
   return &s == &self->state.sides[0] ? self->state.sides[1] : self->state.sides[0];
-}
-
-bool both_attached(splice_pointer self) { return self->state.sides[0].attached && self->state.sides[1].attached; }
-
-/// Writes what waits for `to`; a failure ends the splice.
-bool flush(splice_pointer self, splice_side& to) {
-  if (write_out(to))
-    return true;
-  end(self, "cannot send on connection " + std::to_string(to.id) + ": its link is gone");
-  return false;
-}
-
-/// After each message: once nothing more waits in the mailbox, the burst goes out. A
-/// message that arrives meanwhile runs this again, so nothing is left behind.
-void flush_if_idle(splice_pointer self) {
-  if (!self->mailbox().empty() || self->getf(caf::abstract_actor::is_terminated_flag))
-    return;
-  for (auto& s : self->state.sides)
-    if (!flush(self, s))
-      return;
-}
-
-/// Sends `msg` on `to` as a Message of its connection (batched, see splice_side::out).
-bool forward(splice_pointer self, splice_side& to, message msg) {
-  msg.connection_id = to.id;
-  to.out.push_back(std::move(msg));
-  return to.out.size() < max_batch || flush(self, to);
-}
-
-/// The peer of `s` broke a rule: its session answers with a ProtocolError and ends.
-void violation(splice_pointer self, splice_side& s, const std::string& what) {
-  self->send(s.session_handle, protocol_violation_msg{make_error(
-                                 errc::protocol_violation, "connection " + std::to_string(s.id) + ": " + what)});
-  end(self, "the peer of connection " + std::to_string(s.id) + " " + what);
 }
 
 /// Attaches, to a Call or Response going out on `to`, the schemas of (is_response,
@@ -144,6 +101,94 @@ void attach_schemas(splice_side& from, splice_side& to, bool is_response, method
     return; // the peer never bound it (nothing to forward); try again on the next one
   schemas = to.schemas_out.prepare_forwarded(r->second, from.schemas_in);
   to.bindings_sent.insert({is_response, method});
+}
+
+/// Writes what waits for `s` in one go. A refused write (the link is gone) keeps it for
+/// after the resume; false only when more waits than the splice may hold.
+bool write_out(splice_pointer self, splice_side& s) {
+  if (s.out.empty() || s.down)
+    return s.out.size() <= connection_splice::max_waiting;
+  auto& from = other(self, s);
+  for (size_t i = 0; i < s.out.size(); ++i) {
+    auto& b = s.out_bindings[i];
+    if (!b)
+      continue;
+    auto& body = std::get<request_message>(s.out[i].payload).body;
+    auto& schemas = b->is_response ? std::get<request_response>(body).schemas : std::get<request_call>(body).schemas;
+    attach_schemas(from, s, b->is_response, b->method, schemas);
+  }
+  if (s.conduit->send_many(s.out, s.generation)) {
+    s.out.clear();
+    s.out_bindings.clear();
+    return true;
+  }
+  s.down = true;
+  return s.out.size() <= connection_splice::max_waiting;
+}
+
+/// Ends the splice; its sessions close what remains. A close or a stop is the normal
+/// end and is not logged; anything else is, with the reason.
+void end(splice_pointer self, const std::string& why, bool normal = false) {
+  // What was forwarded before the end still goes out (a disconnected side loses it).
+  for (auto& s : self->state.sides)
+    (void) write_out(self, s);
+  if (!normal && self->state.log && *self->state.log)
+    (*self->state.log)("splice ended: " + why);
+  self->quit(normal ? caf::error{} : make_error(errc::connection_closed, why));
+}
+
+std::vector<splice_side*> sides_of_sender(splice_pointer self) {
+  auto sender = caf::actor_cast<caf::actor_addr>(self->current_sender());
+  std::vector<splice_side*> out;
+  for (auto& s : self->state.sides)
+    if (s.attached && s.session == sender)
+      out.push_back(&s);
+  return out;
+}
+
+splice_side* side_of(splice_pointer self, connection_id id) {
+  for (auto* s : sides_of_sender(self))
+    if (s->id == id)
+      return s;
+  return nullptr;
+}
+
+bool both_attached(splice_pointer self) { return self->state.sides[0].attached && self->state.sides[1].attached; }
+
+/// Writes what waits for `to`; false (the splice ended) if too much waits for a side
+/// whose link is gone.
+bool flush(splice_pointer self, splice_side& to) {
+  if (write_out(self, to))
+    return true;
+  end(self, "more than " + std::to_string(connection_splice::max_waiting) + " messages waited for connection "
+              + std::to_string(to.id) + " to resume on a new link");
+  return false;
+}
+
+/// After each message: once nothing more waits in the mailbox, the burst goes out. A
+/// message that arrives meanwhile runs this again, so nothing is left behind.
+void flush_if_idle(splice_pointer self) {
+  if (!self->mailbox().empty() || self->getf(caf::abstract_actor::is_terminated_flag))
+    return;
+  for (auto& s : self->state.sides)
+    if (!flush(self, s))
+      return;
+}
+
+/// Sends `msg` on `to` as a Message of its connection (batched, see splice_side::out);
+/// a Call or Response gets the schemas of `b` when it is written.
+bool forward(splice_pointer self, splice_side& to, message msg, std::optional<binding> b = std::nullopt) {
+  msg.connection_id = to.id;
+  to.out.push_back(std::move(msg));
+  to.out_bindings.push_back(b);
+  return (!to.down && to.out.size() < max_batch) || flush(self, to);
+}
+
+/// The peer of `s` broke a rule: its session answers with a ProtocolError and ends.
+void violation(splice_pointer self, splice_side& s, const std::string& what) {
+  self->send(s.session_handle, protocol_violation_msg{make_error(
+                                 errc::protocol_violation, "connection " + std::to_string(s.id) + ": " + what)});
+  end(self, "the peer of connection " + std::to_string(s.id) + " " + what);
 }
 
 /// Records the schemas a Call or Response carried; false after a violation.
@@ -168,10 +213,8 @@ void release_held(splice_pointer self, splice_side& to) {
   while (!to.held.empty() && (limit == 0 || from.calls.size() - to.held.size() < limit)) {
     auto msg = std::move(to.held.front());
     to.held.pop_front();
-    auto& rm = std::get<request_message>(msg.payload);
-    auto& call = std::get<request_call>(rm.body);
-    attach_schemas(from, to, false, call.method_id, call.schemas);
-    if (!forward(self, to, std::move(msg)))
+    auto method = std::get<request_call>(std::get<request_message>(msg.payload).body).method_id;
+    if (!forward(self, to, std::move(msg), binding{false, method}))
       return;
   }
 }
@@ -189,6 +232,7 @@ void on_call(splice_pointer self, splice_side& from, splice_side& to, message& m
     violation(self, from, "made more than " + std::to_string(ours) + " concurrent requests");
     return;
   }
+  from.stale.erase(rm.id); // sent again after a resume: this one is answered now
   from.calls.emplace(rm.id, call.method_id);
   strip(call.metadata);
   to.held.push_back(std::move(msg));
@@ -198,18 +242,24 @@ void on_call(splice_pointer self, splice_side& from, splice_side& to, message& m
 void on_response(splice_pointer self, splice_side& from, splice_side& to, message& msg) {
   auto& rm = std::get<request_message>(msg.payload);
   auto& resp = std::get<request_response>(rm.body);
-  auto c = to.calls.find(rm.id);
   std::optional<method_id_t> method;
-  if (c != to.calls.end())
+  bool live = false;
+  if (auto c = to.calls.find(rm.id); c != to.calls.end()) {
     method = c->second;
+    live = true;
+    to.calls.erase(c);
+  } else if (auto st = to.stale.find(rm.id); st != to.stale.end()) {
+    // Answers a call from before a resume: its caller may still wait for it (one without
+    // channels, which it keeps); a second answer it drops, as a driver does.
+    method = st->second;
+    to.stale.erase(st);
+  }
   if (!record(self, from, resp.schemas, from.response_roots, method))
     return;
   if (!method)
     return; // unsolicited, or a second answer: dropped, as a driver does
-  to.calls.erase(c);
   strip(resp.metadata);
-  attach_schemas(from, to, true, *method, resp.schemas);
-  if (forward(self, to, std::move(msg)))
+  if (forward(self, to, std::move(msg), binding{true, *method}) && live)
     release_held(self, from);
 }
 
@@ -250,6 +300,60 @@ void route(splice_pointer self, splice_side& from, message& msg) {
       on_cancel(self, from, to, msg);
   } else if (std::holds_alternative<channel_message>(msg.payload)) {
     on_channel(self, to, msg);
+  }
+}
+
+/// A link under the splice broke and its session resumed. Both peers must see the break
+/// (one of them would otherwise wait for channel items, or retry a call, that the
+/// other's resume ended), so we cut the other side's link too; its resume, which we
+/// caused, is not passed back. What the old links may have lost is handled as a session
+/// handles it for its own calls: Messages not written yet are dropped but Responses
+/// (whose callers may still wait), since each peer ends its channels and sends its
+/// pending calls again itself; calls in flight become stale, so a call sent again is
+/// forwarded again and the callee's first answer still reaches its caller.
+void start_episode(splice_pointer self, splice_side& broken, bool cut_other) {
+  auto& cut = other(self, broken);
+  for (auto* s : {&broken, &cut}) {
+    size_t kept = 0;
+    for (size_t i = 0; i < s->out.size(); ++i) {
+      auto* rm = std::get_if<request_message>(&s->out[i].payload);
+      if (rm == nullptr || !std::holds_alternative<request_response>(rm->body))
+        continue;
+      s->out[kept] = std::move(s->out[i]);
+      s->out_bindings[kept++] = s->out_bindings[i];
+    }
+    s->out.resize(kept);
+    s->out_bindings.resize(kept);
+    s->held.clear();
+    s->stale = std::move(s->calls);
+    s->calls.clear();
+  }
+  if (!cut_other)
+    return;
+  cut.down = true; // nothing more goes out on the link we are about to cut
+  cut.cut_by_us = true;
+  if (auto lnk = cut.conduit->current())
+    lnk->abort();
+}
+
+/// A session of ours resumed on a new link (behaviour 46): both directions of each of its
+/// connections here start over with schemas, and what waited for them goes out.
+void on_resumed(splice_pointer self, const resumed_msg& m) {
+  auto sides = sides_of_sender(self);
+  bool passed_on = false;
+  for (auto* s : sides) {
+    if (s->generation == m.generation)
+      continue;
+    s->generation = m.generation;
+    s->down = false;
+    s->schemas_out.reset();
+    s->bindings_sent.clear();
+    s->schemas_in.reset();
+    if (!std::exchange(s->cut_by_us, false) && !passed_on) {
+      passed_on = true;
+      // A session that serves both sides resumed them both at once: nothing to cut.
+      start_episode(self, *s, sides.size() == 1);
+    }
   }
 }
 
@@ -314,7 +418,10 @@ proxy_actor::behavior_type splice_behavior(splice_pointer self, log_sink log) {
       flush_if_idle(self);
     },
     [self](connection_closed_msg&) { end(self, "a connection closed", true); },
-    [self](resumed_msg&) { end(self, "a session resumed on a new link"); },
+    [self](resumed_msg& m) {
+      on_resumed(self, m);
+      flush_if_idle(self);
+    },
     [self](splice_open_msg& m) {
       // Every handler runs flush_if_idle, or a burst could wait behind this one.
       flush_if_idle(self);

@@ -31,12 +31,20 @@ namespace vox {
 ///   other message, so items in the splice are bounded by the credit the consumer
 ///   grants, and calls by the max_concurrent_requests each side announced (Calls beyond
 ///   what the outgoing peer allows wait in the splice, up to what we allowed the caller).
-/// - The splice ends when either connection closes, its session ends or resumes (a
-///   splice does not survive a bare-conduit resume; the stable conduit's reconnects are
-///   invisible to it), a forward send fails, a peer breaks a rule (that peer's session
-///   gets a ProtocolError), or `stop()`. Each session then closes what remains of its
-///   side: ConnectionClose for a virtual connection, an internal close for a root
-///   (behaviour 113), so pending calls fail on the callers' side instead of hanging.
+/// - A link break crosses the splice. When a session under it resumes on a new link
+///   (bare conduit; the stable conduit's reconnects are invisible here), the splice cuts
+///   the other connection's link, so that both peers resume and each ends its channels
+///   and sends its pending calls again, as over a direct link. Messages not written
+///   yet are dropped then, except Responses; a call sent again is forwarded again, and
+///   the callee's answer to the first one still reaches the caller. Schemas start over
+///   on each resumed connection. While a side is disconnected, what is forwarded to it
+///   waits (at most `max_waiting` Messages). A session that cannot resume ends, and so
+///   does the splice.
+/// - The splice ends when either connection closes, its session ends, too much waits
+///   for a disconnected side, a peer breaks a rule (that peer's session gets a
+///   ProtocolError), or `stop()`. Each session then closes what remains of its side:
+///   ConnectionClose for a virtual connection, an internal close for a root (behaviour
+///   113), so pending calls fail on the callers' side instead of hanging.
 ///
 /// Copies share the splice. Traffic of a connection attached first waits in the splice
 /// (at most `max_waiting` Messages, else the splice ends) until the second is attached.

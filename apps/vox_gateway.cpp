@@ -15,6 +15,13 @@
 // closes, new downstream sessions are turned away, and the gateway dials again (backoff
 // 50 ms doubling to 2 s) until it is back.
 //
+// Sessions on both sides are resumable and announce retry. When a link breaks, the session
+// on that side resumes (the gateway dials the upstream again; a client dials the gateway
+// again) and the splices cut the link on the other side, so that the client and the
+// server both see the break and each ends its channels and retries its own calls, as
+// over a direct link. Operation ids pass through; the upstream server runs a call that
+// is sent again once.
+//
 // --upstream-per-session: each downstream session gets an upstream session of its own
 // instead (root spliced to root, each virtual connection to one opened there): clients
 // are isolated from each other, at the cost of a TCP connection and a handshake each.
@@ -66,6 +73,11 @@ caf::expected<session_handle> dial(caf::actor_system& sys, const arguments& a, c
   opts.settings = settings;
   opts.keepalive = a.keepalive;
   opts.log = log_line;
+  // A broken upstream link resumes on a new one, and each splice passes the break on to
+  // its client (actors/proxy.hpp), which then ends its channels and retries its calls.
+  opts.resumable = true;
+  opts.retry = true;
+  opts.reconnect = [host = a.upstream_host, port = a.upstream_port] { return tcp_connect(host, port); };
   return connect_session(sys, *lnk, opts);
 }
 
@@ -169,10 +181,12 @@ session_server::config downstream_config(const arguments& a) {
   cfg.port = a.listen_port;
   cfg.options.keepalive = a.keepalive;
   cfg.options.log = log_line;
-  // Clients that insist on a resume key (the reference TypeScript client, vox-testbed's
-  // own) get one. A splice does not outlive a resume, though: a client that resumes
-  // finds its connections closed.
+  // Clients resume through us: a splice cuts the other link when one of its links
+  // resumed, so a break on either side of the gateway is seen on both (actors/proxy.hpp).
   cfg.options.resumable = true;
+  // Operation ids pass through untouched, and the upstream server keeps the store that
+  // runs a call sent again once: announcing retry lets clients send them.
+  cfg.options.retry = true;
   return cfg;
 }
 

@@ -46,8 +46,48 @@ std::optional<std::string> first_scenario(actor_fixture& f, const session_handle
 session_server::config gateway_config() {
   session_server::config cfg;
   cfg.options = logless();
+  // As vox-gateway: clients resume through it, and operation ids pass through.
+  cfg.options.resumable = true;
+  cfg.options.retry = true;
   return cfg;
 }
+
+/// A resumable session with retry to `port` (see resuming_client), whose first link is
+/// `*first` so that a test can cut it.
+caf::expected<session_handle> dial_resuming(actor_fixture& f, uint16_t port, session_options opts = logless(),
+                                            link_ptr* first = nullptr) {
+  auto lnk = tcp_connect("127.0.0.1", port);
+  if (!lnk)
+    return std::move(lnk.error());
+  if (first)
+    *first = *lnk;
+  auto s = connect_session(f.sys, *lnk, resuming_client(port, std::move(opts)));
+  if (s)
+    f.track(*s);
+  return s;
+}
+
+/// A forwarding server sharing one resumable upstream session to `port`, whose log goes
+/// to `upstream_log`; `gateway` is its downstream port.
+struct shared_gateway {
+  session_handle upstream;
+  std::shared_ptr<log_recorder> upstream_log;
+  std::unique_ptr<session_server> server;
+
+  shared_gateway(actor_fixture& f, uint16_t port) {
+    auto opts = logless();
+    upstream_log = log_recorder::attach(opts);
+    auto up = dial_resuming(f, port, opts);
+    REQUIRE(up);
+    upstream = *up;
+    auto cfg = gateway_config();
+    forward_connections(f.sys, cfg, [a = up->actor] { return std::optional{a}; });
+    auto srv = session_server::start(f.sys, cfg);
+    REQUIRE(srv);
+    server = std::move(*srv);
+  }
+  uint16_t port() const { return server->port(); }
+};
 
 } // namespace
 
@@ -104,4 +144,80 @@ TEST_CASE("a forwarding server ends a client's session when its upstream cannot 
   auto client = dial(f, (*gw)->port());
   REQUIRE(client);
   CHECK(f.wait_down(client->actor)); // the gateway ended it: the link closed under it
+}
+
+// The channel retry scenarios need the server's cut of its link to reach the client: the
+// gateway's upstream session resumes, its splices cut the clients' links, each client
+// resumes and retries, and the retried call goes up again.
+TEST_CASE("a link break upstream of forwarding servers reaches their clients, and the retry scenarios pass",
+          "[gateway][testbed][retry]") {
+  actor_fixture f;
+  auto srv = session_server::start(f.sys, cutting_testbed_server(std::make_shared<testbed::item_breaker>(20)));
+  REQUIRE(srv);
+  std::vector<std::unique_ptr<shared_gateway>> chain;
+  SECTION("one gateway") { chain.push_back(std::make_unique<shared_gateway>(f, (*srv)->port())); }
+  SECTION("two gateways in a row") {
+    chain.push_back(std::make_unique<shared_gateway>(f, (*srv)->port()));
+    chain.push_back(std::make_unique<shared_gateway>(f, chain.back()->port()));
+  }
+  auto client_opts = logless();
+  auto client_log = log_recorder::attach(client_opts);
+  auto client = dial_resuming(f, chain.back()->port(), client_opts);
+  REQUIRE(client);
+  vox::client<testbed::service_type> root{caller{client->root}};
+  testbed::scenario_context ctx{f.sys, f.self, root};
+  CHECK(check_scenarios(ctx, true, "after a break: ") == 2);
+  CHECK(f.info(client->actor).resumes == 2); // one cut per method, passed on to the client
+  for (auto& gw : chain)
+    CHECK(f.info(gw->upstream.actor).resumes == 2);
+  CHECK((*srv)->sessions_started() == 1); // the upstream session resumed, never replaced
+  // Schemas started over on every resumed link: every other scenario still passes.
+  CHECK(check_scenarios(ctx, false, "after the breaks: ") > 25);
+}
+
+TEST_CASE("a link break upstream of a forwarding server with a session per client reaches the client",
+          "[gateway][testbed][retry]") {
+  actor_fixture f;
+  auto srv = session_server::start(f.sys, cutting_testbed_server(std::make_shared<testbed::item_breaker>(20)));
+  REQUIRE(srv);
+  auto port = (*srv)->port();
+  auto cfg = gateway_config();
+  forward_sessions(f.sys, cfg, [&f, port](const connection_settings& client) -> caf::expected<session_handle> {
+    auto opts = logless();
+    opts.settings = client;
+    return dial_resuming(f, port, opts);
+  });
+  auto gw = session_server::start(f.sys, cfg);
+  REQUIRE(gw);
+  auto client = dial_resuming(f, (*gw)->port());
+  REQUIRE(client);
+  vox::client<testbed::service_type> root{caller{client->root}};
+  testbed::scenario_context ctx{f.sys, f.self, root};
+  CHECK(check_scenarios(ctx, true) == 2);
+  CHECK(f.info(client->actor).resumes == 2);
+  CHECK((*srv)->sessions_started() == 1);
+}
+
+// The other direction: the client's link breaks, the client resumes with the gateway, and
+// the splice cuts the upstream link so that the server ends what the client ended.
+TEST_CASE("a client's link break reaches the upstream server through a splice, and calls go on after both resume",
+          "[gateway][testbed][retry]") {
+  actor_fixture f;
+  auto cfg = testbed_server();
+  cfg.options.resumable = true;
+  cfg.options.retry = true;
+  auto srv = session_server::start(f.sys, cfg);
+  REQUIRE(srv);
+  shared_gateway gw{f, (*srv)->port()};
+  link_ptr first;
+  auto client = dial_resuming(f, gw.port(), logless(), &first);
+  REQUIRE(client);
+  vox::client<testbed::service_type> root{caller{client->root}};
+  testbed::scenario_context ctx{f.sys, f.self, root};
+  CHECK(check_scenarios(ctx, false, "before: ") > 25);
+  first->abort();
+  CHECK(gw.upstream_log->wait_for("resumed on"));
+  CHECK(f.info(gw.upstream.actor).resumes == 1);
+  CHECK(check_scenarios(ctx, false, "after: ") > 25);
+  CHECK(f.info(client->actor).resumes == 1);
 }

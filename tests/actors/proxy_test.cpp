@@ -389,3 +389,67 @@ TEST_CASE("closing a spliced virtual connection on one side closes the other and
     CHECK_FALSE(pending.get()); // closed locally: the caller's call failed too
   }
 }
+
+// A link break crosses the splice (actors/proxy.hpp): the other link is cut, and once both
+// sessions resumed, a call in flight at the break is answered or sent again and every
+// method's schemas cross again, since each peer forgot what it had seen.
+// r[verify schema.exchange]
+TEST_CASE("a splice passes a resume on one side to the other, forwards what was in flight, and sends schemas again",
+          "[proxy][retry]") {
+  actor_fixture f;
+  auto resumable = logless();
+  resumable.resumable = true;
+  raw_splice p;
+  p.a = make_raw_peer(f, session_role::acceptor, resumable);
+  p.b = make_raw_peer(f, session_role::initiator, resumable);
+  auto s = proxy_connections(f.sys, p.a.session.root, p.b.session.root);
+  REQUIRE(s);
+  schema::send_tracker caller;
+  auto point_args = caller.prepare(schema::schema_payload_of<test::point>());
+  schema::send_tracker callee;
+  auto result = callee.prepare(schema::schema_payload_of<test::rect>());
+
+  p.a.send(call_msg(1, 100, payload{1}, {}, point_args));
+  REQUIRE(next_call(p.b));
+  p.b.send(response_msg(1, payload{0, 1}, {}, result));
+  auto r1 = next_response(p.a);
+  REQUIRE(r1);
+  CHECK_FALSE(r1->response.schemas.empty());
+  p.a.send(call_msg(3, 100, payload{3}));
+  p.a.send(call_msg(5, 100, payload{5}));
+  REQUIRE(next_call(p.b));
+  REQUIRE(next_call(p.b)); // 3 and 5 are in flight when b's link breaks
+
+  REQUIRE_FALSE(resume_raw_peer(f, p.b, session_role::initiator, 1));
+  CHECK(p.a.sees_eof()); // the splice cut a's link: its peer sees the break too
+  REQUIRE_FALSE(resume_raw_peer(f, p.a, session_role::acceptor, 1));
+
+  // a's peer forgot what it sent: its next call of method 100 carries the schemas again,
+  // and it sends call 5 again (as a caller with retry does); b's peer gets both.
+  schema::send_tracker caller_again;
+  p.a.send(call_msg(7, 100, payload{7}, {}, caller_again.prepare(schema::schema_payload_of<test::point>())));
+  p.a.send(call_msg(5, 100, payload{5}));
+  auto c7 = next_call(p.b);
+  auto c5 = next_call(p.b);
+  REQUIRE(c7);
+  REQUIRE(c5);
+  CHECK(c7->id == 7);
+  CHECK(schema_ids(c7->call.schemas) == schema_ids(point_args)); // b's peer forgot them
+  CHECK(c5->id == 5);
+  CHECK(c5->call.schemas.empty());
+
+  // b answers call 3 from before the break: its caller may still wait for it.
+  schema::send_tracker callee_again;
+  p.b.send(response_msg(3, payload{0, 3}, {}, callee_again.prepare(schema::schema_payload_of<test::rect>())));
+  p.b.send(response_msg(5, payload{0, 5}));
+  auto r3 = next_response(p.a);
+  auto r5 = next_response(p.a);
+  REQUIRE(r3);
+  REQUIRE(r5);
+  CHECK(r3->id == 3);
+  CHECK(schema_ids(r3->response.schemas) == schema_ids(result)); // a's peer forgot them
+  CHECK(r5->id == 5);
+  CHECK(r5->response.schemas.empty());
+  CHECK(f.info(p.a.session.actor).resumes == 1);
+  CHECK(f.info(p.b.session.actor).resumes == 1);
+}

@@ -105,23 +105,12 @@ TEST_CASE("every client scenario passes against our Testbed server over TCP", "[
 TEST_CASE("the channel retry scenarios pass against a Testbed server that cuts the link after the 20th item",
           "[testbed][tcp][retry]") {
   actor_fixture f;
-  auto cfg = testbed_server();
-  auto breaker = std::make_shared<item_breaker>(20);
-  cfg.options = serving_options(breaker);
-  cfg.options.log = logless().log;
-  cfg.options.resumable = true;
-  cfg.options.retry = true;
-  cfg.on_link = [breaker](const link_ptr& lnk) { breaker->accepted(lnk); };
-  auto srv = session_server::start(f.sys, cfg);
+  auto srv = session_server::start(f.sys, cutting_testbed_server(std::make_shared<item_breaker>(20)));
   REQUIRE(srv);
   auto port = (*srv)->port();
-  auto opts = logless();
-  opts.resumable = true;
-  opts.retry = true;
-  opts.reconnect = [port] { return tcp_connect("127.0.0.1", port); };
   auto lnk = tcp_connect("127.0.0.1", port);
   REQUIRE(lnk);
-  auto session = connect_session(f.sys, *lnk, opts);
+  auto session = connect_session(f.sys, *lnk, resuming_client(port));
   REQUIRE(session);
   f.track(*session);
   vox::client<service_type> root{caller{session->root}};

@@ -394,23 +394,46 @@ struct request_limits {
   uint32_t theirs = 64; ///< the test's
 };
 
-/// A session over one end of `links` (memory by default), already past the handshake,
-/// with the test as its peer on the other end. `role` picks our parity: initiator Odd,
-/// acceptor Even. `Fixture`: an `actor_fixture`, or anything with `sys` and `track`.
-template <class Fixture>
-raw_peer make_raw_peer(Fixture& f, session_role role, session_options opts = {},
-                       std::pair<link_ptr, link_ptr> links = make_memory_link_pair(),
-                       request_limits limits = {}) {
-  auto [ours, theirs] = std::move(links);
+/// The handshake a raw peer's session is made with: `role` picks our parity (initiator
+/// Odd, acceptor Even). A session with `resumable` options gets a resume key, so that the
+/// test can resume it (`resume_raw_peer`).
+inline handshake_result raw_handshake(session_role role, request_limits limits, bool resumable) {
   handshake_result hs;
   hs.role = role;
   auto p = role == session_role::initiator ? parity::odd : parity::even;
   hs.our_settings = {p, limits.ours};
   hs.peer_settings = {opposite(p), limits.theirs};
+  if (resumable)
+    hs.session_resume_key.emplace().fill(0x5a);
+  return hs;
+}
+
+/// A session over one end of `links` (memory by default), already past the handshake,
+/// with the test as its peer on the other end (see raw_handshake).
+/// `Fixture`: an `actor_fixture`, or anything with `sys` and `track`.
+template <class Fixture>
+raw_peer make_raw_peer(Fixture& f, session_role role, session_options opts = {},
+                       std::pair<link_ptr, link_ptr> links = make_memory_link_pair(),
+                       request_limits limits = {}) {
+  auto [ours, theirs] = std::move(links);
+  auto hs = raw_handshake(role, limits, opts.resumable);
   raw_peer out;
   out.link = theirs;
   out.session = f.track(spawn_session(f.sys, ours, hs, std::move(opts)));
   return out;
+}
+
+/// Resumes a resumable raw peer's session on a fresh memory link, as a handshake that
+/// presented its key would (`epoch` tags the new link's input: one per resume); the test
+/// speaks on the new link from then on. The session aborts the old link if it still had it.
+inline caf::error resume_raw_peer(actor_fixture& f, raw_peer& peer, session_role role, uint64_t epoch,
+                                  request_limits limits = {}) {
+  auto [ours, theirs] = make_memory_link_pair();
+  caf::error err;
+  f.self->request(peer.session.actor, wait_bound, resume_msg{ours, raw_handshake(role, limits, true), epoch, false})
+    .receive([](caf::ok_atom) {}, [&](caf::error& e) { err = std::move(e); });
+  peer.link = theirs;
+  return err;
 }
 
 } // namespace vox::test
