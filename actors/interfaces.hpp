@@ -164,6 +164,9 @@ struct spliced_msg {
   connection_settings local_settings;
   connection_settings peer_settings;
   uint64_t generation = 0;
+  /// The session can resume on a new link (bare conduit, resumable): a splice may cut
+  /// its link to pass a break on. Otherwise cutting it would end the session.
+  bool resumable = false;
 };
 
 /// Asks a splice to open a virtual connection on `session` (an untyped handle of a

@@ -41,6 +41,7 @@ struct splice_side {
   connection_settings local_settings; ///< what we announced: bounds the peer's calls
   connection_settings peer_settings;  ///< what the peer announced: bounds our calls
   uint64_t generation = 0;
+  bool resumable = false; ///< see spliced_msg::resumable
   /// Schemas the peer sent here, and the roots it bound to its methods' args / results.
   schema::recv_tracker schemas_in;
   std::unordered_map<method_id_t, schema::type_ref> args_roots;
@@ -352,7 +353,15 @@ void on_resumed(splice_pointer self, const resumed_msg& m) {
     if (!std::exchange(s->cut_by_us, false) && !passed_on) {
       passed_on = true;
       // A session that serves both sides resumed them both at once: nothing to cut.
-      start_episode(self, *s, sides.size() == 1);
+      bool cut = sides.size() == 1;
+      if (cut && !other(self, *s).resumable) {
+        // The other session cannot follow (a stable conduit, or not resumable): its
+        // connection closes instead, as after any end of the splice.
+        end(self, "connection " + std::to_string(s->id) + " resumed on a new link, and the session of connection "
+                    + std::to_string(other(self, *s).id) + " cannot resume to pass the break on");
+        return;
+      }
+      start_episode(self, *s, cut);
     }
   }
 }
@@ -376,6 +385,7 @@ void on_spliced(splice_pointer self, spliced_msg& m) {
   s.local_settings = m.local_settings;
   s.peer_settings = m.peer_settings;
   s.generation = m.generation;
+  s.resumable = m.resumable;
   if (!both_attached(self))
     return;
   auto waiting = std::move(st.waiting);

@@ -39,7 +39,7 @@ namespace vox {
 ///   the callee's answer to the first one still reaches the caller. Schemas start over
 ///   on each resumed connection. While a side is disconnected, what is forwarded to it
 ///   waits (at most `max_waiting` Messages). A session that cannot resume ends, and so
-///   does the splice.
+///   does the splice; so it does when the other session could not resume to follow.
 /// - The splice ends when either connection closes, its session ends, too much waits
 ///   for a disconnected side, a peer breaks a rule (that peer's session gets a
 ///   ProtocolError), or `stop()`. Each session then closes what remains of its side:

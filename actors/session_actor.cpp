@@ -51,7 +51,7 @@ void splice_connection(session_pointer self, connection_id id, connection_slot& 
   slot.channels.reset();
   self->monitor(proxy);
   self->send(proxy, spliced_msg{id, caf::error{}, st.conduit, slot.local_settings, slot.peer_settings,
-                                st.conduit->generation()});
+                                st.conduit->generation(), detail::can_resume(st)});
 }
 
 /// Makes `slot` active with a fresh driver (monitored: its exit removes the connection),

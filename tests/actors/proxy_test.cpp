@@ -453,3 +453,22 @@ TEST_CASE("a splice passes a resume on one side to the other, forwards what was 
   CHECK(f.info(p.a.session.actor).resumes == 1);
   CHECK(f.info(p.b.session.actor).resumes == 1);
 }
+
+TEST_CASE("a splice whose other session cannot resume ends when one side resumes, instead of cutting that link",
+          "[proxy][retry]") {
+  actor_fixture f;
+  auto resumable = logless();
+  resumable.resumable = true;
+  auto a = make_raw_peer(f, session_role::acceptor, logless());
+  auto b = make_raw_peer(f, session_role::initiator, resumable);
+  session_options splice_log;
+  auto rec = log_recorder::attach(splice_log);
+  auto splice = connection_splice::make(f.sys, splice_log.log);
+  REQUIRE(splice.attach(a.session.root));
+  REQUIRE(splice.attach(b.session.root));
+  a.send(call_msg(1, 100, payload{1}));
+  REQUIRE(next_call(b));
+  REQUIRE_FALSE(resume_raw_peer(f, b, session_role::initiator, 1));
+  CHECK(rec->wait_for("cannot resume to pass the break on"));
+  CHECK(a.sees_eof()); // its root closed with the splice, which ends its session
+}
