@@ -2,7 +2,12 @@
 // are spliced upstream, sharing one upstream session or each with its own.
 #include <catch2/catch.hpp>
 
+#include <atomic>
+#include <future>
+#include <random>
+
 #include "actors/gateway.hpp"
+#include "support/cutting_proxy.hpp"
 #include "support/session_fixture.hpp"
 #include "support/testbed_scenarios.hpp"
 
@@ -74,8 +79,7 @@ struct shared_gateway {
   std::shared_ptr<log_recorder> upstream_log;
   std::unique_ptr<session_server> server;
 
-  shared_gateway(actor_fixture& f, uint16_t port) {
-    auto opts = logless();
+  explicit shared_gateway(actor_fixture& f, uint16_t port, session_options opts = logless()) {
     upstream_log = log_recorder::attach(opts);
     auto up = dial_resuming(f, port, opts);
     REQUIRE(up);
@@ -220,4 +224,58 @@ TEST_CASE("a client's link break reaches the upstream server through a splice, a
   CHECK(f.info(gw.upstream.actor).resumes == 1);
   CHECK(check_scenarios(ctx, false, "after: ") > 25);
   CHECK(f.info(client->actor).resumes == 1);
+}
+
+// Breaks at random moments, mostly inside a frame, between the gateway and the server:
+// every one must reach the client, and every call must still get exactly its answer
+// (sent again by the client after its resume, forwarded again by the splice, run once
+// by the server's operation store).
+TEST_CASE("calls through a gateway whose upstream link is cut at random each get exactly their answer",
+          "[gateway][retry][fault]") {
+  actor_fixture f;
+  auto cfg = testbed_server();
+  cfg.options.resumable = true;
+  cfg.options.retry = true;
+  auto srv = session_server::start(f.sys, cfg);
+  REQUIRE(srv);
+  auto seed = std::random_device{}();
+  INFO("proxy seed " << seed);
+  // Each handshake carries about 10 KiB (the Message schema, both ways): every budget must
+  // let the first one through, or the gateway could not start.
+  cutting_proxy proxy{(*srv)->port(), 16 << 10, 48 << 10, seed};
+  REQUIRE(proxy.port() != 0);
+  shared_gateway gw{f, proxy.port()};
+  auto client = dial_resuming(f, gw.port());
+  REQUIRE(client);
+  vox::client<testbed::service_type> tb{caller{client->root}};
+  constexpr int threads = 4;
+  constexpr int calls = 1000;
+  std::atomic<int> wrong{0};
+  std::mutex mtx;
+  std::string first_failure;
+  std::vector<std::future<void>> callers;
+  for (int t = 0; t < threads; ++t)
+    callers.push_back(std::async(std::launch::async, [&, t] {
+      caf::scoped_actor self{f.sys};
+      for (int j = 0; j < calls && wrong == 0; ++j) {
+        uint64_t v = uint64_t(t) << 32 | uint64_t(j);
+        auto r = tb.call<testbed::m::echo_u64>(self, {v}, std::chrono::seconds{30});
+        if (!r || !r->is_ok() || r->ok() != v) {
+          if (wrong++ == 0) {
+            std::lock_guard<std::mutex> guard{mtx};
+            first_failure = "call " + std::to_string(v) + ": " + (r ? std::string{"wrong answer"} : describe(r.error()));
+          }
+        }
+      }
+    }));
+  for (auto& c : callers)
+    c.get();
+  INFO(first_failure);
+  CHECK(wrong == 0);
+  INFO("cuts " << proxy.cuts() << ", inside frames " << proxy.cuts_inside_frames());
+  CHECK(proxy.cuts() >= 3);
+  // Each cut the upstream session survived reached the client as a resume of its own.
+  CHECK(f.info(gw.upstream.actor).resumes >= 3);
+  CHECK(f.info(client->actor).resumes >= 3);
+  CHECK((*srv)->sessions_started() == 1);
 }
