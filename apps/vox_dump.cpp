@@ -4,9 +4,9 @@
 //   vox-dump --framed FILE   FILE is a u32-LE framed stream, as read from a TCP link; a
 //                            capture from the first byte also shows the transport prologue
 //                            and the CBOR handshake
-//   vox-dump --zstd FILE     as --framed, for one direction of a zstd-compressed link: the
-//                            frames after the handshake (all of them, in a capture without
-//                            one) are one zstd stream, a chunk per Message
+//   vox-dump --zstd FILE     as --framed, for one direction of a zstd-compressed link: what
+//                            follows the handshake (all of it, in a capture without one) is
+//                            the link's records, one per Message
 // FILE may be "-" for standard input. Exit status 0 when everything decoded; otherwise a
 // one-line error naming the byte offset on stderr and status 1 (2 for usage errors).
 #include <cstdio>
@@ -73,6 +73,14 @@ std::optional<std::string> prologue_line(byte_span frame) {
   return line;
 }
 
+/// Whether `data` starts with a framed prologue message (a capture from the first byte).
+bool starts_with_prologue(const byte_buffer& data) {
+  if (data.size() < 4)
+    return false;
+  uint32_t len = uint32_t(data[0]) | uint32_t(data[1]) << 8 | uint32_t(data[2]) << 16 | uint32_t(data[3]) << 24;
+  return len <= data.size() - 4 && prologue_line(byte_span{data.data() + 4, len}).has_value();
+}
+
 std::string resume_key_text(const std::optional<byte_buffer>& key) {
   return key ? std::to_string(key->size()) + "B" : std::string{"none"};
 }
@@ -100,13 +108,56 @@ std::string handshake_line(const handshake_message& hs) {
   return line;
 }
 
-/// `zstd`: the Messages are compressed (--zstd).
-int dump_framed(const std::string& path, const byte_buffer& data, std::optional<zstd_decoder> zstd) {
+int print_message(const std::string& path, byte_span bytes, const std::string& where, bool decompressed) {
+  auto msg = decode_message(bytes, trailing::reject);
+  if (!msg)
+    return fail(path, where
+                        + (decompressed ? " (offsets below are within the decompressed Message): "
+                                        : " (payload offsets below are within the frame): ")
+                        + describe(msg.error()));
+  std::printf("%s\n", to_string(*msg).c_str());
+  return 0;
+}
+
+/// The records of a compressed link from byte `pos` on, to the end (README "Compressed
+/// links").
+int dump_records(const std::string& path, const byte_buffer& data, size_t pos, std::shared_ptr<zstd_decoder> zstd) {
+  zstd_record_reader reader{std::move(zstd), link_options{}.max_frame_size};
+  size_t index = 0;
+  int status = 0;
+  // One record at a time, so that an error names the record it is in.
+  std::vector<byte_buffer> payloads;
+  while (pos < data.size() && status == 0) {
+    size_t start = pos;
+    payloads.clear();
+    while (pos < data.size() && payloads.empty()) {
+      if (auto err = reader.feed(byte_span{data.data() + pos, 1},
+                                 [&](byte_span p) { payloads.emplace_back(p.begin(), p.end()); }))
+        return fail(path, "byte " + std::to_string(start) + ": record " + std::to_string(index) + ": "
+                            + describe(err));
+      ++pos;
+    }
+    if (payloads.empty())
+      return fail(path, "byte " + std::to_string(start) + ": record " + std::to_string(index)
+                          + " is cut short by the end of the capture");
+    status = print_message(path, payloads.front(),
+                           "byte " + std::to_string(start) + ": record " + std::to_string(index), true);
+    ++index;
+  }
+  return status;
+}
+
+/// `zstd`: after the handshake, the Messages are a compressed link's records (--zstd).
+int dump_framed(const std::string& path, const byte_buffer& data, std::shared_ptr<zstd_decoder> zstd) {
   size_t pos = 0, index = 0;
   // A capture from the first byte starts with a prologue message, then CBOR handshake
   // messages up to the last one this direction sends (LetsGo or HelloYourself).
   bool handshake_phase = false, first = true;
   while (pos < data.size()) {
+    if (zstd && !handshake_phase && !first)
+      return dump_records(path, data, pos, zstd);
+    if (zstd && first && !starts_with_prologue(data))
+      return dump_records(path, data, pos, zstd);
     if (data.size() - pos < 4)
       return fail(path, "byte " + std::to_string(pos) + ": frame " + std::to_string(index)
                           + ": truncated length prefix (" + std::to_string(data.size() - pos)
@@ -140,20 +191,10 @@ int dump_framed(const std::string& path, const byte_buffer& data, std::optional<
                         && !std::holds_alternative<sorry>(*hs);
       continue;
     }
-    if (zstd) {
-      auto plain = zstd->decode(frame);
-      if (!plain)
-        return fail(path, "byte " + std::to_string(frame_start) + ": frame " + std::to_string(index - 1) + ": "
-                            + describe(plain.error()));
-      frame = *plain;
-    }
-    auto msg = decode_message(frame, trailing::reject);
-    if (!msg)
-      return fail(path, "byte " + std::to_string(frame_start) + ": frame " + std::to_string(index - 1)
-                          + (zstd ? " (offsets below are within the decompressed Message): "
-                                  : " (payload offsets below are within the frame): ")
-                          + describe(msg.error()));
-    std::printf("%s\n", to_string(*msg).c_str());
+    if (auto status = print_message(path, frame,
+                                    "byte " + std::to_string(frame_start) + ": frame " + std::to_string(index - 1),
+                                    false))
+      return status;
   }
   return 0;
 }
@@ -180,10 +221,10 @@ int main(int argc, char** argv) {
     auto decoder = zstd_decoder::make(dump_window_log_max, link_options{}.max_frame_size);
     if (!decoder)
       return fail(path, describe(decoder.error()));
-    return dump_framed(path, data, std::move(*decoder));
+    return dump_framed(path, data, std::make_shared<zstd_decoder>(std::move(*decoder)));
   }
   if (framed)
-    return dump_framed(path, data, std::nullopt);
+    return dump_framed(path, data, nullptr);
   auto msg = decode_message(data, trailing::reject);
   if (!msg)
     return fail(path, describe(msg.error()));

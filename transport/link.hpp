@@ -145,6 +145,14 @@ public:
   /// Whether compressing what crosses this link can pay: false for a memory link, which
   /// copies nothing over any wire.
   virtual bool compressible() const { return true; }
+
+  /// Drops the framing, both ways, for a layer that frames its own records (a compressed
+  /// link, whose records are smaller than a u32 prefix: transport/zstd_link.hpp). From
+  /// then on a payload sent goes out as its bytes alone, and the receiver (or `recv`) gets
+  /// the bytes that arrive, in order, cut anywhere. Call it between two frames: before
+  /// `start`, or from the receiver's `on_frame` (the loop then hands it the rest of its
+  /// buffer as bytes). False, and nothing changes, for a link that is not a byte stream.
+  virtual bool enter_stream_mode() { return false; }
 };
 
 using link_ptr = std::shared_ptr<link>;

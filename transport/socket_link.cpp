@@ -97,9 +97,12 @@ private:
   /// Before `start`: the caller's thread writes the frame itself (under send_mtx_).
   caf::expected<void> send_blocking(byte_span payload) {
     auto header = encode_frame_header(static_cast<uint32_t>(payload.size()));
+    bool framed = !unframed_.load(std::memory_order_acquire);
     if (tls_) {
       // One record for header and payload; only the prologue and handshake come here.
-      byte_buffer frame(header.begin(), header.end());
+      byte_buffer frame;
+      if (framed)
+        frame.assign(header.begin(), header.end());
       frame.insert(frame.end(), payload.begin(), payload.end());
       if (auto err = tls_->write_blocking(frame, aborted_)) {
         tx_failure_ = aborted_.load() ? make_error(errc::closed, name_ + ": link aborted during send")
@@ -111,8 +114,8 @@ private:
     iovec iov[2] = {{header.data(), header.size()},
                     {const_cast<uint8_t*>(payload.data()), payload.size()}};
     msghdr msg{};
-    msg.msg_iov = iov;
-    msg.msg_iovlen = payload.empty() ? 1 : 2;
+    msg.msg_iov = framed ? iov : iov + 1;
+    msg.msg_iovlen = (framed ? 1 : 0) + (payload.empty() ? 0 : 1);
     while (msg.msg_iovlen > 0) {
       auto n = ::sendmsg(fd_.get(), &msg, MSG_NOSIGNAL);
       if (n < 0) {
@@ -149,6 +152,8 @@ public:
       return aborted_error();
     if (rx_failure_)
       return rx_failure_;
+    if (unframed_.load(std::memory_order_acquire))
+      return recv_bytes();
     uint8_t header[frame_header_size];
     auto got = read_exact(header, frame_header_size);
     if (!got)
@@ -201,6 +206,13 @@ public:
     if (!writing_)
       shut_write_locked();
     sync_interest_locked();
+  }
+
+  bool enter_stream_mode() override {
+    // Under send_mtx_, so that a payload is framed or not as a whole.
+    std::lock_guard<std::mutex> guard{send_mtx_};
+    unframed_.store(true, std::memory_order_release);
+    return true;
   }
 
   void abort() override {
@@ -356,14 +368,16 @@ private:
   caf::expected<void> append_locked(byte_span payload) {
     if (tx_failure_)
       return tx_failure_;
-    auto size = frame_header_size + payload.size();
+    bool framed = !unframed_.load(std::memory_order_relaxed); // written under send_mtx_ too
+    auto size = (framed ? frame_header_size : 0) + payload.size();
     if (queued_bytes_ + size > options_.max_outbound_bytes) {
       fail_locked(make_error(errc::backpressure, name_ + ": the peer is not reading: "
                                                    + std::to_string(queued_bytes_) + " bytes queued, limit "
                                                    + std::to_string(options_.max_outbound_bytes)));
       return tx_failure_;
     }
-    append_frame_header(out_, static_cast<uint32_t>(payload.size()));
+    if (framed)
+      append_frame_header(out_, static_cast<uint32_t>(payload.size()));
     out_.insert(out_.end(), payload.begin(), payload.end());
     queued_bytes_ += size;
     if (queued_bytes_ > options_.high_water_bytes)
@@ -633,7 +647,16 @@ private:
   /// nothing if the input ended (a frame over the limit).
   std::optional<size_t> parse(io_loop& loop, byte_span data) {
     size_t pos = 0;
-    while (data.size() - pos >= frame_header_size) {
+    for (;;) {
+      // A receiver may have dropped the framing in the frame it just got: the rest are
+      // bytes of its own records.
+      if (unframed_.load(std::memory_order_relaxed)) {
+        if (pos < data.size())
+          receiver_->on_frame(data.subspan(pos), &loop);
+        return data.size();
+      }
+      if (data.size() - pos < frame_header_size)
+        break;
       if (auto err = check_first_header(data.data() + pos)) {
         end_input(loop, std::move(err));
         return std::nullopt;
@@ -712,6 +735,25 @@ private:
     }
   }
 
+  /// Stream mode, before `start`: whatever bytes come next (the read-ahead buffer's
+  /// first); `std::nullopt` at end of stream.
+  caf::expected<std::optional<byte_buffer>> recv_bytes() {
+    if (rx_pos_ < rx_end_) {
+      byte_buffer out(rx_buf_.begin() + static_cast<std::ptrdiff_t>(rx_pos_),
+                      rx_buf_.begin() + static_cast<std::ptrdiff_t>(rx_end_));
+      rx_pos_ = rx_end_ = 0;
+      return std::optional<byte_buffer>{std::move(out)};
+    }
+    byte_buffer out(read_ahead_size);
+    auto n = read_some(out.data(), out.size());
+    if (!n)
+      return n.error();
+    if (*n == 0)
+      return std::optional<byte_buffer>{};
+    out.resize(*n);
+    return std::optional<byte_buffer>{std::move(out)};
+  }
+
   /// Fills `dst` with `n` bytes, from the read-ahead buffer first. Returns how many bytes
   /// were obtained, fewer than `n` only at end of stream.
   caf::expected<size_t> read_exact(uint8_t* dst, size_t n) {
@@ -753,6 +795,8 @@ private:
   const std::unique_ptr<tls_stream> tls_;
   const std::string peer_address_;
   std::atomic<bool> aborted_{false};
+  /// enter_stream_mode: no u32 prefix either way from then on.
+  std::atomic<bool> unframed_{false};
 
   // Sending side, guarded by send_mtx_.
   std::mutex send_mtx_;

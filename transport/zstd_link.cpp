@@ -1,5 +1,6 @@
 #include "transport/zstd_link.hpp"
 
+#include <deque>
 #include <mutex>
 #include <vector>
 
@@ -20,6 +21,32 @@ constexpr size_t keep_buffer_bytes = 256 * 1024;
 /// zstd's block header size (ZSTD_blockHeaderSize, which zstd.h only exposes to static
 /// linking): what the decoder asks for next at a block boundary.
 constexpr size_t block_header_size = 3;
+/// The zstd format's Block_Type of a compressed block, and its largest block content.
+constexpr uint32_t compressed_block_type = 2;
+constexpr size_t max_block_size = 128 * 1024;
+/// A record's prefix: a varint of a u32 length and the stripped bit.
+constexpr size_t max_record_prefix = 5;
+
+void append_varint(byte_buffer& out, uint64_t v) {
+  while (v >= 0x80) {
+    out.push_back(static_cast<uint8_t>(v | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<uint8_t>(v));
+}
+
+/// The varint at the start of `data` and its size; size 0 while it is unfinished.
+caf::expected<std::pair<uint64_t, size_t>> read_varint(byte_span data) {
+  uint64_t v = 0;
+  for (size_t i = 0; i < std::min(data.size(), max_record_prefix); ++i) {
+    v |= uint64_t{data[i] & 0x7fu} << (7 * i);
+    if ((data[i] & 0x80) == 0)
+      return std::pair{v, i + 1};
+  }
+  if (data.size() >= max_record_prefix)
+    return make_error(errc::compression_failed, "a compressed record's length prefix is longer than 5 bytes");
+  return std::pair{uint64_t{0}, size_t{0}};
+}
 
 void trim(byte_buffer& buf) {
   if (buf.capacity() > keep_buffer_bytes)
@@ -40,30 +67,29 @@ struct cctx_deleter {
 /// delivering to it).
 class inflating_input final : public link_receiver {
 public:
-  inflating_input(std::shared_ptr<zstd_decoder> in, std::shared_ptr<link_receiver> next)
+  inflating_input(std::shared_ptr<zstd_record_reader> in, std::shared_ptr<link_receiver> next)
     : in_(std::move(in)), next_(std::move(next)) {}
 
-  void on_frame(byte_span payload, caf::execution_unit* ctx) override {
+  void on_frame(byte_span bytes, caf::execution_unit* ctx) override {
     if (ended_)
       return;
-    auto out = in_->decode(payload);
-    if (!out) {
+    if (auto err = in_->feed(bytes, [&](byte_span payload) { next_->on_frame(payload, ctx); })) {
       ended_ = true;
-      next_->on_end(std::move(out.error()), ctx);
-      return;
+      next_->on_end(std::move(err), ctx);
     }
-    next_->on_frame(*out, ctx);
   }
 
   void on_end(caf::error reason, caf::execution_unit* ctx) override {
-    if (!ended_) {
-      ended_ = true;
-      next_->on_end(std::move(reason), ctx);
-    }
+    if (ended_)
+      return;
+    ended_ = true;
+    if (!reason && in_->partial())
+      reason = make_error(errc::compression_failed, "the link ended inside a compressed record");
+    next_->on_end(std::move(reason), ctx);
   }
 
 private:
-  std::shared_ptr<zstd_decoder> in_;
+  std::shared_ptr<zstd_record_reader> in_;
   std::shared_ptr<link_receiver> next_;
   bool ended_ = false;
 };
@@ -131,36 +157,119 @@ size_t zstd_decoder::context_bytes() const {
   return ZSTD_sizeof_DCtx(dctx_.get());
 }
 
+zstd_record_reader::zstd_record_reader(std::shared_ptr<zstd_decoder> in, uint32_t max_size)
+  : in_(std::move(in)), max_record_(ZSTD_compressBound(max_size) + 64) {}
+
+// r[impl vox-caf.zstd.limits]
+caf::expected<size_t> zstd_record_reader::take(byte_span data, const std::function<void(byte_span)>& deliver) {
+  auto prefix = read_varint(data);
+  if (!prefix)
+    return std::move(prefix.error());
+  auto [v, prefix_size] = *prefix;
+  if (prefix_size == 0)
+    return size_t{0};
+  auto len = v >> 1;
+  bool stripped = (v & 1) != 0;
+  // Checked before a byte of it is buffered: no honest record is longer.
+  if (len > max_record_)
+    return make_error(errc::compression_failed, "a compressed record of " + std::to_string(len)
+                                                  + " bytes is longer than any payload the link accepts");
+  if (stripped && (len == 0 || len > max_block_size))
+    return make_error(errc::compression_failed, "a compressed record without its block header holds "
+                                                  + std::to_string(len) + " bytes, not one block of 1 to "
+                                                  + std::to_string(max_block_size));
+  if (data.size() - prefix_size < len)
+    return size_t{0};
+  auto body = data.subspan(prefix_size, len);
+  if (stripped) {
+    auto header = static_cast<uint32_t>(len << 3 | compressed_block_type << 1);
+    block_.assign({static_cast<uint8_t>(header), static_cast<uint8_t>(header >> 8), static_cast<uint8_t>(header >> 16)});
+    block_.insert(block_.end(), body.begin(), body.end());
+    body = block_;
+  }
+  auto out = in_->decode(body);
+  trim(block_);
+  if (!out)
+    return std::move(out.error());
+  deliver(*out);
+  return prefix_size + len;
+}
+
+caf::error zstd_record_reader::feed(byte_span bytes, const std::function<void(byte_span)>& deliver) {
+  // An unfinished record first: only the bytes it lacks join it, so a long burst of whole
+  // records behind it is decoded in place.
+  while (!pending_.empty() && !bytes.empty()) {
+    auto prefix = read_varint(pending_);
+    if (!prefix)
+      return std::move(prefix.error());
+    size_t lacking = prefix->second == 0 ? 1 : prefix->second + (prefix->first >> 1) - pending_.size();
+    auto n = std::min(lacking, bytes.size());
+    pending_.insert(pending_.end(), bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(n));
+    bytes = bytes.subspan(n);
+    auto took = take(pending_, deliver);
+    if (!took)
+      return std::move(took.error());
+    if (*took > 0) {
+      pending_.clear();
+      trim(pending_);
+    }
+  }
+  while (!bytes.empty()) {
+    auto took = take(bytes, deliver);
+    if (!took)
+      return std::move(took.error());
+    if (*took == 0) {
+      pending_.assign(bytes.begin(), bytes.end());
+      break;
+    }
+    bytes = bytes.subspan(*took);
+  }
+  return {};
+}
+
 struct zstd_link::impl {
   link_ptr inner;
   std::mutex send_mtx;
   std::unique_ptr<ZSTD_CCtx, cctx_deleter> cctx;
-  byte_buffer out;          ///< compressed chunks of one send, reused
-  std::vector<size_t> ends; ///< where each chunk of a send_many ends in `out`
-  std::vector<byte_span> chunks; ///< the chunks of a send_many, views into `out`
+  bool started_stream = false; ///< the frame header went out with the first record
+  byte_buffer chunk;        ///< one payload's zstd output, reused
+  byte_buffer out;          ///< the records of one send, reused
+  std::vector<size_t> ends; ///< where each record of a send_many ends in `out`
+  std::vector<byte_span> chunks; ///< the records of a send_many, views into `out`
   std::shared_ptr<zstd_decoder> in;
+  std::shared_ptr<zstd_record_reader> reader; ///< shared by `recv` and the started input
+  std::deque<byte_buffer> ready; ///< payloads `recv` decoded and has not returned yet
 
-  /// Appends `payload`'s compressed chunk to `out`. Flushing ends the chunk on a block
-  /// boundary: the peer decodes all of it from this chunk alone, with the window kept.
+  /// Appends `payload`'s record to `out`. Flushing ends its output on a block boundary:
+  /// the peer decodes all of it from this record alone, with the window kept.
   // r[impl vox-caf.zstd.stream]
   caf::error deflate(byte_span payload) {
     ZSTD_inBuffer in{payload.data(), payload.size(), 0};
-    auto start = out.size();
-    out.resize(start + ZSTD_compressBound(payload.size()) + 32);
-    size_t pos = start;
+    chunk.resize(ZSTD_compressBound(payload.size()) + 32);
+    size_t pos = 0;
     for (;;) {
-      ZSTD_outBuffer o{out.data(), out.size(), pos};
+      ZSTD_outBuffer o{chunk.data(), chunk.size(), pos};
       auto rc = ZSTD_compressStream2(cctx.get(), &o, &in, ZSTD_e_flush);
-      if (ZSTD_isError(rc)) {
-        out.resize(start);
+      if (ZSTD_isError(rc))
         return zstd_failure(errc::internal, "zstd compression failed", rc);
-      }
       pos = o.pos;
       if (rc == 0)
         break;
-      out.resize(out.size() + ZSTD_CStreamOutSize());
+      chunk.resize(chunk.size() + ZSTD_CStreamOutSize());
     }
-    out.resize(pos);
+    // A small payload's output is one compressed block: its header is implied by the
+    // record's length and goes without it (3 of the ~12 bytes such a record costs).
+    bool strip = false;
+    if (started_stream && pos > block_header_size) {
+      uint32_t h = uint32_t{chunk[0]} | uint32_t{chunk[1]} << 8 | uint32_t{chunk[2]} << 16;
+      strip = (h & 1) == 0 && (h >> 1 & 3) == compressed_block_type && (h >> 3) == pos - block_header_size;
+    }
+    started_stream = true;
+    size_t skip = strip ? block_header_size : 0;
+    append_varint(out, uint64_t{pos - skip} << 1 | (strip ? 1 : 0));
+    out.insert(out.end(), chunk.begin() + static_cast<std::ptrdiff_t>(skip),
+               chunk.begin() + static_cast<std::ptrdiff_t>(pos));
+    trim(chunk);
     return {};
   }
 };
@@ -184,6 +293,11 @@ caf::expected<std::shared_ptr<zstd_link>> zstd_link::make(link_ptr inner, const 
   if (!decoder)
     return std::move(decoder.error());
   st->in = std::make_shared<zstd_decoder>(std::move(*decoder));
+  st->reader = std::make_shared<zstd_record_reader>(st->in, inner->max_frame_size());
+  // r[impl vox-caf.zstd.records]
+  // The records frame themselves: on a byte stream, a u32 prefix each would cost more
+  // than a small Message's whole record. Other links carry a record per payload.
+  (void) inner->enter_stream_mode();
   st->inner = std::move(inner);
   return std::shared_ptr<zstd_link>{new zstd_link(std::move(st))};
 }
@@ -232,15 +346,25 @@ void zstd_link::when_drained(std::function<void()> fn) {
 }
 
 caf::expected<std::optional<byte_buffer>> zstd_link::recv() {
-  auto chunk = impl_->inner->recv();
-  if (!chunk || !*chunk)
-    return chunk;
-  auto out = impl_->in->decode(**chunk);
-  if (!out) {
-    impl_->inner->abort();
-    return std::move(out.error());
+  auto& st = *impl_;
+  while (st.ready.empty()) {
+    auto bytes = st.inner->recv();
+    if (!bytes)
+      return bytes;
+    if (!*bytes) {
+      if (!st.reader->partial())
+        return bytes;
+      st.inner->abort();
+      return make_error(errc::compression_failed, "the link ended inside a compressed record");
+    }
+    if (auto err = st.reader->feed(**bytes, [&](byte_span p) { st.ready.emplace_back(p.begin(), p.end()); })) {
+      st.inner->abort();
+      return err;
+    }
   }
-  return std::optional<byte_buffer>{byte_buffer(out->begin(), out->end())};
+  auto out = std::move(st.ready.front());
+  st.ready.pop_front();
+  return std::optional<byte_buffer>{std::move(out)};
 }
 
 void zstd_link::start(std::shared_ptr<link_receiver> receiver, const std::shared_ptr<io_reactor>& io) {
@@ -248,7 +372,7 @@ void zstd_link::start(std::shared_ptr<link_receiver> receiver, const std::shared
 }
 
 std::shared_ptr<link_receiver> zstd_link::adopt_started(std::shared_ptr<link_receiver> session) {
-  return std::make_shared<inflating_input>(impl_->in, std::move(session));
+  return std::make_shared<inflating_input>(impl_->reader, std::move(session));
 }
 
 void zstd_link::close() {

@@ -3,6 +3,7 @@
 // once, the window shared across payloads.
 #pragma once
 
+#include <functional>
 #include <memory>
 
 #include "transport/compression.hpp"
@@ -40,8 +41,37 @@ private:
   byte_buffer out_;
 };
 
-/// Compresses what it sends and decompresses what it receives over `inner`, which carries
-/// one compressed chunk per payload. What it receives goes through a `zstd_decoder` limited
+/// The records of a compressed link, read from bytes cut anywhere (README "Compressed
+/// links"). A record is one payload's zstd output after a varint of (its length << 1 |
+/// stripped); stripped means the output was one compressed, non-last zstd block and goes
+/// without its 3-byte block header, which the reader rebuilds from the length. Each whole
+/// record is decoded through `in`; a record longer than any honest one for a payload of
+/// `max_size` bytes, or that does not decode, is an error and ends the stream.
+class zstd_record_reader {
+public:
+  zstd_record_reader(std::shared_ptr<zstd_decoder> in, uint32_t max_size);
+
+  /// Reads `bytes`; calls `deliver` with each payload they complete, in order.
+  caf::error feed(byte_span bytes, const std::function<void(byte_span)>& deliver);
+
+  /// True while a record is unfinished (the stream must not end here).
+  bool partial() const { return !pending_.empty(); }
+
+private:
+  /// Decodes the record at the start of `data` if it is whole: the bytes it took (0 if
+  /// it is not whole yet).
+  caf::expected<size_t> take(byte_span data, const std::function<void(byte_span)>& deliver);
+
+  std::shared_ptr<zstd_decoder> in_;
+  uint64_t max_record_;
+  byte_buffer pending_; ///< an unfinished record's bytes
+  byte_buffer block_;   ///< a stripped record with its header rebuilt
+};
+
+/// Compresses what it sends and decompresses what it receives over `inner`, one record
+/// per payload (see zstd_record_reader): on a byte stream (a socket link, which
+/// `make` switches to `enter_stream_mode`) nothing else frames them; over any other
+/// link, each record is one of its payloads. What it receives goes through a `zstd_decoder` limited
 /// to `inner->max_frame_size()` and `recv_window_log_max`; a chunk that fails it ends the
 /// input with `errc::compression_failed` (a session answers with a ProtocolError).
 ///

@@ -141,12 +141,13 @@ TEST_CASE("vox-dump reads standard input and rejects bad usage", "[apps]") {
   CHECK(run_dump("/nonexistent/file").status == 1);
 }
 
-TEST_CASE("vox-dump --zstd decodes a compressed capture after its plain handshake, and reports a corrupt chunk",
+TEST_CASE("vox-dump --zstd decodes a compressed capture after its plain handshake, and reports a corrupt record",
           "[apps][zstd]") {
   hello h;
   h.zstd_window_log_max = 14;
   auto stream = capture_start(h);
-  // The chunks a zstd_link puts on the wire, read raw from the far end of its link.
+  // The records a zstd_link puts on the wire (after the handshake, unframed on a socket),
+  // read raw from the far end of its link.
   auto [near, far] = make_memory_link_pair();
   auto z = zstd_link::make(near, {14, 14, 1});
   REQUIRE(z);
@@ -156,7 +157,7 @@ TEST_CASE("vox-dump --zstd decodes a compressed capture after its plain handshak
     auto chunk = far->recv();
     REQUIRE(chunk);
     REQUIRE(*chunk);
-    add_frame(stream, **chunk);
+    stream.insert(stream.end(), (*chunk)->begin(), (*chunk)->end());
   }
   temp_file f{stream};
   auto r = run_dump("--zstd " + f.path.string());
@@ -171,12 +172,20 @@ TEST_CASE("vox-dump --zstd decodes a compressed capture after its plain handshak
            "conn=0 Ping nonce=8\n"
            "conn=5 ConnectionClose meta=[\"secret\"(sensitive)=<redacted>]\n");
 
-  // The same without --zstd cannot read the chunks; a corrupted chunk names its frame.
+  // The same without --zstd cannot read the records; a corrupted record is named, and so
+  // is one the capture cuts short.
   CHECK(run_dump("--framed " + f.path.string()).status == 1);
+  auto cut = stream;
   stream.back() ^= 0xff;
   temp_file corrupt{stream};
   auto bad = run_dump("--zstd " + corrupt.path.string());
   INFO(bad.out);
   CHECK(bad.status == 1);
-  CHECK(bad.out.find("frame 5") != std::string::npos);
+  CHECK(bad.out.find("record 2") != std::string::npos);
+  cut.pop_back();
+  temp_file short_capture{cut};
+  auto shorter = run_dump("--zstd " + short_capture.path.string());
+  INFO(shorter.out);
+  CHECK(shorter.status == 1);
+  CHECK(shorter.out.find("record 2 is cut short") != std::string::npos);
 }
