@@ -324,9 +324,10 @@ void session_server::core::on_event(io_loop&, uint32_t) {
       }
     }
     if (refusal) {
+      // Counted before the close: whoever sees the close also sees the count.
+      auto n = ++refused;
       link->abort();
       // Logged on the 1st, 2nd, 4th, 8th... refusal: a flood must not flood the log too.
-      auto n = ++refused;
       if ((n & (n - 1)) == 0)
         (*log_sink_of(cfg.options))("session_server: refused a connection from " + link->peer().address + ": "
                                     + *refusal + "; " + std::to_string(n) + " refused so far");
@@ -399,6 +400,11 @@ session_server::~session_server() { stop(); }
 size_t session_server::sessions_started() const { return core_->started.load(); }
 
 size_t session_server::connections_refused() const { return core_->refused.load(); }
+
+size_t session_server::handshakes_in_progress() const {
+  std::lock_guard<std::mutex> guard{core_->mtx};
+  return core_->handshakes.size();
+}
 
 size_t session_server::sessions_running() const {
   std::lock_guard<std::mutex> guard{core_->mtx};

@@ -62,6 +62,9 @@ public:
   /// Sessions established and not yet terminated.
   size_t sessions_running() const;
 
+  /// Prologues and handshakes under way (they count against max_sessions).
+  size_t handshakes_in_progress() const;
+
   /// Connections closed at once for a limit (max_pending_handshakes, max_sessions,
   /// max_sessions_per_peer).
   size_t connections_refused() const;
