@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include <zstd.h>
+
 #include "protocol/handshake.hpp"
 #include "protocol/message.hpp"
 #include "transport/framing.hpp"
@@ -97,28 +99,44 @@ int main(int argc, char** argv) {
   put(out / "fuzz_session/all_frames", all);
   put(out / "fuzz_session/empty", {});
 
-  // The messages as payloads (mode 1), and as the chunks a zstd_link puts on the wire for
-  // them, read raw from the far end of its memory link (mode 0).
-  byte_buffer plain{1}, chunks{0};
+  // The messages as payloads (mode 1); as zstd's flushed output for each, one stream
+  // (mode 0); as the records a zstd_link puts on the wire for them, read raw from the far
+  // end of its memory link and joined into one byte stream cut into 100-byte chunks
+  // (mode 2); and as payloads whose records are read back in 7-byte pieces (mode 3).
+  auto append = [](byte_buffer& to, byte_span b) {
+    to.push_back(static_cast<uint8_t>(b.size()));
+    to.push_back(static_cast<uint8_t>(b.size() >> 8));
+    to.insert(to.end(), b.begin(), b.end());
+  };
+  byte_buffer plain{1}, chunks{0}, records, cut{3, 6};
   auto [near, far] = make_memory_link_pair();
   auto z = zstd_link::make(near, {16, 16, 1});
-  if (!z)
+  std::unique_ptr<ZSTD_CCtx, size_t (*)(ZSTD_CCtx*)> cctx{ZSTD_createCCtx(), ZSTD_freeCCtx};
+  if (!z || !cctx || ZSTD_isError(ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_windowLog, 16)))
     return 1;
   for (const auto& m : messages) {
-    auto append = [](byte_buffer& to, byte_span b) {
-      to.push_back(static_cast<uint8_t>(b.size()));
-      to.push_back(static_cast<uint8_t>(b.size() >> 8));
-      to.insert(to.end(), b.begin(), b.end());
-    };
     append(plain, m);
+    append(cut, m);
     if (!(*z)->send(m))
       return 1;
-    auto chunk = far->recv();
-    if (!chunk || !*chunk)
+    auto record = far->recv();
+    if (!record || !*record)
       return 1;
-    append(chunks, **chunk);
+    records.insert(records.end(), (*record)->begin(), (*record)->end());
+    byte_buffer flushed(ZSTD_compressBound(m.size()) + 32);
+    ZSTD_inBuffer in{m.data(), m.size(), 0};
+    ZSTD_outBuffer dst{flushed.data(), flushed.size(), 0};
+    if (ZSTD_isError(ZSTD_compressStream2(cctx.get(), &dst, &in, ZSTD_e_flush)) || in.pos != in.size)
+      return 1;
+    flushed.resize(dst.pos);
+    append(chunks, flushed);
   }
+  byte_buffer record_chunks{2};
+  for (size_t at = 0; at < records.size(); at += 100)
+    append(record_chunks, byte_span{records}.subspan(at, std::min<size_t>(100, records.size() - at)));
   put(out / "fuzz_zstd_frames/payloads", plain);
   put(out / "fuzz_zstd_frames/stream", chunks);
+  put(out / "fuzz_zstd_frames/records", record_chunks);
+  put(out / "fuzz_zstd_frames/records_cut", cut);
   return 0;
 }
