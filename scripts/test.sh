@@ -22,4 +22,5 @@ run_suite "${VOX_BUILD_DIR:-$root/build}" "-O2 -g1 -DNDEBUG"
 echo "== vox-caf: test suite under ASan + UBSan =="
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:allocator_may_return_null=0"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+export LSAN_OPTIONS="suppressions=$root/scripts/lsan.supp:print_suppressions=0"
 run_suite "${VOX_ASAN_BUILD_DIR:-$root/build-asan}" "-Og -g1" -DVOX_SANITIZE=ON -DVOX_BUILD_BENCH=OFF
