@@ -38,10 +38,7 @@ link_options soft_limits(size_t max_outbound) {
 
 /// Waits (bounded) until `lnk` reports itself congested.
 bool becomes_congested(const link_ptr& lnk) {
-  auto deadline = std::chrono::steady_clock::now() + wait_bound;
-  while (!lnk->congested() && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::yield();
-  return lnk->congested();
+  return eventually([&] { return lnk->congested(); });
 }
 
 /// One echo call on a fresh, well-behaved session.

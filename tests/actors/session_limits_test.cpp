@@ -2,8 +2,6 @@
 // them is closed before its handshake, and others are served.
 #include <catch2/catch.hpp>
 
-#include <thread>
-
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
@@ -71,10 +69,7 @@ TEST_CASE("a session_server closes connections beyond max_sessions and admits ag
   caf::anon_send(first, stop_atom::value);
   REQUIRE(f.wait_down(first));
   // The server hears of the end from the actor's cleanup, which may run after our monitor.
-  auto deadline = std::chrono::steady_clock::now() + wait_bound;
-  while ((*srv)->sessions_running() > 1 && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::yield();
-  REQUIRE((*srv)->sessions_running() == 1);
+  REQUIRE(eventually([&] { return (*srv)->sessions_running() == 1; }));
   auto d = session_from(f, "127.0.0.1", port);
   REQUIRE(d);
   caller d_caller{d->root}; // kept: dropping a root's last caller ends its session
@@ -126,10 +121,7 @@ TEST_CASE("handshakes in progress count against max_sessions, and a failed one g
     // The server learns of it from its own input: wait for that, bounded.
     // (Reconnecting until admitted instead floods the listener: under load a blocking
     // connect to a full accept queue then retries its SYN for minutes.)
-    auto deadline = std::chrono::steady_clock::now() + wait_bound;
-    while ((*srv)->handshakes_in_progress() > 0 && std::chrono::steady_clock::now() < deadline)
-      std::this_thread::yield();
-    REQUIRE((*srv)->handshakes_in_progress() == 0);
+    REQUIRE(eventually([&] { return (*srv)->handshakes_in_progress() == 0; }));
     auto admitted = session_from(f, "127.0.0.1", port);
     REQUIRE(admitted);
   }

@@ -30,6 +30,16 @@ using namespace std::chrono_literals;
 /// Bound for every wait in these tests: generous, never reached by a passing run.
 constexpr auto wait_bound = 5s;
 
+/// Polls `done` until it holds or `wait_bound` passes; its last answer. For conditions
+/// no one signals, such as a count another thread's cleanup lowers.
+template <class Predicate>
+bool eventually(Predicate done) {
+  auto deadline = std::chrono::steady_clock::now() + wait_bound;
+  while (!done() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::yield();
+  return done();
+}
+
 /// Session options that keep diagnostics out of the test output.
 inline session_options logless() {
   session_options o;
