@@ -4,6 +4,7 @@
 #include <caf/send.hpp>
 
 #include "actors/driver_channels.hpp"
+#include "actors/io.hpp"
 
 namespace vox::detail {
 
@@ -162,6 +163,8 @@ caf::error channel_end::wait_credit(std::optional<clock::time_point> deadline) {
     return make_error(errc::timeout, "the channel's call did not go out before the deadline");
   if (auto err = send_check(); err || credit_ > 0)
     return err;
+  if (auto refused = refuse_on_io_thread("a blocking channel send"))
+    return refused;
   caf::scoped_actor self{*binding_.context->system};
   caf::error out;
   self->request(binding_.driver, caf::infinite, channel_credit_atom::value, request(remaining(deadline)))
@@ -174,6 +177,8 @@ caf::error channel_end::wait_items(std::optional<clock::time_point> deadline) {
     return {};
   if (wait_bound(deadline) == nullptr)
     return make_error(errc::timeout, "no channel item before the deadline");
+  if (auto refused = refuse_on_io_thread("a blocking channel receive"))
+    return refused;
   caf::scoped_actor self{*binding_.context->system};
   caf::error out;
   self->request(binding_.driver, caf::infinite, channel_recv_atom::value, request(remaining(deadline)))

@@ -6,6 +6,8 @@
 #include <caf/send.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include "transport/io_reactor.hpp"
+
 namespace vox {
 
 void driver_state::fail_pending(const caf::error& reason) {
@@ -194,8 +196,12 @@ void handle_request(driver_pointer self, request_message& rm) {
     auto i = st.pending.find(rm.id);
     if (i == st.pending.end())
       return; // unsolicited or late (after cancel): dropped, as the reference does
-    i->second.deliver(
-      call_response{std::move(resp->metadata), std::move(resp->ret), std::move(resp->schemas)});
+    {
+      // The caller's continuation may run right here (io_inline::reply_handlers).
+      io_loop::reply_scope reply;
+      i->second.deliver(
+        call_response{std::move(resp->metadata), std::move(resp->ret), std::move(resp->schemas)});
+    }
     st.pending.erase(i);
     st.pending_with_channels.erase(rm.id);
     st.resend.erase(rm.id);

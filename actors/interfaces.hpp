@@ -17,7 +17,8 @@
 // - Threads: the application's CAF workers; vox's I/O threads (io_reactor, one by default
 //   per actor system, never one per link), which accept, run session_server's handshakes,
 //   read, frame and decode, and run the session and drivers a frame wakes (they are CAF
-//   execution units); a watchdog per blocking connect_session/accept_session/resume_session;
+//   execution units), and by default the continuation of a call whose Response they read
+//   (io_inline::reply_handlers, one message of that application actor); a watchdog per blocking connect_session/accept_session/resume_session;
 //   a detached reconnector per resumable initiator while it reconnects. Nothing
 //   else: a call of a method with channels runs in an event-based actor, and peer input
 //   never starts a thread.

@@ -7,21 +7,25 @@
 #include <caf/local_actor.hpp>
 #include <caf/resumable.hpp>
 
+#include "protocol/error.hpp"
+
 namespace vox {
 
 io_reactor::config io_config(size_t threads, io_inline policy, std::chrono::microseconds busy_poll) {
   io_reactor::config cfg;
   cfg.threads = threads;
   cfg.busy_poll = busy_poll;
-  if (policy == io_inline::all_actors) {
-    cfg.run_inline = [](caf::resumable* job) { return dynamic_cast<caf::local_actor*>(job) != nullptr; };
-    return cfg;
-  }
   // vox's actors never block (handlers are documented not to), so running them where the
-  // frame was read saves a thread wake-up per hop; anything else belongs to the scheduler.
-  cfg.run_inline = [](caf::resumable* job) {
+  // frame was read saves a thread wake-up per hop; what else may run there is the policy's.
+  cfg.run_inline = [policy](caf::resumable* job, bool reply) {
     auto* actor = dynamic_cast<caf::local_actor*>(job);
-    return actor != nullptr && std::strncmp(actor->name(), "vox.", 4) == 0;
+    if (actor == nullptr)
+      return inline_run::no;
+    if (policy == io_inline::all_actors || std::strncmp(actor->name(), "vox.", 4) == 0)
+      return inline_run::yes;
+    if (policy == io_inline::reply_handlers && reply)
+      return inline_run::one_message;
+    return inline_run::no;
   };
   return cfg;
 }
@@ -37,6 +41,15 @@ io_reactor_ptr default_io_reactor(caf::actor_system& sys) {
   auto io = io_reactor::start(sys, io_config());
   slot = io;
   return io;
+}
+
+caf::error refuse_on_io_thread(const char* what) {
+  if (!io_loop::on_io_thread())
+    return {};
+  return make_error(errc::invalid_request,
+                    std::string{what} + " blocks, and was called on a vox I/O thread (from a handler or a "
+                                        "reply continuation), where it would stop the loop it waits for; "
+                                        "use the asynchronous form");
 }
 
 } // namespace vox

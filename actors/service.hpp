@@ -18,6 +18,7 @@
 #include "actors/channel_call.hpp"
 #include "actors/operation_store.hpp"
 #include "actors/handles.hpp"
+#include "actors/io.hpp"
 #include "protocol/service.hpp"
 
 namespace vox {
@@ -256,6 +257,8 @@ public:
   template <class M, class Timeout = caf::duration>
   caf::expected<typename M::result_type> call(caf::scoped_actor& self, typename M::args_type args,
                                               Timeout timeout = caf::infinite, call_options opts = {}) const {
+    if (auto refused = refuse_on_io_thread("a blocking call"))
+      return refused;
     auto call = make_call<M>(args, std::move(opts));
     if (!call)
       return std::move(call.error());

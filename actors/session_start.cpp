@@ -10,6 +10,7 @@
 
 #include "actors/backoff.hpp"
 #include "actors/driver_actor.hpp"
+#include "actors/io.hpp"
 #include "actors/session_actor.hpp"
 #include "actors/session_input.hpp"
 #include "transport/prologue.hpp"
@@ -200,6 +201,10 @@ handshake_options handshake_options_of(const session_options& options) {
 // r[impl session.initiator]
 caf::expected<session_handle> connect_session(caf::actor_system& sys, link_ptr link,
                                               session_options options) {
+  if (auto refused = refuse_on_io_thread("connect_session")) {
+    link->abort();
+    return refused;
+  }
   auto stable = options.conduit == conduit_mode::stable;
   if (stable && options.resumable) {
     link->abort();
@@ -233,6 +238,10 @@ caf::expected<session_handle> connect_session(caf::actor_system& sys, link_ptr l
 // r[impl session.acceptor]
 caf::expected<session_handle> accept_session(caf::actor_system& sys, link_ptr link,
                                              session_options options) {
+  if (auto refused = refuse_on_io_thread("accept_session")) {
+    link->abort();
+    return refused;
+  }
   auto hs_opts = handshake_options_of(options);
   auto session_link = link;
   auto hs = shake_hands(*link, link, options.handshake_timeout, [&](vox::link& lnk) -> caf::expected<handshake_result> {
@@ -274,6 +283,10 @@ caf::expected<session_handle> accept_session(caf::actor_system& sys, link_ptr li
 
 caf::expected<void> resume_session(caf::actor_system& sys, const session_actor& session, link_ptr link,
                                    const session_options& options) {
+  if (auto refused = refuse_on_io_thread("resume_session")) {
+    link->abort();
+    return refused;
+  }
   caf::expected<session_info> info = caf::error{};
   {
     caf::scoped_actor self{sys};

@@ -51,7 +51,7 @@ void apply(caf::actor_system_config& cfg, const sched_options& s) {
 
 vox::io_reactor_ptr busy_poll_reactor(caf::actor_system& sys, const sched_options& s) {
   return vox::io_reactor::start(
-    sys, vox::io_config(1, vox::io_inline::vox_actors, std::chrono::microseconds{std::max(0L, s.busy_poll_us)}));
+    sys, vox::io_config(1, vox::io_inline::reply_handlers, std::chrono::microseconds{std::max(0L, s.busy_poll_us)}));
 }
 
 long thread_count() {

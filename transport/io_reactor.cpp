@@ -25,7 +25,16 @@ constexpr size_t inline_throughput = 64;
 constexpr size_t max_jobs_per_iteration = 256;
 constexpr int max_events = 256;
 
+thread_local io_loop* current_loop = nullptr;
+thread_local int reply_depth = 0;
+
 } // namespace
+
+io_loop::reply_scope::reply_scope() noexcept { ++reply_depth; }
+
+io_loop::reply_scope::~reply_scope() { --reply_depth; }
+
+bool io_loop::on_io_thread() noexcept { return current_loop != nullptr; }
 
 io_loop::io_loop(caf::actor_system* sys, inline_filter filter, std::chrono::microseconds busy_poll)
   : caf::execution_unit(sys), filter_(std::move(filter)), busy_poll_(busy_poll) {
@@ -199,20 +208,26 @@ void io_loop::exec_later(caf::resumable* job) {
   // Only jobs woken by something running on this thread may stay here; CAF calls this from
   // an actor's enqueue with the sender's execution unit, which is this loop only while the
   // sender runs on it.
-  if (on_loop_thread() && filter_ && filter_(job)) {
-    jobs_.push_back(job);
-    return;
+  if (current_loop == this && filter_) {
+    if (auto mode = filter_(job, reply_depth > 0); mode != inline_run::no) {
+      jobs_.push_back({job, mode});
+      return;
+    }
   }
   system().scheduler().enqueue(job);
 }
 
 void io_loop::run_jobs() {
   for (size_t n = 0; n < max_jobs_per_iteration && !jobs_.empty(); ++n) {
-    auto* job = jobs_.front();
+    auto [job, mode] = jobs_.front();
     jobs_.pop_front();
-    switch (job->resume(this, inline_throughput)) {
+    bool stays = mode == inline_run::yes;
+    switch (job->resume(this, stays ? inline_throughput : 1)) {
       case caf::resumable::resume_later:
-        jobs_.push_back(job);
+        if (stays)
+          jobs_.push_back({job, mode});
+        else
+          system().scheduler().enqueue(job); // with the reference taken when it was scheduled
         break;
       case caf::resumable::awaiting_message:
       case caf::resumable::done:
@@ -249,6 +264,7 @@ void io_loop::tick_all() {
 
 void io_loop::run() {
   thread_id_.store(std::this_thread::get_id());
+  current_loop = this;
   pthread_setname_np(pthread_self(), "vox.io"); // what top, perf and gdb show
 
   epoll_event events[max_events];
@@ -281,8 +297,9 @@ void io_loop::run() {
     graveyard_.clear();
   }
   // Jobs not run yet go to the scheduler, so that no actor is stranded on a dead thread.
-  for (auto* job : jobs_)
-    system().scheduler().enqueue(job);
+  for (auto& j : jobs_)
+    system().scheduler().enqueue(j.ptr);
+  current_loop = nullptr;
   jobs_.clear();
 }
 

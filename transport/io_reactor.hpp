@@ -41,11 +41,38 @@ public:
   virtual void on_tick(io_loop& loop, std::chrono::steady_clock::time_point now) = 0;
 };
 
+/// How an I/O thread runs an actor that code running on it woke.
+enum class inline_run {
+  /// Not here: the actor goes to the CAF scheduler.
+  no,
+  /// Here, for the one message that woke it; anything else in its mailbox then goes to
+  /// the CAF scheduler.
+  one_message,
+  /// Here, for as long as it has messages (in turns, between the loop's socket events).
+  yes,
+};
+
 /// One I/O thread: an epoll set, a run queue of actors it executes inline, and tasks
 /// posted from other threads.
 class io_loop final : public caf::execution_unit {
 public:
-  using inline_filter = std::function<bool(caf::resumable*)>;
+  /// Decides `inline_run` for an actor woken on the loop; `reply` is true while that
+  /// happens inside a `reply_scope`.
+  using inline_filter = std::function<inline_run(caf::resumable* job, bool reply)>;
+
+  /// Marks, on the current thread, that what is enqueued now is the reply to a call,
+  /// so that the loop's filter can run the caller's continuation where the reply was read.
+  class reply_scope {
+  public:
+    reply_scope() noexcept;
+    ~reply_scope();
+    reply_scope(const reply_scope&) = delete;
+    reply_scope& operator=(const reply_scope&) = delete;
+  };
+
+  /// True on any I/O thread of any loop: a blocking wait there would stop the loop that
+  /// has to deliver what it waits for.
+  static bool on_io_thread() noexcept;
 
   /// `busy_poll`: see `io_reactor::config::busy_poll`.
   io_loop(caf::actor_system* sys, inline_filter filter,
@@ -118,8 +145,12 @@ private:
   std::atomic<int> stall_watches_{0};
   std::chrono::steady_clock::time_point next_tick_{};
 
+  struct job {
+    caf::resumable* ptr;
+    inline_run mode;
+  };
   // Loop thread only.
-  std::deque<caf::resumable*> jobs_;
+  std::deque<job> jobs_;
   std::vector<std::shared_ptr<io_handler>> graveyard_;
   byte_buffer scratch_;
 
@@ -143,7 +174,8 @@ public:
   struct config {
     /// Number of I/O threads; 1 by default. The count never depends on the number of links.
     size_t threads = 1;
-    /// Which actors woken on an I/O thread run there (the rest go to the CAF scheduler).
+    /// Which actors woken on an I/O thread run there (the rest go to the CAF scheduler);
+    /// none when empty.
     io_loop::inline_filter run_inline;
     /// After handling events, keep polling (`epoll_wait` with a zero timeout, yielding the
     /// core in between) for this long before sleeping, but only while the loop's last
