@@ -19,6 +19,7 @@
 // TCP rows, and as `sessions-server` and `sessions-client` for the sessions row. Memory
 // rows run both sessions in this process.
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -68,6 +69,10 @@ struct cli {
   std::string only; ///< run only the rows whose name contains one of these, split at '|' (floors always run)
   std::string certs; ///< server: where make_certs.sh put the TLS port's certificate
   vox::compression_options compression; ///< every TCP session's (the "tcp, zstd" rows always compress)
+  /// The io_inline policy of the "tcp" rows' client reactor; nullopt: the library's default
+  /// reactor.
+  std::optional<vox::io_inline> tcp_inline;
+  double max_rate = 0; ///< > 0: the open-loop rows offer shares of this, not the measured max
 
   bool wants(const std::string& row_name) const {
     if (only.empty())
@@ -87,6 +92,7 @@ struct cli {
 const char* const usage_text =
   "usage: vox-bench [--seconds S] [--warmup S] [--threads N] [--poll N] [--count N] [--sessions N]\n"
   "                 [--only TEXT] [--compress off|prefer|require] [--compress-level N]\n"
+  "                 [--inline vox|replies|all] [--max-rate R]\n"
   "       vox-bench server [--host H] [--port N] [--raw-port M] [--threads N] [--poll N] [--busy-poll U]\n"
   "                        [--until-eof]\n"
   "       vox-bench rss [--count N] [--threads N] [--poll N]\n"
@@ -104,7 +110,12 @@ const char* const usage_text =
   "                (floors always run)\n"
   "  --compress M  zstd compression of every TCP session (default off); the \"tcp, zstd\" rows and\n"
   "                the wire-bytes rows compress regardless\n"
-  "  --compress-level N  zstd level of every compressing session (default 1)\n";
+  "  --compress-level N  zstd level of every compressing session (default 1)\n"
+  "  --inline P    io_inline policy of the \"tcp\" rows' client reactor: vox (vox_actors),\n"
+  "                replies (reply_handlers) or all (all_actors); default: the library's default\n"
+  "                reactor (replies), for A/B runs of the policies in one binary\n"
+  "  --max-rate R  the open-loop rows offer their shares of R calls/s instead of the measured\n"
+  "                \"call, 64 outstanding (tcp)\" rate (fixed load across runs)\n";
 
 /// nullopt: run `o`; otherwise the exit status. Every mode takes every option (the parent
 /// passes the scheduler options on to the children it starts); those a mode does not use
@@ -130,6 +141,12 @@ std::optional<int> parse(int argc, char** argv, cli& o) {
     .text("--only", o.only)
     .text("--certs", o.certs)
     .flag("--until-eof", o.until_eof)
+    .choice("--inline", {"vox", "replies", "all"},
+            [&](size_t i) {
+              o.tcp_inline = std::array{vox::io_inline::vox_actors, vox::io_inline::reply_handlers,
+                                        vox::io_inline::all_actors}[i];
+            })
+    .number("--max-rate", o.max_rate, 1.0, 1e9)
     .compression(o.compression);
   if (auto status = opts.parse(argc, argv, first))
     return status;
@@ -516,7 +533,7 @@ int run_all(const cli& o) {
       opts.conduit = conduit;
       return vox::connect_session(sys, *lnk, opts);
     };
-    auto tcp = connect_tcp(vox_port, nullptr);
+    auto tcp = connect_tcp(vox_port, o.tcp_inline ? vox::io_reactor::start(sys, vox::io_config(1, *o.tcp_inline)) : nullptr);
     // The same, with a reactor that also runs the driving actor on its I/O thread.
     auto tcp_inline = connect_tcp(vox_port, vox::io_reactor::start(sys, vox::io_config(1, vox::io_inline::all_actors)));
     // And to the server's busy-polling port, with a busy-polling reactor here too.
@@ -596,7 +613,8 @@ int run_all(const cli& o) {
                                  tcp_tls ? &no_error : &tcp_tls.error()}};
       // 2. Call round trips/s with 1 call outstanding (and each call's round-trip time).
       // 3. Calls/s with 64 calls kept in flight on one connection.
-      double max_tcp_rate = 0; // "call, 64 outstanding" over TCP: what the open loop offers a share of
+      // "call, 64 outstanding" over TCP, or --max-rate: what the open loop offers a share of.
+      double max_tcp_rate = o.max_rate;
       for (int depth : {1, 64}) {
         auto name = "call, " + std::to_string(depth) + " outstanding";
         auto fk = depth > 1 ? floor_kind::pipelined : floor_kind::ping_pong;
@@ -610,7 +628,7 @@ int run_all(const cli& o) {
           }
           progress(name + " (" + tr.name + ")");
           auto m = measure_calls(sys, *tr.root, depth, o.t);
-          if (depth == 64 && tr.root == &tcp_root && m.ok)
+          if (depth == 64 && tr.root == &tcp_root && m.ok && o.max_rate <= 0)
             max_tcp_rate = m.rate();
           rows.push_back(rate_row(name, tr.name, "calls/s", "calls", m, fk));
         }
