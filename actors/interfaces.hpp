@@ -1,6 +1,7 @@
 // THE message protocol between vox-caf's actors: who sends what to whom, in one place.
 //
 //   link (its I/O thread) ──inbound_msg / link_down_msg──▶ session ──message──▶ driver (one per connection)
+//   link (its I/O thread) ──message (Request, Channel; session idle)──▶ driver   (inbound_routes)
 //   session, driver, sending channel end ──bare_conduit::send──▶ link (queued; never blocks)
 //   caller guard ──caller_dropped_msg──▶ session        keepalive ──keepalive_timeout_msg──▶ session
 //   session ──pong_atom, nonce──▶ keepalive             session ──connection_closed_msg──▶ driver
@@ -23,7 +24,8 @@
 //   else: a call of a method with channels runs in an event-based actor, and peer input
 //   never starts a thread.
 // - Shared between threads: a session's conduit (its link is swapped by a resume, under a
-//   mutex), a session_registry (mutex), a started link (any thread sends under its mutex; input is
+//   mutex), a session's inbound routes (the session writes, its link's input reads; mutex
+//   and an atomic handled count, session_input.hpp), a session_registry (mutex), a started link (any thread sends under its mutex; input is
 //   touched by its I/O thread only); per connection, its channel_context (an atomic id
 //   allocator and closed flag); per channel end, its binding (written once, then read-only)
 //   and the caller registry of a connection (mutex). A channel's credit, buffered items
@@ -62,6 +64,9 @@ namespace vox {
 struct incoming_call;
 class reply_sink;
 class bare_conduit;
+namespace detail {
+class inbound_routes;
+}
 
 /// Serves the calls of one connection (see handles.hpp). Runs inside the connection's
 /// driver actor, so it must not block: reply now, or keep the sink and reply later.
@@ -111,15 +116,15 @@ struct link_down_msg {
 };
 
 /// Resume a session on a new link whose prologue and handshake (with the session's
-/// resume key) are done (session-behaviours.md 38–46). `link_started`: the link already
-/// delivers to a `session_input` for this session tagged with `epoch` (session_server);
-/// otherwise the session starts it. Answered with ok_atom, or an error (the session then
-/// aborts the link and stays as it was).
+/// resume key) are done (session-behaviours.md 38–46). `routes` set: the link already
+/// delivers to a `session_input` for this session tagged with `epoch`, on these routes
+/// (session_server); none: the session starts it. Answered with ok_atom, or an error
+/// (the session then aborts the link and stays as it was).
 struct resume_msg {
   link_ptr link;
   handshake_result handshake;
   uint64_t epoch = 0;
-  bool link_started = false;
+  std::shared_ptr<detail::inbound_routes> routes;
 };
 
 /// Reconnecting gave up (sent by the session's reconnector); the session ends with it.
@@ -336,7 +341,8 @@ using keepalive_actor = caf::typed_actor<caf::reacts_to<caf::pong_atom, uint64_t
                                          caf::reacts_to<caf::timeout_atom, uint64_t>>;
 
 /// The driver of one connection (root or virtual).
-///   message                       from the session: a Request/Channel message for us
+///   message                       from the session, or straight from the link's input when the
+///                                 session is idle (inbound_routes): a Request/Channel message for us
 ///   (call_atom, outgoing_call)    from a caller  → call_response, or an error when the
 ///                                 connection closes or the session ends first
 ///   (reply_atom, reply_msg)       from a reply_sink: the handler's answer
@@ -373,8 +379,8 @@ struct caller_registry;
 struct attach_root_msg {
   driver_actor driver;
   std::shared_ptr<detail::caller_registry> callers;
-  /// The link already delivers to the session (see `spawn_session`).
-  bool link_started = false;
+  /// Set: the link already delivers to the session, on these routes (see `spawn_session`).
+  std::shared_ptr<detail::inbound_routes> routes;
 };
 
 /// A session: owns the conduit, the connection table and the id allocator.

@@ -41,6 +41,7 @@ connection_handle handle_of(session_pointer self, connection_id id, const connec
 // r[impl connection.close.semantics]
 void splice_connection(session_pointer self, connection_id id, connection_slot& slot, proxy_actor proxy) {
   auto& st = self->state;
+  st.routes->remove(id); // the splice tells its two sides apart by sender: through us
   if (slot.driver) {
     st.connection_of_driver.erase(slot.driver.id());
     self->send(slot.driver, connection_closed_msg{make_error(errc::connection_closed, "the connection was spliced"), id});
@@ -77,6 +78,7 @@ void activate(session_pointer self, connection_id id, connection_slot& slot, cal
                     self->state.options.retry ? std::optional{self->state.options.operation_limits} : std::nullopt};
   slot.driver = self->spawn<caf::monitored>(driver_behavior, std::move(cfg));
   self->state.connection_of_driver[slot.driver.id()] = id;
+  self->state.routes->add(id, slot.driver);
   slot.pending = false;
   if (!slot.callers)
     slot.callers = std::make_shared<detail::caller_registry>();
@@ -120,6 +122,7 @@ void detail::end_session(session_pointer self, caf::error reason) {
     retire(self, id, slot, shutdown);
   st.connections.clear();
   st.connection_of_driver.clear();
+  st.routes->clear();
   // The peer sees end of stream after what we already queued; the link then waits (at
   // most its stall timeout) for the peer to close its side.
   st.conduit->close();
@@ -142,6 +145,7 @@ void close_connection(session_pointer self, connection_id id, const caf::error& 
     return;
   auto slot = std::move(i->second);
   st.connections.erase(i);
+  st.routes->remove(id);
   if (!slot.pending)
     st.connection_of_driver.erase(slot.driver.id());
   retire(self, id, slot, reason);
@@ -256,6 +260,10 @@ void start(session_pointer self, attach_root_msg& attach) {
   root.peer_settings = st.handshake.peer_settings;
   root.driver = std::move(attach.driver);
   st.connection_of_driver[root.driver.id()] = 0;
+  bool link_started = attach.routes != nullptr;
+  if (link_started)
+    st.routes = std::move(attach.routes);
+  st.routes->add(0, root.driver);
   root.callers = std::move(attach.callers);
   self->monitor(root.driver);
   if (st.options.keepalive) {
@@ -270,8 +278,8 @@ void start(session_pointer self, attach_root_msg& attach) {
   // waits for it.
   if (!st.options.io)
     st.options.io = default_io_reactor(self->system());
-  if (!attach.link_started)
-    st.conduit->current()->start(std::make_shared<session_input>(caf::actor_cast<session_actor>(self)),
+  if (!link_started)
+    st.conduit->current()->start(std::make_shared<session_input>(caf::actor_cast<session_actor>(self), st.routes),
                                  st.options.io);
 }
 
@@ -382,6 +390,7 @@ void on_down(session_pointer self, const caf::down_msg& dm) {
     return; // its connection was closed already
   for (auto cid : gone) {
     st.connections.erase(cid);
+    st.routes->remove(cid);
     if (cid == 0)
       st.root_closed = true; // behaviour 113: a root id is closed internally
     else
@@ -428,8 +437,10 @@ session_actor::behavior_type session_behavior(session_pointer self, std::shared_
   return {
     [self](attach_root_msg& m) { start(self, m); },
     [self](inbound_msg& m) {
-      if (m.epoch == self->state.epoch)
-        dispatch(self, m.msg);
+      if (m.epoch != self->state.epoch)
+        return;
+      dispatch(self, m.msg);
+      self->state.routes->handled();
     },
     [self](link_down_msg& m) { on_link_down(self, m); },
     [self](caf::open_atom, open_request& req) { return on_open_request(self, req); },

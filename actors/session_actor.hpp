@@ -1,5 +1,6 @@
 // The session actor: owns the conduit, the connection table, the connection-id allocator
-// and the acceptor; routes each inbound Message to its connection's driver.
+// and the acceptor; routes each inbound Message the link's input gives it (control, and
+// what the input may not hand to a driver itself: inbound_routes) to its connection's driver.
 #pragma once
 
 #include <functional>
@@ -14,6 +15,7 @@
 #include "actors/interfaces.hpp"
 #include "actors/io.hpp"
 #include "actors/operation_store.hpp"
+#include "actors/session_input.hpp"
 #include "actors/session_registry.hpp"
 #include "transport/bare_conduit.hpp"
 #include "transport/handshake_exchange.hpp"
@@ -140,6 +142,9 @@ struct session_state {
   /// The connection each live driver serves, by the driver's actor id: a driver's down
   /// message finds its connection without a scan of every connection.
   std::unordered_map<caf::actor_id, connection_id> connection_of_driver;
+  /// The active connections the current link's input may hand messages to directly
+  /// (every one with a driver of ours; a splice's and a pending one's go through here).
+  std::shared_ptr<detail::inbound_routes> routes = std::make_shared<detail::inbound_routes>();
   connection_id next_connection_id = 1;
   bool root_closed = false; ///< every root caller is gone (behaviour 87)
   bool ended = false;
@@ -166,10 +171,11 @@ session_actor::behavior_type session_behavior(session_pointer self, std::shared_
                                               handshake_result handshake, session_options options);
 
 /// Starts a session on a link whose prologue and handshake are done. Never blocks.
-/// `link_started`: the link already delivers to a receiver that forwards to the session
+/// `started_routes` set: the link already delivers to a `session_input` on these routes
 /// (an acceptor driven by link events), so the session must not start it again.
 session_handle spawn_session(caf::actor_system& sys, link_ptr link, handshake_result handshake,
-                             session_options options, bool link_started = false);
+                             session_options options,
+                             std::shared_ptr<detail::inbound_routes> started_routes = nullptr);
 
 /// Where a session with `options` writes its diagnostics.
 log_sink log_sink_of(const session_options& options);

@@ -144,10 +144,16 @@ caf::result<caf::ok_atom> resume(session_pointer self, resume_msg& m) {
   // reconnector has nothing left to do.
   stop_reconnector(self);
   st.epoch = m.epoch;
+  // What the old link's input still delivers comes to us (and is ignored); the new one
+  // hands nothing to a driver before the driver has its resumed_msg (below).
+  st.routes->clear();
+  bool link_started = m.routes != nullptr;
+  st.routes = link_started ? std::move(m.routes) : std::make_shared<detail::inbound_routes>();
   // Started first, so that nothing a driver sends on it is written in blocking mode; what
   // it reads waits in our mailbox behind the resumed_msg we send below.
-  if (!m.link_started)
-    m.link->start(std::make_shared<session_input>(caf::actor_cast<session_actor>(self), m.epoch), st.options.io);
+  if (!link_started)
+    m.link->start(std::make_shared<session_input>(caf::actor_cast<session_actor>(self), st.routes, m.epoch),
+                  st.options.io);
   auto generation = st.conduit->attach(m.link);
   st.resumes = generation;
   // Behaviour 46, before the new link's first Message reaches anyone. An open still
@@ -160,6 +166,8 @@ caf::result<caf::ok_atom> resume(session_pointer self, resume_msg& m) {
       unanswered.push_back(id);
     } else {
       self->send(slot.driver, resumed_msg{generation, hs.peer_supports_retry});
+      if (!slot.spliced)
+        st.routes->add(id, slot.driver);
     }
   }
   for (auto id : unanswered) {

@@ -174,8 +174,9 @@ private:
     std::function<void(const session_handle&)> started;
     if (srv->cfg.customize)
       started = srv->cfg.customize(setup_->options);
-    auto h = spawn_session(srv->sys, *session_link, std::move(setup_->result), std::move(setup_->options), true);
-    auto input = started_input(*session_link, std::make_shared<session_input>(h.actor));
+    auto routes = std::make_shared<detail::inbound_routes>();
+    auto h = spawn_session(srv->sys, *session_link, std::move(setup_->result), std::move(setup_->options), routes);
+    auto input = started_input(*session_link, std::make_shared<session_input>(h.actor, routes));
     if (stable_) {
       // The raw link keeps delivering here; the stable link unwraps for the session.
       await_reconnects(srv, stable_, grace);
@@ -248,9 +249,10 @@ private:
     if (!session_link)
       return; // aborted
     auto epoch = session_input::next_epoch();
-    session_ = started_input(*session_link, std::make_shared<session_input>(session, epoch));
+    auto routes = std::make_shared<detail::inbound_routes>();
+    session_ = started_input(*session_link, std::make_shared<session_input>(session, routes, epoch));
     caf::anon_send(caf::actor_cast<caf::actor>(session),
-                   resume_msg{std::move(*session_link), std::move(setup_->result), epoch, true});
+                   resume_msg{std::move(*session_link), std::move(setup_->result), epoch, std::move(routes)});
     setup_.reset();
   }
 

@@ -20,7 +20,8 @@
 namespace vox {
 
 session_handle spawn_session(caf::actor_system& sys, link_ptr link, handshake_result handshake,
-                             session_options options, bool link_started) {
+                             session_options options,
+                             std::shared_ptr<detail::inbound_routes> started_routes) {
   auto peer = std::make_shared<const link_peer>(link->peer());
   detail::guard_session({&options.root_handler, &options.acceptor, &options.authorize}, peer);
   auto conduit = std::make_shared<bare_conduit>(std::move(link));
@@ -36,7 +37,7 @@ session_handle spawn_session(caf::actor_system& sys, link_ptr link, handshake_re
                     std::move(root_handler), channels, std::move(log), handshake.peer_supports_retry, operations};
   auto root_driver = sys.spawn(driver_behavior, std::move(cfg));
   auto callers = std::make_shared<detail::caller_registry>();
-  caf::anon_send(session, attach_root_msg{root_driver, callers, link_started});
+  caf::anon_send(session, attach_root_msg{root_driver, callers, std::move(started_routes)});
   session_handle out;
   out.actor = session;
   out.root = connection_handle{0, session, root_driver, handshake.our_settings, handshake.peer_settings,
@@ -172,7 +173,7 @@ caf::expected<void> hand_over(caf::actor_system& sys, const session_actor& sessi
   link = std::move(*compressed);
   caf::scoped_actor self{sys};
   caf::expected<void> out = caf::error{};
-  self->request(session, caf::infinite, resume_msg{link, std::move(hs), session_input::next_epoch(), false})
+  self->request(session, caf::infinite, resume_msg{link, std::move(hs), session_input::next_epoch(), nullptr})
     .receive([&](caf::ok_atom) { out = {}; }, [&](caf::error& err) { out = std::move(err); });
   if (!out)
     link->abort(); // a session that ended before it saw the link never took it

@@ -5,8 +5,10 @@
 
 #include <map>
 
+#include <caf/event_based_actor.hpp>
 #include <caf/scheduler/test_coordinator.hpp>
 
+#include "actors/proxy.hpp"
 #include "support/session_fixture.hpp"
 
 using namespace vox;
@@ -136,4 +138,72 @@ TEST_CASE("an Open on an id of our own parity is rejected without ending the ses
   REQUIRE(reject);
   CHECK(reject->first == 2);
   CHECK(response_on(peer, 0, 1) == payload{0, 1});
+}
+
+namespace {
+
+/// True while `a` waits for messages with an empty mailbox (it was not given anything).
+bool idle(const session_actor& a) {
+  auto* self = dynamic_cast<caf::scheduled_actor*>(caf::actor_cast<caf::abstract_actor*>(a));
+  return self != nullptr && self->mailbox().blocked();
+}
+
+} // namespace
+
+TEST_CASE("a Call on an established connection goes straight to its driver and leaves the session idle",
+          "[actors][deterministic]") {
+  deterministic_fixture f;
+  auto peer = accepting_peer(f);
+  peer.send(message{1, connection_open{{parity::odd, 64}, {}}});
+  CHECK_FALSE(idle(peer.session.actor)); // control goes through the session
+  f.sched.run();
+  REQUIRE(peer.recv_as<connection_accept>());
+  peer.send(call_on(0, 1, payload{1}));
+  peer.send(call_on(1, 1, payload{2}));
+  CHECK(idle(peer.session.actor));
+  f.sched.run();
+  CHECK(response_on(peer, 0, 1) == payload{0, 1});
+  CHECK(response_on(peer, 1, 1) == payload{0, 2});
+}
+
+TEST_CASE("a Call read while a splice of its connection waits for the session goes to the splice",
+          "[actors][deterministic][proxy]") {
+  deterministic_fixture f;
+  auto a = make_raw_peer(f, session_role::acceptor, logless());
+  auto b = make_raw_peer(f, session_role::initiator, logless());
+  f.sched.run();
+  // The splice is in a's session's mailbox before the Call is read (nothing has run):
+  // the Call must queue behind it, not reach the root's own driver, which has no handler.
+  auto splice = proxy_connections(f.sys, a.session.root, b.session.root);
+  REQUIRE(splice);
+  a.send(call_on(0, 1, payload{5}));
+  f.sched.run();
+  auto call = b.recv_as<request_message>();
+  REQUIRE(call);
+  CHECK(call->second.id == 1);
+  REQUIRE(std::holds_alternative<request_call>(call->second.body));
+  CHECK(std::get<request_call>(call->second.body).args == payload{5});
+  splice->stop();
+  f.sched.run();
+}
+
+TEST_CASE("a link's input hands a connection's messages to its driver only once the session handled all it was given",
+          "[actors][deterministic]") {
+  deterministic_fixture f;
+  auto driver = caf::actor_cast<driver_actor>(f.sys.spawn([] { return caf::behavior{[](int) {}}; }));
+  detail::inbound_routes routes;
+  routes.add(3, driver);
+  CHECK(routes.find(3, 0) == driver);
+  CHECK_FALSE(routes.find(5, 0));
+  // One Message (say, the Close of connection 3) given and not yet handled: wait for it.
+  CHECK_FALSE(routes.find(3, 1));
+  routes.handled();
+  CHECK(routes.find(3, 1) == driver);
+  routes.remove(3);
+  CHECK_FALSE(routes.find(3, 1));
+  routes.add(3, driver);
+  routes.clear();
+  CHECK_FALSE(routes.find(3, 1));
+  caf::anon_send_exit(driver, caf::exit_reason::user_shutdown);
+  f.sched.run();
 }

@@ -440,7 +440,7 @@ inline caf::error resume_raw_peer(actor_fixture& f, raw_peer& peer, session_role
                                   request_limits limits = {}) {
   auto [ours, theirs] = make_memory_link_pair();
   caf::error err;
-  f.self->request(peer.session.actor, wait_bound, resume_msg{ours, raw_handshake(role, limits, true), epoch, false})
+  f.self->request(peer.session.actor, wait_bound, resume_msg{ours, raw_handshake(role, limits, true), epoch, nullptr})
     .receive([](caf::ok_atom) {}, [&](caf::error& e) { err = std::move(e); });
   peer.link = theirs;
   return err;
