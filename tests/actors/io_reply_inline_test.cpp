@@ -104,58 +104,59 @@ session_pair tcp_sessions(actor_fixture& f, held_calls& calls, std::optional<io_
   return make_session_pair(f, tcp_link_pair(), client, serving(calls.handler()));
 }
 
-/// Runs `probe_call` and answers its call once the probe is idle; true once the probe's
-/// second message has run.
-bool probe_idle_caller(actor_fixture& f, held_calls& calls, const caller& c, std::shared_ptr<observed> obs) {
-  auto probe = probe_call(f.sys, c, obs);
-  if (!eventually([&] { return calls.count() == 1 && idle(probe); }))
-    return false;
-  calls.release();
-  return eventually([&] { return obs->next_message != unset; });
-}
+/// A client session over TCP (its reactor's policy `client_policy`, or the default reactor
+/// without one) whose server holds calls, and one `probe_call` on it.
+struct probe_run {
+  actor_fixture f;
+  held_calls calls;
+  session_pair pair;
+  caller c; // the session lives while its root has a caller
+  std::shared_ptr<observed> obs = std::make_shared<observed>();
+
+  explicit probe_run(std::optional<io_inline> client_policy = std::nullopt)
+    : pair(tcp_sessions(f, calls, client_policy)), c{pair.client.root} {}
+
+  /// Runs the probe and answers its call once the probe is idle; true once the probe's
+  /// second message has run.
+  bool run() {
+    auto probe = probe_call(f.sys, c, obs);
+    if (!eventually([&] { return calls.count() == 1 && idle(probe); }))
+      return false;
+    calls.release();
+    return eventually([&] { return obs->next_message != unset; });
+  }
+};
 
 } // namespace
 
 TEST_CASE("by default a call's continuation runs on the I/O thread that read its Response, for that "
           "message only",
           "[actors][io]") {
-  actor_fixture f;
-  held_calls calls;
-  auto pair = tcp_sessions(f, calls);
-  caller c{pair.client.root}; // the session lives while its root has a caller
-  auto obs = std::make_shared<observed>();
-  REQUIRE(probe_idle_caller(f, calls, c, obs));
-  CHECK(obs->continuation == 1);
-  CHECK(obs->blocking_refused == 1);
+  probe_run p;
+  REQUIRE(p.run());
+  CHECK(p.obs->continuation == 1);
+  CHECK(p.obs->blocking_refused == 1);
   // The actor's next message went to the CAF scheduler.
-  CHECK(obs->next_message == 0);
+  CHECK(p.obs->next_message == 0);
 }
 
 TEST_CASE("with io_inline::vox_actors a call's continuation runs on a CAF worker", "[actors][io]") {
-  actor_fixture f;
-  held_calls calls;
-  auto pair = tcp_sessions(f, calls, io_inline::vox_actors);
-  caller c{pair.client.root};
-  auto obs = std::make_shared<observed>();
-  REQUIRE(probe_idle_caller(f, calls, c, obs));
-  CHECK(obs->continuation == 0);
-  CHECK(obs->next_message == 0);
+  probe_run p{io_inline::vox_actors};
+  REQUIRE(p.run());
+  CHECK(p.obs->continuation == 0);
+  CHECK(p.obs->next_message == 0);
 }
 
 TEST_CASE("a blocking vox call from a reply continuation fails at once and the I/O loop goes on",
           "[actors][io]") {
-  actor_fixture f;
-  held_calls calls;
-  auto pair = tcp_sessions(f, calls, io_inline::reply_handlers);
-  caller c{pair.client.root};
-  auto obs = std::make_shared<observed>();
-  REQUIRE(probe_idle_caller(f, calls, c, obs));
-  CHECK(obs->continuation == 1);
-  CHECK(obs->blocking_refused == 1);
+  probe_run p{io_inline::reply_handlers};
+  REQUIRE(p.run());
+  CHECK(p.obs->continuation == 1);
+  CHECK(p.obs->blocking_refused == 1);
   // The loop still serves: a call made now gets its answer.
-  auto answer = f.async([&](caf::scoped_actor& self) { return actor_fixture::call_with(self, c, 7, payload{5}); });
-  REQUIRE(eventually([&] { return calls.count() == 1; }));
-  calls.release();
+  auto answer = p.f.async([&](caf::scoped_actor& self) { return actor_fixture::call_with(self, p.c, 7, payload{5}); });
+  REQUIRE(eventually([&] { return p.calls.count() == 1; }));
+  p.calls.release();
   auto r = answer.get();
   REQUIRE(r);
   CHECK(r->ret == payload{0, 5});
