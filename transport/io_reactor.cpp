@@ -36,6 +36,8 @@ io_loop::reply_scope::~reply_scope() { --reply_depth; }
 
 bool io_loop::on_io_thread() noexcept { return current_loop != nullptr; }
 
+bool io_loop::on_loop_thread() const noexcept { return current_loop == this; }
+
 io_loop::io_loop(caf::actor_system* sys, inline_filter filter, std::chrono::microseconds busy_poll)
   : caf::execution_unit(sys), filter_(std::move(filter)), busy_poll_(busy_poll) {
   epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
@@ -208,7 +210,7 @@ void io_loop::exec_later(caf::resumable* job) {
   // Only jobs woken by something running on this thread may stay here; CAF calls this from
   // an actor's enqueue with the sender's execution unit, which is this loop only while the
   // sender runs on it.
-  if (current_loop == this && filter_) {
+  if (on_loop_thread() && filter_) {
     if (auto mode = filter_(job, reply_depth > 0); mode != inline_run::no) {
       jobs_.push_back({job, mode});
       return;
@@ -263,7 +265,6 @@ void io_loop::tick_all() {
 }
 
 void io_loop::run() {
-  thread_id_.store(std::this_thread::get_id());
   current_loop = this;
   pthread_setname_np(pthread_self(), "vox.io"); // what top, perf and gdb show
 

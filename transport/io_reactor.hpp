@@ -113,7 +113,7 @@ public:
   void post_at(std::chrono::steady_clock::time_point when, std::function<void()> fn);
 
   /// True on this loop's own thread.
-  bool on_loop_thread() const { return std::this_thread::get_id() == thread_id_.load(); }
+  bool on_loop_thread() const noexcept;
 
   /// Read buffer shared by every link of this loop: a link keeps only the bytes of a frame
   /// that is not complete yet, so an idle link holds no read buffer at all.
@@ -140,7 +140,6 @@ private:
   std::chrono::steady_clock::time_point last_events_{}; // loop thread only
   bool spinning_ = false;                                // loop thread only
   std::thread thread_;
-  std::atomic<std::thread::id> thread_id_{};
   std::atomic<bool> stop_{false};
   std::atomic<int> stall_watches_{0};
   std::chrono::steady_clock::time_point next_tick_{};

@@ -11,7 +11,6 @@
 #include <vector>
 
 #include <caf/event_based_actor.hpp>
-#include <caf/scheduled_actor.hpp>
 
 #include "actors/io.hpp"
 #include "support/session_fixture.hpp"
@@ -59,12 +58,6 @@ struct held_calls {
     held.clear();
   }
 };
-
-/// True while `a` waits for messages with an empty mailbox.
-bool idle(const caf::actor& a) {
-  auto* self = dynamic_cast<caf::scheduled_actor*>(caf::actor_cast<caf::abstract_actor*>(a));
-  return self != nullptr && self->mailbox().blocked();
-}
 
 /// Calls method 7 on `c` from an event-based actor. The continuation records its thread,
 /// tries a blocking connect_session if it is on an I/O thread, and sends the actor one

@@ -140,16 +140,6 @@ TEST_CASE("an Open on an id of our own parity is rejected without ending the ses
   CHECK(response_on(peer, 0, 1) == payload{0, 1});
 }
 
-namespace {
-
-/// True while `a` waits for messages with an empty mailbox (it was not given anything).
-bool idle(const session_actor& a) {
-  auto* self = dynamic_cast<caf::scheduled_actor*>(caf::actor_cast<caf::abstract_actor*>(a));
-  return self != nullptr && self->mailbox().blocked();
-}
-
-} // namespace
-
 TEST_CASE("a Call on an established connection goes straight to its driver and leaves the session idle",
           "[actors][deterministic]") {
   deterministic_fixture f;

@@ -12,6 +12,7 @@
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
+#include <caf/scheduled_actor.hpp>
 #include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
 
@@ -38,6 +39,14 @@ bool eventually(Predicate done) {
   while (!done() && std::chrono::steady_clock::now() < deadline)
     std::this_thread::yield();
   return done();
+}
+
+/// True while the event-based actor behind `a` waits for messages with an empty mailbox
+/// (nothing was sent to it since it last ran).
+template <class Handle>
+bool idle(const Handle& a) {
+  auto* self = dynamic_cast<caf::scheduled_actor*>(caf::actor_cast<caf::abstract_actor*>(a));
+  return self != nullptr && self->mailbox().blocked();
 }
 
 /// Session options that keep diagnostics out of the test output.
