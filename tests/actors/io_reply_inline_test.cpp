@@ -109,11 +109,12 @@ struct probe_run {
   explicit probe_run(std::optional<io_inline> client_policy = std::nullopt)
     : pair(tcp_sessions(f, calls, client_policy)), c{pair.client.root} {}
 
-  /// Runs the probe and answers its call once the probe is idle; true once the probe's
-  /// second message has run.
+  /// Runs the probe and answers its call once the probe and the client's driver are idle
+  /// (a driver still finishing the Call on a CAF worker would take the Response there);
+  /// true once the probe's second message has run.
   bool run() {
     auto probe = probe_call(f.sys, c, obs);
-    if (!eventually([&] { return calls.count() == 1 && idle(probe); }))
+    if (!eventually([&] { return calls.count() == 1 && idle(probe) && idle(c.driver()); }))
       return false;
     calls.release();
     return eventually([&] { return obs->next_message != unset; });
