@@ -24,7 +24,7 @@ private:
 };
 
 /// Links may deliver on the sending thread: a memory link calls the peer's receiver inside
-/// send, under its own locks and under ours. An ack-only frame that such a delivery calls
+/// send, under its own locks and under our write turn (`send_mtx_`). An ack-only frame that such a delivery calls
 /// for therefore waits until the thread leaves its outermost stable_link call, where it
 /// holds no lock of a stable link or of the links under it. Every entry point that can
 /// lead to a delivery opens a scope before it takes `mtx_`.
@@ -76,19 +76,28 @@ byte_buffer stable_link::encode_next(byte_span payload) {
 // r[impl stable.seq.monotonic]
 caf::expected<void> stable_link::send(byte_span payload) {
   call_scope scope;
-  std::lock_guard<std::mutex> guard{mtx_};
-  if (closed_)
-    return make_error(errc::closed, "stable link closed");
-  auto seq = next_seq_;
-  auto frame = encode_next(payload);
-  ++next_seq_;
-  sent_any_ = true;
-  // Sent under the lock: frames must reach the transport in sequence order.
-  caf::expected<void> sent = caf::unit;
-  if (raw_) {
-    sent = raw_->send(frame);
-    ack_went_out();
+  std::lock_guard<std::mutex> turn{send_mtx_};
+  link_ptr raw;
+  uint32_t seq;
+  byte_buffer frame;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (closed_)
+      return make_error(errc::closed, "stable link closed");
+    seq = next_seq_;
+    frame = encode_next(payload);
+    ++next_seq_;
+    sent_any_ = true;
+    raw = raw_;
+    if (raw)
+      ack_went_out();
   }
+  caf::expected<void> sent = caf::unit;
+  if (raw)
+    sent = raw->send(frame);
+  // An ack of this frame may have come in meanwhile: the entry then waits for the next
+  // ack, and a replay of it is dropped by the peer as a duplicate.
+  std::lock_guard<std::mutex> guard{mtx_};
   replay_.push(seq, std::move(frame));
   // A transport that broke under a link that reconnects is not the sender's concern: the
   // frame goes out again on the next transport.
@@ -99,24 +108,33 @@ caf::expected<void> stable_link::send(byte_span payload) {
 
 caf::expected<void> stable_link::send_many(std::span<const byte_span> payloads) {
   call_scope scope;
-  std::lock_guard<std::mutex> guard{mtx_};
-  if (closed_)
-    return make_error(errc::closed, "stable link closed");
-  auto first = replay_.size();
-  for (auto p : payloads) {
-    auto seq = next_seq_;
-    replay_.push(seq, encode_next(p));
-    ++next_seq_;
-    sent_any_ = true;
-  }
-  if (!raw_)
-    return caf::unit;
-  std::vector<byte_span> frames;
+  std::lock_guard<std::mutex> turn{send_mtx_};
+  link_ptr raw;
+  uint32_t first_seq;
+  std::vector<byte_buffer> frames;
   frames.reserve(payloads.size());
-  for (auto i = replay_.begin() + static_cast<std::ptrdiff_t>(first); i != replay_.end(); ++i)
-    frames.emplace_back(i->frame);
-  auto sent = raw_->send_many(frames);
-  ack_went_out();
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (closed_)
+      return make_error(errc::closed, "stable link closed");
+    first_seq = next_seq_;
+    for (auto p : payloads) {
+      frames.push_back(encode_next(p));
+      ++next_seq_;
+    }
+    sent_any_ = sent_any_ || !payloads.empty();
+    raw = raw_;
+    if (raw)
+      ack_went_out();
+  }
+  caf::expected<void> sent = caf::unit;
+  if (raw) {
+    std::vector<byte_span> spans(frames.begin(), frames.end());
+    sent = raw->send_many(spans);
+  }
+  std::lock_guard<std::mutex> guard{mtx_};
+  for (size_t i = 0; i < frames.size(); ++i)
+    replay_.push(static_cast<uint32_t>(first_seq + i), std::move(frames[i]));
   if (!sent && !lost_)
     return sent;
   return caf::unit;
@@ -180,13 +198,18 @@ void stable_link::ack_went_out() {
 // r[impl stable.ack]
 void stable_link::send_ack() {
   call_scope scope;
-  std::lock_guard<std::mutex> guard{mtx_};
-  if (!std::exchange(ack_due_, false) || closed_ || failed_ || !raw_ || unacked_frames_ == 0)
-    return;
+  std::lock_guard<std::mutex> turn{send_mtx_};
+  link_ptr raw;
   byte_buffer frame;
-  stable::encode_frame(frame, {static_cast<uint32_t>(next_seq_ - 1), last_received_}, {});
-  ack_went_out();
-  (void) raw_->send(frame); // a failure shows as the transport's end
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (!std::exchange(ack_due_, false) || closed_ || failed_ || !raw_ || unacked_frames_ == 0)
+      return;
+    stable::encode_frame(frame, {static_cast<uint32_t>(next_seq_ - 1), last_received_}, {});
+    ack_went_out();
+    raw = raw_;
+  }
+  (void) raw->send(frame); // a failure shows as the transport's end
 }
 
 void stable_link::frame_from(uint64_t transport, byte_span payload, caf::execution_unit* ctx) {
@@ -304,26 +327,33 @@ std::shared_ptr<link_receiver> stable_link::attach(link_ptr raw, std::optional<u
   std::vector<std::function<void()>> drained;
   std::shared_ptr<io_reactor> io;
   {
-    std::lock_guard<std::mutex> guard{mtx_};
-    old = std::exchange(raw_, raw);
-    if (!old)
-      old = std::move(dead_);
-    ++transport_;
-    key_ = next_key;
-    failed_ = false;
-    input = std::make_shared<raw_input>(weak_from_this(), transport_);
-    if (peer_last_received)
-      replay_.trim(*peer_last_received);
-    // r[impl stable.reconnect.client-replay]
-    // r[impl stable.reconnect.server-replay]
-    std::vector<byte_span> frames;
-    for (const auto& e : replay_)
-      frames.emplace_back(e.frame);
-    if (!frames.empty())
-      (void) raw->send_many(frames); // a failure shows as the new transport's end
-    if (!replay_.full())
-      drained.swap(drained_waiters_);
-    io = io_;
+    // No send between the switch and the replay: they would overtake replayed frames.
+    std::lock_guard<std::mutex> turn{send_mtx_};
+    // Copies: an ack on the new transport may trim the buffer while they go out.
+    std::vector<byte_buffer> frames;
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      old = std::exchange(raw_, raw);
+      if (!old)
+        old = std::move(dead_);
+      ++transport_;
+      key_ = next_key;
+      failed_ = false;
+      input = std::make_shared<raw_input>(weak_from_this(), transport_);
+      if (peer_last_received)
+        replay_.trim(*peer_last_received);
+      // r[impl stable.reconnect.client-replay]
+      // r[impl stable.reconnect.server-replay]
+      for (const auto& e : replay_)
+        frames.push_back(e.frame);
+      if (!replay_.full())
+        drained.swap(drained_waiters_);
+      io = io_;
+    }
+    if (!frames.empty()) {
+      std::vector<byte_span> spans(frames.begin(), frames.end());
+      (void) raw->send_many(spans); // a failure shows as the new transport's end
+    }
   }
   if (old)
     old->abort();

@@ -101,6 +101,12 @@ private:
   /// A local close: a transport that ends now is not lost. Returns the current one.
   link_ptr mark_closed();
 
+  /// The write turn, held while frames go onto the transport so that they go in sequence
+  /// order (and a reconnect's replay goes before any new frame). Taken before `mtx_`.
+  std::mutex send_mtx_;
+  /// The state below. Never held while calling into a transport that may deliver: a memory
+  /// link delivers inside send, into the peer's `frame_from`, which takes the peer's `mtx_`;
+  /// held across that, two sides sending at once would each wait for the other's.
   mutable std::mutex mtx_;
   link_ptr raw_;
   link_ptr dead_; ///< the transport that ended, until the next one comes
