@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <condition_variable>
+#include <cstdlib>
 #include <future>
 #include <mutex>
 #include <string>
@@ -289,6 +290,46 @@ TEST_CASE("a one-way stream between two stable links keeps the sender's replay b
   CHECK(b_up->items.back() == "item-9999");
   std::lock_guard<std::mutex> guard{a_up->mtx};
   CHECK(a_up->items == std::vector<std::string>{"open"}); // ack-only frames are not delivered
+}
+
+TEST_CASE("two stable links over memory links stream to each other at once, from two threads, without deadlock",
+          "[transport][stable]") {
+  // A memory link delivers inside send, into the peer's stable link: a stable link that
+  // held its state lock across the transport's send waited there for the peer's, which
+  // the peer, sending too, held while waiting for ours.
+  auto [a_raw, b_raw] = make_memory_link_pair();
+  stable_options opts;
+  opts.ack_after_frames = 16;
+  auto a = stable_link::make(a_raw, stable::key{}, opts);
+  auto b = stable_link::make(b_raw, stable::key{}, opts);
+  auto a_up = std::make_shared<collecting_receiver>();
+  auto b_up = std::make_shared<collecting_receiver>();
+  a->start(a_up, nullptr);
+  b->start(b_up, nullptr);
+  constexpr int n = 20000;
+  auto stream = [](std::shared_ptr<stable_link> from) {
+    return std::async(std::launch::async, [from] {
+      for (int i = 0; i < n; ++i)
+        if (!from->send(text("item-" + std::to_string(i))))
+          return false;
+      return true;
+    });
+  };
+  auto to_b = stream(a);
+  auto to_a = stream(b);
+  bool done = to_b.wait_for(60s) == std::future_status::ready && to_a.wait_for(60s) == std::future_status::ready;
+  if (!done) {
+    // The two senders are stuck for good: neither can be joined, so end the process.
+    FAIL_CHECK("the two senders deadlocked");
+    std::_Exit(1);
+  }
+  CHECK(to_b.get());
+  CHECK(to_a.get());
+  REQUIRE(b_up->wait_items(n));
+  REQUIRE(a_up->wait_items(n));
+  std::lock_guard<std::mutex> ga{a_up->mtx}, gb{b_up->mtx};
+  CHECK(a_up->items.back() == "item-" + std::to_string(n - 1));
+  CHECK(b_up->items.back() == "item-" + std::to_string(n - 1));
 }
 
 // r[verify stable.reconnect.failure]
