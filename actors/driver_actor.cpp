@@ -1,6 +1,7 @@
 #include "actors/driver_actor.hpp"
 
 #include <cstdio>
+#include <utility>
 
 #include <caf/event_based_actor.hpp>
 #include <caf/send.hpp>
@@ -29,6 +30,15 @@ void driver_state::fail_pending(const caf::error& reason) {
     channels->close_all(reason);
 }
 
+namespace detail {
+
+immediate_reply*& current_immediate_reply() noexcept {
+  thread_local immediate_reply* slot = nullptr;
+  return slot;
+}
+
+} // namespace detail
+
 driver_state::~driver_state() {
   fail_pending(make_error(errc::connection_closed, "connection driver exited"));
 }
@@ -36,6 +46,20 @@ driver_state::~driver_state() {
 namespace {
 
 void send_queued(driver_pointer self);
+void on_reply(driver_pointer self, reply_msg& r);
+
+/// Opens this thread's slot for the answer of the call whose handler runs in its scope.
+class immediate_reply_scope {
+public:
+  explicit immediate_reply_scope(detail::immediate_reply& slot) noexcept
+    : previous_(std::exchange(detail::current_immediate_reply(), &slot)) {}
+  ~immediate_reply_scope() { detail::current_immediate_reply() = previous_; }
+  immediate_reply_scope(const immediate_reply_scope&) = delete;
+  immediate_reply_scope& operator=(const immediate_reply_scope&) = delete;
+
+private:
+  detail::immediate_reply* previous_;
+};
 
 void send_response(driver_pointer self, request_id id, vox::metadata md, payload ret,
                    const schema::schema_payload* schemas = nullptr) {
@@ -179,17 +203,24 @@ void handle_request(driver_pointer self, request_message& rm) {
     auto& entry = st.inflight[rm.id];
     entry.operation = operation_id_of(in.metadata);
     entry.retry_mode = channel_retry_mode_of(in.metadata);
-    // r[impl rpc.handler]
-    try {
-      st.cfg.handler(std::move(in), reply_sink{caf::actor_cast<driver_actor>(self), rm.id, control});
-    } catch (const std::exception& e) {
-      // The handler's sink copies are gone, so the caller gets Cancelled.
-      log(self, "handler of method " + method_label(method) + " threw: " + e.what());
-    } catch (...) {
-      log(self, "handler of method " + method_label(method) + " threw a non-standard exception");
+    detail::immediate_reply answer{control.get(), std::nullopt};
+    {
+      immediate_reply_scope answering{answer};
+      // r[impl rpc.handler]
+      try {
+        st.cfg.handler(std::move(in), reply_sink{caf::actor_cast<driver_actor>(self), rm.id, control});
+      } catch (const std::exception& e) {
+        // Unless it answered first, the handler's sink copies are gone, so the caller
+        // gets Cancelled.
+        log(self, "handler of method " + method_label(method) + " threw: " + e.what());
+      } catch (...) {
+        log(self, "handler of method " + method_label(method) + " threw a non-standard exception");
+      }
     }
     if (auto i = st.inflight.find(rm.id); i != st.inflight.end() && i->second.control == control)
       i->second.has_channels = !binder.declared.empty();
+    if (answer.reply)
+      on_reply(self, *answer.reply);
   } else if (auto* resp = std::get_if<request_response>(&rm.body)) {
     if (!record_schemas(self, resp->schemas))
       return;
@@ -412,6 +443,18 @@ void answer_released(driver_pointer self, driver_state::inflight_call& call, rep
   send_response(self, r.id, std::move(r.metadata), std::move(r.ret), r.response_schemas);
 }
 
+/// A handler's answer, from its sink.
+void on_reply(driver_pointer self, reply_msg& r) {
+  auto& st = self->state;
+  auto i = st.inflight.find(r.id);
+  if (i == st.inflight.end() || (r.attempt && r.attempt != i->second.control))
+    return; // answered already, or the answer of a run a resume ended
+  if (r.released)
+    answer_released(self, i->second, r);
+  else
+    send_response(self, r.id, std::move(r.metadata), std::move(r.ret), r.response_schemas);
+}
+
 /// The peer's calls whose handlers bound channels cannot go on after a resume (their
 /// channels end). Their runs are abandoned: the handler sees itself cancelled, and its
 /// answer, if it still comes, is dropped. A caller that sent an operation id knows what
@@ -593,16 +636,7 @@ driver_actor::behavior_type driver_behavior(driver_pointer self, driver_config c
       (void) st.cfg.conduit->send(message{st.cfg.id, request_message{id, request_cancel{}}}, st.generation);
       send_queued(self);
     },
-    [self](reply_atom, reply_msg& r) {
-      auto& st = self->state;
-      auto i = st.inflight.find(r.id);
-      if (i == st.inflight.end() || (r.attempt && r.attempt != i->second.control))
-        return; // answered already, or the answer of a run a resume ended
-      if (r.released)
-        answer_released(self, i->second, r);
-      else
-        send_response(self, r.id, std::move(r.metadata), std::move(r.ret), r.response_schemas);
-    },
+    [self](reply_atom, reply_msg& r) { on_reply(self, r); },
     [self](connection_closed_msg& closed) {
       self->state.fail_pending(closed.reason);
       self->quit();

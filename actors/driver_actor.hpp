@@ -36,6 +36,23 @@ struct driver_config {
   std::optional<detail::operation_store::limits> operations;
 };
 
+namespace detail {
+
+/// A handler's answer given while its driver still runs the handler, as most handlers
+/// answer. The driver sends it when the handler returns instead of letting it make a trip
+/// through the driver's own mailbox (a message allocated, queued and dispatched per call).
+/// Only the thread running the handler, and only that call's sinks, use the slot; any
+/// other answer (a later one, from another thread, or for another call) is a message.
+struct immediate_reply {
+  const call_control* call = nullptr;
+  std::optional<reply_msg> reply;
+};
+
+/// The slot of the call whose handler runs on this thread, or null.
+immediate_reply*& current_immediate_reply() noexcept;
+
+} // namespace detail
+
 struct driver_state {
   // Not an aggregate: CAF 0.17 would otherwise construct it from the actor pointer.
   driver_state() = default;

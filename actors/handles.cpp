@@ -2,6 +2,7 @@
 
 #include <caf/send.hpp>
 
+#include "actors/driver_actor.hpp"
 #include "protocol/result.hpp"
 
 namespace vox {
@@ -69,9 +70,14 @@ void reply_sink::describe_response(const schema::schema_payload* schemas, method
 }
 
 void reply_sink::reply(payload ret, vox::metadata md, const schema::schema_payload* schemas) const {
-  if (state_ && !state_->done.exchange(true))
-    caf::anon_send(state_->driver, reply_atom::value,
-                   reply_msg{state_->id, std::move(md), std::move(ret), schemas, state_->control});
+  if (!state_ || state_->done.exchange(true))
+    return;
+  reply_msg r{state_->id, std::move(md), std::move(ret), schemas, state_->control};
+  if (auto* slot = detail::current_immediate_reply(); slot && state_->control && slot->call == state_->control.get()) {
+    slot->reply = std::move(r);
+    return;
+  }
+  caf::anon_send(state_->driver, reply_atom::value, std::move(r));
 }
 
 bool reply_sink::replied() const { return state_ && state_->done.load(); }

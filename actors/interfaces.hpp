@@ -345,7 +345,9 @@ using keepalive_actor = caf::typed_actor<caf::reacts_to<caf::pong_atom, uint64_t
 ///                                 session is idle (inbound_routes): a Request/Channel message for us
 ///   (call_atom, outgoing_call)    from a caller  → call_response, or an error when the
 ///                                 connection closes or the session ends first
-///   (reply_atom, reply_msg)       from a reply_sink: the handler's answer
+///   (reply_atom, reply_msg)       from a reply_sink: the handler's answer, when given after
+///                                 the handler returned or on another thread (an answer given
+///                                 while the driver runs the handler is sent on return)
 ///   (cancel_atom, tag)            from a caller: cancel the call made with that tag; it
 ///                                 fails with errc::cancelled and Cancel goes to the peer
 ///   connection_closed_msg         from the session: the connection is gone

@@ -4,6 +4,9 @@
 #include <catch2/catch.hpp>
 
 #include <map>
+#include <memory>
+#include <stdexcept>
+#include <vector>
 
 #include <caf/event_based_actor.hpp>
 #include <caf/scheduler/test_coordinator.hpp>
@@ -198,4 +201,51 @@ TEST_CASE("a link's input hands a connection's messages to its driver only once 
   CHECK_FALSE(routes.find(3, 1));
   caf::anon_send_exit(driver, caf::exit_reason::user_shutdown);
   f.sched.run();
+}
+
+TEST_CASE("a handler's immediate answer goes out within the driver's turn that ran the Call",
+          "[actors][deterministic]") {
+  deterministic_fixture f;
+  auto peer = accepting_peer(f);
+  peer.send(call_on(0, 1, payload{7}));
+  // The Call went straight to the driver; one message of one job runs it. Sent through
+  // the driver's mailbox, the answer would need a second.
+  REQUIRE(f.sched.try_run_once());
+  CHECK(response_on(peer, 0, 1) == payload{0, 7});
+  f.sched.run();
+}
+
+TEST_CASE("a handler that answers an earlier call's sink and its own gets both answers out",
+          "[actors][deterministic]") {
+  deterministic_fixture f;
+  auto kept = std::make_shared<std::vector<reply_sink>>();
+  auto peer = make_raw_peer(f, session_role::acceptor, serving([kept](incoming_call in, reply_sink sink) {
+                              if (in.args == payload{1}) {
+                                kept->push_back(std::move(sink)); // answered by the next call
+                                return;
+                              }
+                              for (auto& earlier : *kept)
+                                earlier.reply(payload{0, 1});
+                              sink.reply(payload{0, 2});
+                            }));
+  f.sched.run();
+  peer.send(call_on(0, 1, payload{1}));
+  peer.send(call_on(0, 3, payload{2}));
+  f.sched.run();
+  // Call 3's own answer leaves when its handler returns; call 1's, given on call 3's
+  // turn but not for call 3, is a message to the driver and follows.
+  CHECK(response_on(peer, 0, 3) == payload{0, 2});
+  CHECK(response_on(peer, 0, 1) == payload{0, 1});
+}
+
+TEST_CASE("a handler that answers and then throws still gets its answer out", "[actors][deterministic]") {
+  deterministic_fixture f;
+  auto peer = make_raw_peer(f, session_role::acceptor, serving([](incoming_call, reply_sink sink) {
+                              sink.reply(payload{0, 9});
+                              throw std::runtime_error("after the answer");
+                            }));
+  f.sched.run();
+  peer.send(call_on(0, 1, payload{}));
+  f.sched.run();
+  CHECK(response_on(peer, 0, 1) == payload{0, 9});
 }
