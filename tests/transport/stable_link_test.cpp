@@ -265,17 +265,26 @@ TEST_CASE("a stable link that only receives acknowledges with an ack-only frame 
   CHECK(data.item == "data");
 }
 
-TEST_CASE("a one-way stream between two stable links keeps the sender's replay buffer at the ack interval",
-          "[transport][stable]") {
+/// Two started stable links over a memory link pair, each with a collecting receiver.
+struct stable_pair {
+  std::shared_ptr<stable_link> a, b;
+  std::shared_ptr<collecting_receiver> a_up, b_up;
+};
+
+stable_pair started_stable_pair(uint32_t ack_after_frames) {
   auto [a_raw, b_raw] = make_memory_link_pair();
   stable_options opts;
-  opts.ack_after_frames = 64;
-  auto a = stable_link::make(a_raw, stable::key{}, opts);
-  auto b = stable_link::make(b_raw, stable::key{}, opts);
-  auto a_up = std::make_shared<collecting_receiver>();
-  auto b_up = std::make_shared<collecting_receiver>();
-  a->start(a_up, nullptr);
-  b->start(b_up, nullptr);
+  opts.ack_after_frames = ack_after_frames;
+  stable_pair p{stable_link::make(a_raw, stable::key{}, opts), stable_link::make(b_raw, stable::key{}, opts),
+                std::make_shared<collecting_receiver>(), std::make_shared<collecting_receiver>()};
+  p.a->start(p.a_up, nullptr);
+  p.b->start(p.b_up, nullptr);
+  return p;
+}
+
+TEST_CASE("a one-way stream between two stable links keeps the sender's replay buffer at the ack interval",
+          "[transport][stable]") {
+  auto [a, b, a_up, b_up] = started_stable_pair(64);
   REQUIRE(b->send(text("open"))); // the receiver's only frame of its own
   // Memory links deliver on the sending thread, so each send below runs the receiver's
   // delivery and then its ack before it returns.
@@ -297,15 +306,7 @@ TEST_CASE("two stable links over memory links stream to each other at once, from
   // A memory link delivers inside send, into the peer's stable link: a stable link that
   // held its state lock across the transport's send waited there for the peer's, which
   // the peer, sending too, held while waiting for ours.
-  auto [a_raw, b_raw] = make_memory_link_pair();
-  stable_options opts;
-  opts.ack_after_frames = 16;
-  auto a = stable_link::make(a_raw, stable::key{}, opts);
-  auto b = stable_link::make(b_raw, stable::key{}, opts);
-  auto a_up = std::make_shared<collecting_receiver>();
-  auto b_up = std::make_shared<collecting_receiver>();
-  a->start(a_up, nullptr);
-  b->start(b_up, nullptr);
+  auto [a, b, a_up, b_up] = started_stable_pair(16);
   constexpr int n = 20000;
   auto stream = [](std::shared_ptr<stable_link> from) {
     return std::async(std::launch::async, [from] {
