@@ -3,7 +3,7 @@
 #   deps.sh        what the build and the test suite need
 #   deps.sh fuzz   also clang and libFuzzer (scripts/fuzz.sh)
 set -euo pipefail
-packages=(g++ cmake make pkg-config libcaf-dev libzstd-dev libssl-dev openssl catch2)
+packages=(g++ cmake make pkg-config libcaf-dev libzstd-dev liburing-dev libssl-dev openssl catch2)
 [[ "${1:-}" == fuzz ]] && packages+=(clang-14 libfuzzer-14-dev)
 missing=()
 for p in "${packages[@]}"; do

@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <future>
 #include <stdexcept>
 #include <string>
 
@@ -14,6 +15,8 @@
 #include <caf/actor_system.hpp>
 #include <caf/resumable.hpp>
 #include <caf/scheduler/abstract_coordinator.hpp>
+
+#include "transport/io_uring_poller.hpp"
 
 namespace vox {
 
@@ -38,8 +41,16 @@ bool io_loop::on_io_thread() noexcept { return current_loop != nullptr; }
 
 bool io_loop::on_loop_thread() const noexcept { return current_loop == this; }
 
-io_loop::io_loop(caf::actor_system* sys, inline_filter filter, std::chrono::microseconds busy_poll)
-  : caf::execution_unit(sys), filter_(std::move(filter)), busy_poll_(busy_poll) {
+bool io_loop::reads_for_handlers() const noexcept { return reads_; }
+
+void io_handler::on_read(io_loop&, const io_read&) {
+  // Only handlers added with `reads` are called here, and those override it.
+}
+
+io_loop::io_loop(caf::actor_system* sys, inline_filter filter, std::chrono::microseconds busy_poll,
+                 io_backend backend, io_read_buffers buffers)
+  : caf::execution_unit(sys), filter_(std::move(filter)), busy_poll_(busy_poll), backend_(backend),
+    buffers_(buffers) {
   epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (epoll_fd_ < 0 || wake_fd_ < 0)
@@ -59,7 +70,27 @@ io_loop::~io_loop() {
 }
 
 void io_loop::start(const std::shared_ptr<io_loop>& self) {
-  self->thread_ = std::thread{[self] { self->run(); }};
+  auto chosen = std::make_shared<std::promise<void>>();
+  auto ready = chosen->get_future();
+  self->thread_ = std::thread{[self, chosen] {
+    // A ring belongs to the thread that made it (IORING_SETUP_SINGLE_ISSUER).
+    if (self->backend_ != io_backend::epoll)
+      self->uring_ = detail::uring_poller::make(self->buffers_);
+    if (self->uring_) {
+      self->uring_->watch_wakeups(self->wake_fd_);
+      self->reads_ = true;
+    }
+    chosen->set_value();
+    self->run();
+  }};
+  ready.wait(); // links ask `reads_for_handlers` as soon as they are added
+}
+
+void io_loop::on_loop(std::function<void()> fn) {
+  if (on_loop_thread())
+    fn();
+  else
+    post(std::move(fn));
 }
 
 void io_loop::stop() {
@@ -73,11 +104,27 @@ void io_loop::stop() {
     thread_.join();
 }
 
-bool io_loop::add(int fd, std::shared_ptr<io_handler> handler) {
+bool io_loop::add(int fd, std::shared_ptr<io_handler> handler, bool reads) {
   auto* key = handler.get();
+  std::weak_ptr<io_handler> weak = handler;
   {
     std::lock_guard<std::mutex> guard{mtx_};
     handlers_.emplace(key, std::move(handler));
+  }
+  if (reads_) {
+    on_loop([this, fd, key, reads, weak] {
+      // Unless removed meanwhile (by the loop, before this ran).
+      auto alive = weak.lock();
+      bool registered;
+      {
+        std::lock_guard<std::mutex> guard{mtx_};
+        auto i = handlers_.find(key);
+        registered = i != handlers_.end() && i->second == alive;
+      }
+      if (registered)
+        uring_->add(fd, key, reads);
+    });
+    return true;
   }
   epoll_event ev{};
   ev.events = EPOLLIN;
@@ -90,6 +137,10 @@ bool io_loop::add(int fd, std::shared_ptr<io_handler> handler) {
 }
 
 void io_loop::set_interest(int fd, io_handler* handler, bool input, bool output) {
+  if (reads_) {
+    on_loop([this, handler, input, output] { uring_->set_interest(handler, input, output); });
+    return;
+  }
   epoll_event ev{};
   ev.events = (input ? EPOLLIN : 0u) | (output ? EPOLLOUT : 0u);
   ev.data.ptr = handler;
@@ -97,7 +148,16 @@ void io_loop::set_interest(int fd, io_handler* handler, bool input, bool output)
 }
 
 void io_loop::remove(int fd, io_handler* handler) {
-  ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+  if (reads_ && !on_loop_thread()) {
+    // The ring may still complete for the handler until the loop has cancelled it there,
+    // so it stays registered (and alive) until then.
+    post([this, fd, handler] { remove(fd, handler); });
+    return;
+  }
+  if (reads_)
+    uring_->remove(handler);
+  else
+    ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
   {
     std::lock_guard<std::mutex> guard{mtx_};
     auto i = handlers_.find(handler);
@@ -161,16 +221,43 @@ int io_loop::wait_timeout() {
   return timeout;
 }
 
-int io_loop::wait(epoll_event* events, int max_events) {
+int io_loop::poll(int timeout_ms) {
+  if (uring_) {
+    bool woken = false;
+    auto n = uring_->wait(*this, timeout_ms, woken);
+    if (woken) {
+      uint64_t count = 0;
+      (void) ::read(wake_fd_, &count, sizeof(count));
+      run_posted();
+    }
+    return n;
+  }
+  epoll_event events[max_events];
+  auto n = ::epoll_wait(epoll_fd_, events, max_events, timeout_ms);
+  if (n < 0)
+    return errno == EINTR ? 0 : -1;
+  for (int i = 0; i < n; ++i) {
+    if (events[i].data.ptr == nullptr) {
+      uint64_t count = 0;
+      (void) ::read(wake_fd_, &count, sizeof(count));
+      run_posted();
+    } else {
+      static_cast<io_handler*>(events[i].data.ptr)->on_event(*this, events[i].events);
+    }
+  }
+  return n;
+}
+
+int io_loop::wait() {
   auto timeout = wait_timeout();
   if (busy_poll_.count() == 0 || timeout == 0)
-    return ::epoll_wait(epoll_fd_, events, max_events, timeout);
+    return poll(timeout);
   using clock = std::chrono::steady_clock;
   if (spinning_) {
     // Timers are due in whole milliseconds; a spin of a few microseconds delays none.
     auto until = last_events_ + busy_poll_;
     while (!stop_.load(std::memory_order_relaxed)) {
-      auto n = ::epoll_wait(epoll_fd_, events, max_events, 0);
+      auto n = poll(0);
       if (n != 0) {
         if (n > 0)
           last_events_ = clock::now();
@@ -185,7 +272,7 @@ int io_loop::wait(epoll_event* events, int max_events) {
     spinning_ = false; // the traffic paused: sleep until it shows it is back
   }
   auto asleep = clock::now();
-  auto n = ::epoll_wait(epoll_fd_, events, max_events, timeout);
+  auto n = poll(timeout);
   if (n > 0) {
     last_events_ = clock::now();
     // Spin next time only if this sleep was shorter than the window, i.e. traffic comes
@@ -268,20 +355,9 @@ void io_loop::run() {
   current_loop = this;
   pthread_setname_np(pthread_self(), "vox.io"); // what top, perf and gdb show
 
-  epoll_event events[max_events];
   while (!stop_.load()) {
-    auto n = wait(events, max_events);
-    if (n < 0 && errno != EINTR)
+    if (wait() < 0)
       break;
-    for (int i = 0; i < n; ++i) {
-      if (events[i].data.ptr == nullptr) {
-        uint64_t count = 0;
-        (void) ::read(wake_fd_, &count, sizeof(count));
-        run_posted();
-      } else {
-        static_cast<io_handler*>(events[i].data.ptr)->on_event(*this, events[i].events);
-      }
-    }
     run_timers();
     run_jobs();
     if (stall_watches_.load(std::memory_order_relaxed) > 0) {
@@ -302,12 +378,13 @@ void io_loop::run() {
     system().scheduler().enqueue(j.ptr);
   current_loop = nullptr;
   jobs_.clear();
+  uring_.reset();
 }
 
 std::shared_ptr<io_reactor> io_reactor::start(caf::actor_system& sys, config cfg) {
   std::vector<std::shared_ptr<io_loop>> loops;
   for (size_t i = 0; i < std::max<size_t>(cfg.threads, 1); ++i) {
-    auto loop = std::make_shared<io_loop>(&sys, cfg.run_inline, cfg.busy_poll);
+    auto loop = std::make_shared<io_loop>(&sys, cfg.run_inline, cfg.busy_poll, cfg.backend, cfg.read_buffers);
     io_loop::start(loop);
     loops.push_back(std::move(loop));
   }

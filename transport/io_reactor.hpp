@@ -1,7 +1,8 @@
-// The event-driven I/O layer: a few epoll threads that serve every socket link of a process.
+// The event-driven I/O layer: a few I/O threads that serve every socket link of a process.
 //
-// Each I/O thread (an `io_loop`) waits in epoll_wait for all the sockets assigned to it and
-// is also a CAF execution unit: an actor that a frame wakes up may run right there, on the
+// Each I/O thread (an `io_loop`) waits for all the sockets assigned to it, with io_uring
+// where the kernel has it (one system call waits and reads) or epoll, and is also a CAF
+// execution unit: an actor that a frame wakes up may run right there, on the
 // thread that read the frame, instead of paying a thread wake-up to reach a CAF worker.
 // Which actors may do that is the owner's choice (`io_reactor::config::run_inline`); every
 // other actor is handed to the CAF scheduler as usual.
@@ -24,11 +25,39 @@
 
 #include "protocol/bytes.hpp"
 
-struct epoll_event;
-
 namespace vox {
 
 class io_loop;
+
+namespace detail {
+class uring_poller;
+}
+
+/// What the loop read for a handler that lets it read (`io_loop::add` with `reads`):
+/// `bytes`, valid during the call only; when empty, the end of the stream (`error` 0) or a
+/// failed read (`error`, an errno value).
+struct io_read {
+  byte_span bytes;
+  int error = 0;
+};
+
+/// How an I/O loop waits for its sockets.
+enum class io_backend {
+  /// io_uring where the kernel offers it (Linux 6.1 or later, not disabled), else epoll.
+  automatic,
+  epoll,
+  /// io_uring, or epoll when the kernel cannot give it (as `automatic`); for tests and
+  /// benchmarks that compare the two.
+  io_uring,
+};
+
+/// The buffers an io_uring loop lends the kernel to read into, shared by all its links
+/// (an idle link holds none). A link whose bytes arrive faster than the loop hands
+/// buffers back waits for the next wait. `count` is rounded up to a power of two.
+struct io_read_buffers {
+  uint32_t count = 16;
+  uint32_t size = 64 * 1024;
+};
 
 /// What an I/O thread does for one registered file descriptor. Every call happens on the
 /// loop's thread, never two at a time for one handler.
@@ -39,6 +68,9 @@ public:
   virtual void on_event(io_loop& loop, uint32_t events) = 0;
   /// Periodic check while the loop has stall watches (see `io_loop::watch_stalls`).
   virtual void on_tick(io_loop& loop, std::chrono::steady_clock::time_point now) = 0;
+  /// Input the loop read itself, for a handler added with `reads` on a loop that
+  /// `reads_for_handlers`; such a handler's `on_event` then only reports EPOLLOUT.
+  virtual void on_read(io_loop& loop, const io_read& input);
 };
 
 /// How an I/O thread runs an actor that code running on it woke.
@@ -52,7 +84,7 @@ enum class inline_run {
   yes,
 };
 
-/// One I/O thread: an epoll set, a run queue of actors it executes inline, and tasks
+/// One I/O thread: a set of watched sockets, a run queue of actors it executes inline, and tasks
 /// posted from other threads.
 class io_loop final : public caf::execution_unit {
 public:
@@ -76,22 +108,30 @@ public:
 
   /// `busy_poll`: see `io_reactor::config::busy_poll`.
   io_loop(caf::actor_system* sys, inline_filter filter,
-          std::chrono::microseconds busy_poll = std::chrono::microseconds{0});
+          std::chrono::microseconds busy_poll = std::chrono::microseconds{0},
+          io_backend backend = io_backend::automatic, io_read_buffers buffers = {});
   ~io_loop() override;
 
   io_loop(const io_loop&) = delete;
   io_loop& operator=(const io_loop&) = delete;
 
-  /// Starts the thread. `self` keeps the loop alive until the thread has exited.
+  /// Starts the thread, and returns once it has chosen its backend. `self` keeps the loop
+  /// alive until the thread has exited.
   static void start(const std::shared_ptr<io_loop>& self);
+
+  /// True when the loop can read for its handlers (`add` with `reads`): the io_uring
+  /// backend, where the wait that returns has read the bytes already.
+  bool reads_for_handlers() const noexcept;
 
   /// Asks the thread to finish its current iteration and exit. Joins it, unless called on
   /// the loop's own thread (then the thread exits by itself right after).
   void stop();
 
   /// Registers `fd` for input (level-triggered). The loop keeps `handler` alive until
-  /// `remove` (from any thread).
-  bool add(int fd, std::shared_ptr<io_handler> handler);
+  /// `remove` (from any thread). With `reads` and a loop that `reads_for_handlers`, input
+  /// reaches `on_read` instead of `on_event`. Any thread; with io_uring, a call from
+  /// another thread takes effect on the loop's thread, in order with the other calls.
+  bool add(int fd, std::shared_ptr<io_handler> handler, bool reads = false);
 
   /// Sets which of EPOLLIN and EPOLLOUT `fd` waits for. Any thread.
   void set_interest(int fd, io_handler* handler, bool input, bool output);
@@ -129,14 +169,21 @@ private:
   void run_posted();
   void run_timers();
   int wait_timeout();
-  int wait(::epoll_event* events, int max_events);
+  int wait();
+  int poll(int timeout_ms);
   void tick_all();
   void wake();
+  /// Runs `fn` now on the loop's thread, or posts it from any other.
+  void on_loop(std::function<void()> fn);
 
   int epoll_fd_ = -1;
   int wake_fd_ = -1;
   inline_filter filter_;
   std::chrono::microseconds busy_poll_;
+  io_backend backend_;
+  io_read_buffers buffers_;
+  std::unique_ptr<detail::uring_poller> uring_; // made, used and destroyed by the loop's thread
+  bool reads_ = false; // uring_ was made; written by the thread before `start` returns
   std::chrono::steady_clock::time_point last_events_{}; // loop thread only
   bool spinning_ = false;                                // loop thread only
   std::thread thread_;
@@ -184,6 +231,10 @@ public:
     /// halted vCPU, the receiver waits for it); the price is a core kept busy while
     /// traffic is dense.
     std::chrono::microseconds busy_poll{0};
+    /// How the threads wait for their sockets; io_uring where available by default.
+    io_backend backend = io_backend::automatic;
+    /// With io_uring: what each thread lends the kernel to read into (1 MiB by default).
+    io_read_buffers read_buffers;
   };
 
   /// Starts a reactor whose threads belong to `sys`.

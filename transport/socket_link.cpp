@@ -241,7 +241,8 @@ public:
     }
     // Once the socket is watched, input belongs to the loop's thread: look at rx_ before.
     bool read_ahead = !rx_.empty();
-    if (!loop->add(fd_.get(), shared_from_this())) {
+    // The loop reads for a plain link; TLS reads through OpenSSL, so it waits for readiness.
+    if (!loop->add(fd_.get(), shared_from_this(), !tls_)) {
       end_input(*loop, make_system_error(errc::io_error, name_ + ": cannot watch the socket", errno));
       return;
     }
@@ -261,48 +262,21 @@ public:
     if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) == 0)
       return;
     auto& scratch = loop.scratch();
-    auto got = read_input(scratch.data(), scratch.size());
-    if (aborted_.load()) {
-      end_input(loop, failure_or(aborted_error()));
-      return;
-    }
-    if (got.kind == wire_read::again)
-      return;
-    if (got.kind == wire_read::failed) {
-      auto err = std::move(got.error);
-      {
-        // A failed read (a reset, a timeout) leaves the connection unusable both ways:
-        // later sends fail with the same reason instead of queuing for a dead socket.
-        std::lock_guard<std::mutex> guard{send_mtx_};
-        fail_locked(err);
-      }
-      end_input(loop, failure_or(std::move(err)));
-      return;
-    }
-    if (got.kind == wire_read::eof) {
-      // r[impl link.rx.eof]
-      if (rx_.empty())
-        end_input(loop, failure_or(caf::error{}));
-      else
-        end_input(loop, make_error(errc::link_closed, name_ + ": peer closed mid-frame with "
-                                                        + std::to_string(rx_.size()) + " bytes of a frame"));
-      return;
-    }
-    byte_span bytes{scratch.data(), got.bytes};
-    if (rx_.empty()) {
-      // The common case: whole frames straight from the shared buffer, no copy.
-      auto used = parse(loop, bytes);
-      if (!used)
-        return;
-      if (*used < bytes.size())
-        rx_.assign(bytes.begin() + static_cast<std::ptrdiff_t>(*used), bytes.end());
-    } else {
-      rx_.insert(rx_.end(), bytes.begin(), bytes.end());
-      if (!deliver(loop, rx_))
-        return;
-    }
+    consume(loop, read_input(scratch.data(), scratch.size()), scratch.data());
     if (tls_ && !input_done_ && tls_->pending()) // records OpenSSL holds raise no socket event
       loop.post([self = shared_from_this(), lp = &loop] { self->on_event(*lp, EPOLLIN); });
+  }
+
+  void on_read(io_loop& loop, const io_read& input) override {
+    if (input_done_)
+      return;
+    if (!input.bytes.empty())
+      consume(loop, {wire_read::data, input.bytes.size()}, input.bytes.data());
+    else if (input.error == 0)
+      consume(loop, {wire_read::eof}, nullptr);
+    else
+      consume(loop, {wire_read::failed, 0, make_system_error(errc::io_error, name_ + ": recv failed", input.error)},
+              nullptr);
   }
 
   void on_tick(io_loop&, std::chrono::steady_clock::time_point now) override {
@@ -642,6 +616,47 @@ private:
   }
 
   // -- event-mode input: the loop's thread only --
+
+  /// Takes what one read gave (`got.bytes` of them at `data`): frames go to the receiver,
+  /// the end of the stream or a failure ends the input.
+  void consume(io_loop& loop, wire_read got, const uint8_t* data) {
+    if (aborted_.load()) {
+      end_input(loop, failure_or(aborted_error()));
+      return;
+    }
+    if (got.kind == wire_read::again)
+      return;
+    if (got.kind == wire_read::failed) {
+      auto err = std::move(got.error);
+      {
+        // A failed read (a reset, a timeout) leaves the connection unusable both ways:
+        // later sends fail with the same reason instead of queuing for a dead socket.
+        std::lock_guard<std::mutex> guard{send_mtx_};
+        fail_locked(err);
+      }
+      end_input(loop, failure_or(std::move(err)));
+      return;
+    }
+    if (got.kind == wire_read::eof) {
+      // r[impl link.rx.eof]
+      if (rx_.empty())
+        end_input(loop, failure_or(caf::error{}));
+      else
+        end_input(loop, make_error(errc::link_closed, name_ + ": peer closed mid-frame with "
+                                                        + std::to_string(rx_.size()) + " bytes of a frame"));
+      return;
+    }
+    byte_span bytes{data, got.bytes};
+    if (rx_.empty()) {
+      // The common case: whole frames straight from the loop's buffer, no copy.
+      auto used = parse(loop, bytes);
+      if (used && *used < bytes.size())
+        rx_.assign(bytes.begin() + static_cast<std::ptrdiff_t>(*used), bytes.end());
+    } else {
+      rx_.insert(rx_.end(), bytes.begin(), bytes.end());
+      deliver(loop, rx_);
+    }
+  }
 
   /// Delivers every whole frame at the start of `data`; returns how many bytes it used, or
   /// nothing if the input ended (a frame over the limit).

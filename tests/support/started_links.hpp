@@ -100,9 +100,14 @@ struct socket_pair {
 };
 
 struct reactor_fixture {
+  explicit reactor_fixture(io_backend backend = io_backend::automatic) {
+    io_reactor::config c;
+    c.backend = backend;
+    io = io_reactor::start(sys, c);
+  }
   caf::actor_system_config cfg;
   caf::actor_system sys{cfg};
-  io_reactor_ptr io = io_reactor::start(sys, io_reactor::config{});
+  io_reactor_ptr io;
 };
 
 /// A socket link on our end of a socket pair, started on `f`'s reactor; the test speaks

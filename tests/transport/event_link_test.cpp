@@ -1,5 +1,6 @@
-// Started links: socket links served by the epoll reactor, memory links that deliver on
-// the sender's thread. Every wait is bounded; nothing sleeps to synchronise.
+// Started links: socket links served by the I/O reactor (each test on both backends,
+// epoll and io_uring), memory links that deliver on the sender's thread. Every wait is
+// bounded; nothing sleeps to synchronise.
 #include <catch2/catch.hpp>
 
 #include <atomic>
@@ -26,7 +27,7 @@ using namespace vox::test;
 using namespace std::chrono_literals;
 
 TEST_CASE("many socket links share one I/O thread", "[transport][io]") {
-  reactor_fixture f;
+  reactor_fixture f{GENERATE(io_backend::epoll, io_backend::io_uring)};
   auto threads_before = test::thread_count();
   constexpr size_t n = 200;
   std::vector<socket_pair> pairs(n);
@@ -57,7 +58,7 @@ TEST_CASE("many socket links share one I/O thread", "[transport][io]") {
 
 // r[verify transport.stream]
 TEST_CASE("frames written one byte at a time arrive whole and in order", "[transport][io]") {
-  reactor_fixture f;
+  reactor_fixture f{GENERATE(io_backend::epoll, io_backend::io_uring)};
   started_link s{f};
   auto& sink = s.sink;
   auto& p = s.p;
@@ -81,7 +82,7 @@ TEST_CASE("frames written one byte at a time arrive whole and in order", "[trans
 }
 
 TEST_CASE("a started socket link reports a stream that ends mid-frame", "[transport][io]") {
-  reactor_fixture f;
+  reactor_fixture f{GENERATE(io_backend::epoll, io_backend::io_uring)};
   started_link s{f};
   auto& sink = s.sink;
   auto& p = s.p;
@@ -96,7 +97,7 @@ TEST_CASE("a started socket link reports a stream that ends mid-frame", "[transp
 }
 
 TEST_CASE("a started socket link refuses an oversized frame from its header alone", "[transport][io]") {
-  reactor_fixture f;
+  reactor_fixture f{GENERATE(io_backend::epoll, io_backend::io_uring)};
   link_options opts;
   opts.max_frame_size = 64;
   started_link s{f, opts};
@@ -110,7 +111,7 @@ TEST_CASE("a started socket link refuses an oversized frame from its header alon
 }
 
 TEST_CASE("frames read ahead before start are delivered first", "[transport][io]") {
-  reactor_fixture f;
+  reactor_fixture f{GENERATE(io_backend::epoll, io_backend::io_uring)};
   socket_pair p;
   auto lnk = make_socket_link(std::move(p.ours), "pair");
   byte_buffer stream;
@@ -134,7 +135,7 @@ TEST_CASE("frames read ahead before start are delivered first", "[transport][io]
 
 TEST_CASE("sends to a started link never block, and a slow reader does not stall other links",
           "[transport][io]") {
-  reactor_fixture f;
+  reactor_fixture f{GENERATE(io_backend::epoll, io_backend::io_uring)};
   socket_pair slow, fast;
   link_options opts;
   opts.max_outbound_bytes = 64u * 1024 * 1024;
@@ -168,7 +169,7 @@ TEST_CASE("sends to a started link never block, and a slow reader does not stall
 TEST_CASE("a peer that stops reading fills the bounded outbound queue and the link fails with "
           "backpressure",
           "[transport][io]") {
-  reactor_fixture f;
+  reactor_fixture f{GENERATE(io_backend::epoll, io_backend::io_uring)};
   link_options opts;
   opts.max_outbound_bytes = 1024 * 1024;
   started_link s{f, opts};
@@ -189,7 +190,7 @@ TEST_CASE("a peer that stops reading fills the bounded outbound queue and the li
 TEST_CASE("a started socket link reports congestion above its high-water mark until the peer "
           "drains it below the low-water mark",
           "[transport][io]") {
-  reactor_fixture f;
+  reactor_fixture f{GENERATE(io_backend::epoll, io_backend::io_uring)};
   link_options opts;
   opts.high_water_bytes = 256 * 1024;
   opts.low_water_bytes = 64 * 1024;
@@ -237,7 +238,7 @@ TEST_CASE("a started socket link reports congestion above its high-water mark un
 }
 
 TEST_CASE("a link that fails while congested releases whoever waits for it to drain", "[transport][io]") {
-  reactor_fixture f;
+  reactor_fixture f{GENERATE(io_backend::epoll, io_backend::io_uring)};
   link_options opts;
   opts.high_water_bytes = 128 * 1024;
   opts.low_water_bytes = 32 * 1024;
@@ -260,7 +261,7 @@ TEST_CASE("a link that fails while congested releases whoever waits for it to dr
 }
 
 TEST_CASE("a peer that reads nothing within the stall timeout is cut off", "[transport][io]") {
-  reactor_fixture f;
+  reactor_fixture f{GENERATE(io_backend::epoll, io_backend::io_uring)};
   link_options opts;
   opts.stall_timeout = 200ms;
   started_link s{f, opts};
@@ -277,7 +278,7 @@ TEST_CASE("a peer that reads nothing within the stall timeout is cut off", "[tra
 }
 
 TEST_CASE("aborting a started socket link ends its input and fails later sends", "[transport][io]") {
-  reactor_fixture f;
+  reactor_fixture f{GENERATE(io_backend::epoll, io_backend::io_uring)};
   started_link s{f};
   auto& lnk = s.lnk;
   auto& sink = s.sink;
@@ -294,7 +295,7 @@ TEST_CASE("aborting a started socket link ends its input and fails later sends",
 
 TEST_CASE("closing a started socket link flushes what is queued before the peer sees end of stream",
           "[transport][io]") {
-  reactor_fixture f;
+  reactor_fixture f{GENERATE(io_backend::epoll, io_backend::io_uring)};
   started_link s{f};
   auto& lnk = s.lnk;
   auto& sink = s.sink;
@@ -352,7 +353,7 @@ TEST_CASE("a started memory link reports an oversized payload and an abort", "[t
 
 TEST_CASE("a peer that goes away while a write waits ends the link instead of spinning its I/O thread",
           "[transport][io]") {
-  reactor_fixture f;
+  reactor_fixture f{GENERATE(io_backend::epoll, io_backend::io_uring)};
   socket_pair gone, other;
   link_options opts;
   opts.max_outbound_bytes = 64u * 1024 * 1024;
