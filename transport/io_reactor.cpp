@@ -1,6 +1,7 @@
 #include "transport/io_reactor.hpp"
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <future>
 #include <stdexcept>
@@ -29,6 +30,13 @@ constexpr size_t max_jobs_per_iteration = 256;
 constexpr int max_events = 256;
 
 thread_local io_loop* current_loop = nullptr;
+
+/// `VOX_IO_BACKEND=epoll` makes `io_backend::automatic` choose epoll: for an environment
+/// where io_uring is set up but misbehaves, without rebuilding the application.
+bool epoll_from_environment() {
+  auto* v = std::getenv("VOX_IO_BACKEND");
+  return v != nullptr && std::strcmp(v, "epoll") == 0;
+}
 thread_local int reply_depth = 0;
 
 } // namespace
@@ -74,6 +82,8 @@ void io_loop::start(const std::shared_ptr<io_loop>& self) {
   auto ready = chosen->get_future();
   self->thread_ = std::thread{[self, chosen] {
     // A ring belongs to the thread that made it (IORING_SETUP_SINGLE_ISSUER).
+    if (self->backend_ == io_backend::automatic && epoll_from_environment())
+      self->backend_ = io_backend::epoll;
     if (self->backend_ != io_backend::epoll)
       self->uring_ = detail::uring_poller::make(self->buffers_);
     if (self->uring_) {

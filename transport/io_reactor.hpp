@@ -43,7 +43,8 @@ struct io_read {
 
 /// How an I/O loop waits for its sockets.
 enum class io_backend {
-  /// io_uring where the kernel offers it (Linux 6.1 or later, not disabled), else epoll.
+  /// io_uring where the kernel offers it (Linux 6.1 or later, not disabled), else epoll;
+  /// epoll too when the environment variable VOX_IO_BACKEND is `epoll`.
   automatic,
   epoll,
   /// io_uring, or epoll when the kernel cannot give it (as `automatic`); for tests and
