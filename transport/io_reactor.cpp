@@ -59,14 +59,9 @@ io_loop::io_loop(caf::actor_system* sys, inline_filter filter, std::chrono::micr
                  io_backend backend, io_read_buffers buffers)
   : caf::execution_unit(sys), filter_(std::move(filter)), busy_poll_(busy_poll), backend_(backend),
     buffers_(buffers) {
-  epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (epoll_fd_ < 0 || wake_fd_ < 0)
+  if (wake_fd_ < 0)
     throw std::runtime_error(std::string{"vox: cannot create an I/O loop: "} + std::strerror(errno));
-  epoll_event ev{};
-  ev.events = EPOLLIN;
-  ev.data.ptr = nullptr; // the wake-up descriptor
-  ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
   scratch_.resize(scratch_size);
 }
 
@@ -74,13 +69,30 @@ io_loop::~io_loop() {
   if (thread_.joinable())
     thread_.detach();
   ::close(wake_fd_);
-  ::close(epoll_fd_);
+  if (epoll_fd_ >= 0)
+    ::close(epoll_fd_);
+}
+
+bool io_loop::open_epoll() {
+  epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+  if (epoll_fd_ < 0)
+    return false;
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.ptr = nullptr; // the wake-up descriptor
+  return ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev) == 0;
 }
 
 void io_loop::start(const std::shared_ptr<io_loop>& self) {
   auto chosen = std::make_shared<std::promise<void>>();
   auto ready = chosen->get_future();
-  self->thread_ = std::thread{[self, chosen] {
+  // The thread runs actors (their last message, their cleanup) and holds links that hold
+  // actors, so the system must outlive it: ~actor_system waits for its detached threads,
+  // as it does for CAF's own detached actors. Counted before the thread exists, so that a
+  // system going away now waits for it too.
+  auto* sys = &self->system();
+  sys->inc_detached_threads();
+  self->thread_ = std::thread{[self = std::shared_ptr<io_loop>{self}, chosen, sys]() mutable {
     // A ring belongs to the thread that made it (IORING_SETUP_SINGLE_ISSUER).
     if (self->backend_ == io_backend::automatic && epoll_from_environment())
       self->backend_ = io_backend::epoll;
@@ -89,11 +101,20 @@ void io_loop::start(const std::shared_ptr<io_loop>& self) {
     if (self->uring_) {
       self->uring_->watch_wakeups(self->wake_fd_);
       self->reads_ = true;
+    } else if (!self->open_epoll()) {
+      chosen->set_exception(std::make_exception_ptr(
+        std::runtime_error(std::string{"vox: cannot create an I/O loop: "} + std::strerror(errno))));
+      self.reset();
+      sys->dec_detached_threads();
+      return;
     }
     chosen->set_value();
     self->run();
+    self->release_all();
+    self.reset();
+    sys->dec_detached_threads(); // the last touch of anything the system owns
   }};
-  ready.wait(); // links ask `reads_for_handlers` as soon as they are added
+  ready.get(); // links ask `reads_for_handlers` as soon as they are added
 }
 
 void io_loop::on_loop(std::function<void()> fn) {
@@ -108,8 +129,8 @@ void io_loop::stop() {
   wake();
   if (!thread_.joinable())
     return;
-  if (on_loop_thread())
-    thread_.detach(); // destroyed from inside a job: the thread ends after this iteration
+  if (std::this_thread::get_id() == thread_.get_id())
+    thread_.detach(); // released on the loop's thread: it ends after this iteration
   else
     thread_.join();
 }
@@ -235,11 +256,8 @@ int io_loop::poll(int timeout_ms) {
   if (uring_) {
     bool woken = false;
     auto n = uring_->wait(*this, timeout_ms, woken);
-    if (woken) {
-      uint64_t count = 0;
-      (void) ::read(wake_fd_, &count, sizeof(count));
-      run_posted();
-    }
+    if (woken)
+      on_wakeup();
     return n;
   }
   epoll_event events[max_events];
@@ -248,9 +266,7 @@ int io_loop::poll(int timeout_ms) {
     return errno == EINTR ? 0 : -1;
   for (int i = 0; i < n; ++i) {
     if (events[i].data.ptr == nullptr) {
-      uint64_t count = 0;
-      (void) ::read(wake_fd_, &count, sizeof(count));
-      run_posted();
+      on_wakeup();
     } else {
       static_cast<io_handler*>(events[i].data.ptr)->on_event(*this, events[i].events);
     }
@@ -338,6 +354,12 @@ void io_loop::run_jobs() {
   }
 }
 
+void io_loop::on_wakeup() {
+  uint64_t count = 0;
+  (void) ::read(wake_fd_, &count, sizeof(count));
+  run_posted();
+}
+
 void io_loop::run_posted() {
   std::vector<std::function<void()>> tasks;
   {
@@ -391,14 +413,32 @@ void io_loop::run() {
   uring_.reset();
 }
 
+void io_loop::release_all() {
+  // Handlers, tasks and timers may hold the last reference to an actor, whose destruction
+  // needs the system: they go here, on this thread, before it lets the system go.
+  decltype(handlers_) handlers;
+  decltype(posted_) posted;
+  decltype(timers_) timers;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    handlers.swap(handlers_);
+    posted.swap(posted_);
+    timers.swap(timers_);
+    graveyard_.swap(released_);
+  }
+  graveyard_.clear();
+}
+
 std::shared_ptr<io_reactor> io_reactor::start(caf::actor_system& sys, config cfg) {
-  std::vector<std::shared_ptr<io_loop>> loops;
+  // Owned from the first loop on: should a later one fail, the destructor stops those
+  // already running (the system would wait for them forever).
+  std::shared_ptr<io_reactor> reactor{new io_reactor};
   for (size_t i = 0; i < std::max<size_t>(cfg.threads, 1); ++i) {
     auto loop = std::make_shared<io_loop>(&sys, cfg.run_inline, cfg.busy_poll, cfg.backend, cfg.read_buffers);
     io_loop::start(loop);
-    loops.push_back(std::move(loop));
+    reactor->loops_.push_back(std::move(loop));
   }
-  return std::shared_ptr<io_reactor>{new io_reactor(std::move(loops))};
+  return reactor;
 }
 
 io_reactor::~io_reactor() {

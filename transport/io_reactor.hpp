@@ -116,8 +116,8 @@ public:
   io_loop(const io_loop&) = delete;
   io_loop& operator=(const io_loop&) = delete;
 
-  /// Starts the thread, and returns once it has chosen its backend. `self` keeps the loop
-  /// alive until the thread has exited.
+  /// Starts the thread, and returns once it has chosen its backend (std::runtime_error if
+  /// it has none). `self` keeps the loop alive until the thread has exited.
   static void start(const std::shared_ptr<io_loop>& self);
 
   /// True when the loop can read for its handlers (`add` with `reads`): the io_uring
@@ -166,8 +166,11 @@ public:
 
 private:
   void run();
+  void release_all();
   void run_jobs();
   void run_posted();
+  void on_wakeup();
+  bool open_epoll();
   void run_timers();
   int wait_timeout();
   int wait();
@@ -177,7 +180,7 @@ private:
   /// Runs `fn` now on the loop's thread, or posts it from any other.
   void on_loop(std::function<void()> fn);
 
-  int epoll_fd_ = -1;
+  int epoll_fd_ = -1; // only where no ring could be made
   int wake_fd_ = -1;
   inline_filter filter_;
   std::chrono::microseconds busy_poll_;
@@ -238,7 +241,10 @@ public:
     io_read_buffers read_buffers;
   };
 
-  /// Starts a reactor whose threads belong to `sys`.
+  /// Starts a reactor whose threads belong to `sys`. They count as the system's detached
+  /// threads: `~actor_system` waits until the reactor is released (by the last session or
+  /// link that uses it, and by its owner), as it waits for detached actors. So release a
+  /// reactor before the system it was started for, never after.
   static std::shared_ptr<io_reactor> start(caf::actor_system& sys, config cfg);
 
   ~io_reactor();
@@ -252,7 +258,7 @@ public:
   size_t threads() const { return loops_.size(); }
 
 private:
-  explicit io_reactor(std::vector<std::shared_ptr<io_loop>> loops) : loops_(std::move(loops)) {}
+  io_reactor() = default;
 
   std::vector<std::shared_ptr<io_loop>> loops_;
   std::atomic<size_t> next_{0};

@@ -126,7 +126,9 @@ public:
   virtual void start(std::shared_ptr<link_receiver> receiver, const std::shared_ptr<io_reactor>& io) = 0;
 
   /// Graceful close of our sending direction: payloads already sent are delivered, then
-  /// the peer's `recv` sees end of stream. Receiving continues to work.
+  /// the peer's `recv` sees end of stream. Receiving continues to work. A started link
+  /// keeps its reactor running until what it queued has gone out, not while it then waits
+  /// for the peer's end of stream: when nothing else uses the reactor, that wait is cut.
   virtual void close() = 0;
 
   /// Tears the link down in both directions and wakes a blocked `recv` (which then fails

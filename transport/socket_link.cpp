@@ -98,7 +98,7 @@ void socket_link::start(std::shared_ptr<link_receiver> receiver, const std::shar
   rx_pos_ = rx_end_ = 0;
   {
     std::lock_guard<std::mutex> guard{send_mtx_};
-    reactor_ = io; // its threads run as long as a started link needs them
+    reactor_ = io; // its threads run until this link has sent all it will send
     loop_ = loop;
   }
   // Once the socket is watched, input belongs to the loop's thread: look at rx_ before.

@@ -195,6 +195,12 @@ void socket_link::shut_write_locked() {
     ::shutdown(fd_.get(), SHUT_WR);
   }
   write_shut_ = true;
+  // What is left is waiting for the peer's EOF (so that unread input does not reset the
+  // connection): worth doing while the reactor runs for others, not a reason to keep its
+  // threads, and with them the actor system's shutdown, waiting. Let go on the loop's
+  // thread: a last reference dropped here, under send_mtx_, would join that thread.
+  if (reactor_)
+    loop_->post([io = std::move(reactor_)] {});
 }
 
 void socket_link::sync_interest_locked() {
