@@ -92,7 +92,7 @@ void io_loop::start(const std::shared_ptr<io_loop>& self) {
   // system going away now waits for it too.
   auto* sys = &self->system();
   sys->inc_detached_threads();
-  self->thread_ = std::thread{[self = std::shared_ptr<io_loop>{self}, chosen, sys]() mutable {
+  auto body = [self = std::shared_ptr<io_loop>{self}, chosen, sys]() mutable {
     // A ring belongs to the thread that made it (IORING_SETUP_SINGLE_ISSUER).
     if (self->backend_ == io_backend::automatic && epoll_from_environment())
       self->backend_ = io_backend::epoll;
@@ -113,7 +113,13 @@ void io_loop::start(const std::shared_ptr<io_loop>& self) {
     self->release_all();
     self.reset();
     sys->dec_detached_threads(); // the last touch of anything the system owns
-  }};
+  };
+  try {
+    self->thread_ = std::thread{std::move(body)};
+  } catch (...) {
+    sys->dec_detached_threads();
+    throw;
+  }
   ready.get(); // links ask `reads_for_handlers` as soon as they are added
 }
 
