@@ -61,10 +61,10 @@ void print_table(const std::vector<row>& rows, floors f) {
     if (r.ok) {
       std::snprintf(value, sizeof value, r.rate ? "%.0f" : "%.2f", r.value);
       bool piped = r.floor == floor_kind::pipelined;
-      double floor = piped ? f.pipelined : f.ping_pong;
+      double floor = r.own_floor > 0 ? r.own_floor : piped ? f.pipelined : f.ping_pong;
       // Ping-pong ratios are padded so the numbers line up with the " p" ones.
       if (r.rate && floor > 0)
-        std::snprintf(ratio, sizeof ratio, "%.3fx%s", r.value / floor, piped ? " p" : "  ");
+        std::snprintf(ratio, sizeof ratio, "%.3fx%s", r.value / floor, r.own_floor > 0 ? " i" : piped ? " p" : "  ");
     }
     cells.push_back({r.name, r.transport, value, r.unit, ratio, r.detail});
   }

@@ -25,6 +25,8 @@ struct row {
   double value = 0;
   std::string detail; ///< what was counted, or why the row failed
   floor_kind floor = floor_kind::ping_pong;
+  /// > 0: the ratio is to this floor, measured in turns with the row (" i"), not the run's.
+  double own_floor = 0;
 };
 
 /// The floors of this run; 0 where one failed.

@@ -44,6 +44,7 @@
 #include "bench/common.hpp"
 #include "bench/compression.hpp"
 #include "bench/open_loop.hpp"
+#include "bench/paired.hpp"
 #include "bench/raw_tcp.hpp"
 #include "bench/sessions.hpp"
 #include "bench/table.hpp"
@@ -73,6 +74,7 @@ struct cli {
   /// reactor.
   std::optional<vox::io_inline> tcp_inline;
   double max_rate = 0; ///< > 0: the open-loop rows offer shares of this, not the measured max
+  int paired = 0; ///< > 0: rounds of the paired "call, 1 outstanding" row
 
   bool wants(const std::string& row_name) const {
     if (only.empty())
@@ -92,7 +94,7 @@ struct cli {
 const char* const usage_text =
   "usage: vox-bench [--seconds S] [--warmup S] [--threads N] [--poll N] [--count N] [--sessions N]\n"
   "                 [--only TEXT] [--compress off|prefer|require] [--compress-level N]\n"
-  "                 [--inline vox|replies|all] [--max-rate R]\n"
+  "                 [--inline vox|replies|all] [--max-rate R] [--paired N]\n"
   "       vox-bench server [--host H] [--port N] [--raw-port M] [--threads N] [--poll N] [--busy-poll U]\n"
   "                        [--until-eof]\n"
   "       vox-bench rss [--count N] [--threads N] [--poll N]\n"
@@ -115,7 +117,10 @@ const char* const usage_text =
   "                replies (reply_handlers) or all (all_actors); default: the library's default\n"
   "                reactor (replies), for A/B runs of the policies in one binary\n"
   "  --max-rate R  the open-loop rows offer their shares of R calls/s instead of the measured\n"
-  "                \"call, 64 outstanding (tcp)\" rate (fixed load across runs)\n";
+  "                \"call, 64 outstanding (tcp)\" rate (fixed load across runs)\n"
+  "  --paired N    add \"call, 1 outstanding, paired (tcp)\": N rounds of the ping-pong floor\n"
+  "                and the row in turns, --seconds each; its ratio (\" i\") is to the floor of\n"
+  "                its own rounds (default 0: not run)\n";
 
 /// nullopt: run `o`; otherwise the exit status. Every mode takes every option (the parent
 /// passes the scheduler options on to the children it starts); those a mode does not use
@@ -147,6 +152,7 @@ std::optional<int> parse(int argc, char** argv, cli& o) {
                                         vox::io_inline::all_actors}[i];
             })
     .number("--max-rate", o.max_rate, 1.0, 1e9)
+    .number("--paired", o.paired, 0, 100)
     .compression(o.compression);
   if (auto status = opts.parse(argc, argv, first))
     return status;
@@ -632,6 +638,14 @@ int run_all(const cli& o) {
             max_tcp_rate = m.rate();
           rows.push_back(rate_row(name, tr.name, "calls/s", "calls", m, fk));
         }
+      }
+      // 2b. One outstanding call over TCP in turns with the ping-pong floor.
+      if (o.paired > 0 && tcp && o.wants("call, 1 outstanding, paired (tcp)")) {
+        progress("call, 1 outstanding, paired with the floor (tcp)");
+        auto p = measure_paired(
+          o.paired, o.t, [&](timing s) { return measure_calls(sys, tcp_root, 1, s); },
+          [&](timing s) { return raw_tcp_ping_pong("127.0.0.1", static_cast<uint16_t>(raw_port), s); });
+        rows.push_back(paired_row("call, 1 outstanding, paired", "tcp", "calls/s", p));
       }
       // 3b. Open loop over TCP: a fixed schedule at shares of max_tcp_rate.
       for (int pct : {25, 50, 80}) {

@@ -55,6 +55,8 @@ void io_handler::on_read(io_loop&, const io_read&) {
   // Only handlers added with `reads` are called here, and those override it.
 }
 
+void io_handler::on_stop(io_loop&) {}
+
 io_loop::io_loop(caf::actor_system* sys, inline_filter filter, std::chrono::microseconds busy_poll,
                  io_backend backend, io_read_buffers buffers)
   : caf::execution_unit(sys), filter_(std::move(filter)), busy_poll_(busy_poll), backend_(backend),
@@ -110,7 +112,6 @@ void io_loop::start(const std::shared_ptr<io_loop>& self) {
     }
     chosen->set_value();
     self->run();
-    self->release_all();
     self.reset();
     sys->dec_detached_threads(); // the last touch of anything the system owns
   };
@@ -411,15 +412,27 @@ void io_loop::run() {
     }
     graveyard_.clear();
   }
-  // Jobs not run yet go to the scheduler, so that no actor is stranded on a dead thread.
-  for (auto& j : jobs_)
-    system().scheduler().enqueue(j.ptr);
-  current_loop = nullptr;
-  jobs_.clear();
-  uring_.reset();
+  release_all();
 }
 
 void io_loop::release_all() {
+  // Handlers still registered learn that no event will come: a link ends its input, which
+  // lets go of its receiver (and the receiver of it: they may hold each other).
+  std::vector<std::shared_ptr<io_handler>> left;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    for (auto& [key, h] : handlers_)
+      left.push_back(h);
+  }
+  for (auto& h : left)
+    h->on_stop(*this);
+  left.clear();
+  // Jobs not run yet (some just woken by those ends) go to the scheduler, so that no actor
+  // is stranded on a dead thread.
+  for (auto& j : jobs_)
+    system().scheduler().enqueue(j.ptr);
+  jobs_.clear();
+  current_loop = nullptr;
   // Handlers, tasks and timers may hold the last reference to an actor, whose destruction
   // needs the system: they go here, on this thread, before it lets the system go.
   decltype(handlers_) handlers;
@@ -433,6 +446,10 @@ void io_loop::release_all() {
     graveyard_.swap(released_);
   }
   graveyard_.clear();
+  handlers.clear();
+  posted.clear();
+  timers = {};
+  uring_.reset();
 }
 
 std::shared_ptr<io_reactor> io_reactor::start(caf::actor_system& sys, config cfg) {

@@ -72,6 +72,9 @@ public:
   /// Input the loop read itself, for a handler added with `reads` on a loop that
   /// `reads_for_handlers`; such a handler's `on_event` then only reports EPOLLOUT.
   virtual void on_read(io_loop& loop, const io_read& input);
+  /// The loop stops (its reactor was let go) with this handler still registered: end
+  /// whatever waits for it (a link ends its input), since no event will come any more.
+  virtual void on_stop(io_loop& loop);
 };
 
 /// How an I/O thread runs an actor that code running on it woke.

@@ -159,6 +159,11 @@ void socket_link::on_tick(io_loop&, std::chrono::steady_clock::time_point now) {
   }
 }
 
+void socket_link::on_stop(io_loop& loop) {
+  abort(); // no loop writes for it any more either
+  end_input(loop, make_error(errc::link_closed, name_ + ": its I/O loop stopped"));
+}
+
 link_peer socket_link::peer() const {
   link_peer p;
   p.address = peer_address_;

@@ -78,6 +78,7 @@ public:
   void on_read(io_loop& loop, const io_read& input) override;
 
   void on_tick(io_loop&, std::chrono::steady_clock::time_point now) override;
+  void on_stop(io_loop& loop) override;
 
   std::string describe() const override {
     return name_;

@@ -12,6 +12,7 @@
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 
+#include "protocol/error.hpp"
 #include "support/started_links.hpp"
 #include "transport/io_reactor.hpp"
 
@@ -101,4 +102,9 @@ TEST_CASE("a closed link whose peer never closes its side does not keep its reac
   s.lnk.reset();
   f.io.reset();
   CHECK(threads_end(f.sys, with_reactor - 1));
+  // The link learnt that its loop stopped: its receiver saw the end (and was let go, so a
+  // receiver that holds its link does not keep both alive for ever).
+  REQUIRE(s.sink->wait_end(0s));
+  CHECK(is(s.sink->reason(), errc::link_closed));
+  CHECK(s.sink.use_count() == 1);
 }
