@@ -122,7 +122,8 @@ public:
   /// Switches to event-driven mode: from now on every payload goes to `receiver` (socket
   /// links read on a thread of `io`; a memory link delivers on the sender's thread and
   /// needs no `io`), and `recv` must not be called again. Payloads that arrived before are
-  /// delivered first. The link stays alive until its input ends (`abort` ends it).
+  /// delivered first. The link stays alive until its input ends (`abort` ends it, and so
+  /// does the stop of the reactor's threads once nothing uses them: errc::link_closed).
   virtual void start(std::shared_ptr<link_receiver> receiver, const std::shared_ptr<io_reactor>& io) = 0;
 
   /// Graceful close of our sending direction: payloads already sent are delivered, then
