@@ -39,6 +39,11 @@ bool epoll_from_environment() {
 }
 thread_local int reply_depth = 0;
 
+/// What a failed set-up system call (its errno) means for the loop being made.
+std::runtime_error loop_error() {
+  return std::runtime_error{std::string{"vox: cannot create an I/O loop: "} + std::strerror(errno)};
+}
+
 } // namespace
 
 io_loop::reply_scope::reply_scope() noexcept { ++reply_depth; }
@@ -63,7 +68,7 @@ io_loop::io_loop(caf::actor_system* sys, inline_filter filter, std::chrono::micr
     buffers_(buffers) {
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (wake_fd_ < 0)
-    throw std::runtime_error(std::string{"vox: cannot create an I/O loop: "} + std::strerror(errno));
+    throw loop_error();
   scratch_.resize(scratch_size);
 }
 
@@ -103,15 +108,13 @@ void io_loop::start(const std::shared_ptr<io_loop>& self) {
     if (self->uring_) {
       self->uring_->watch_wakeups(self->wake_fd_);
       self->reads_ = true;
-    } else if (!self->open_epoll()) {
-      chosen->set_exception(std::make_exception_ptr(
-        std::runtime_error(std::string{"vox: cannot create an I/O loop: "} + std::strerror(errno))));
-      self.reset();
-      sys->dec_detached_threads();
-      return;
     }
-    chosen->set_value();
-    self->run();
+    if (self->uring_ || self->open_epoll()) {
+      chosen->set_value();
+      self->run();
+    } else {
+      chosen->set_exception(std::make_exception_ptr(loop_error()));
+    }
     self.reset();
     sys->dec_detached_threads(); // the last touch of anything the system owns
   };
