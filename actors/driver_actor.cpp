@@ -7,6 +7,7 @@
 #include <caf/send.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include "actors/monitor.hpp"
 #include "transport/io_reactor.hpp"
 
 namespace vox {
@@ -576,7 +577,7 @@ driver_actor::behavior_type driver_behavior(driver_pointer self, driver_config c
   if (self->state.cfg.operations)
     self->state.operations.emplace(*self->state.cfg.operations);
   self->state.channels.emplace(self->state.cfg.id, self->state.cfg.local_settings.parity, self->state.cfg.conduit);
-  self->monitor(self->state.cfg.session);
+  detail::monitor_while_alive(self, self->state.cfg.session);
   self->set_down_handler([self](caf::down_msg&) {
     self->state.fail_pending(make_error(errc::session_shutdown, "the session ended"));
     self->quit();

@@ -35,7 +35,9 @@
 // - The session monitors every driver (a driver that dies takes its connection with it,
 //   while the session goes on; a link would take the session down too) and every driver
 //   monitors its session (a session that ends fails every pending call, which CAF 0.17
-//   does not do for a dead actor's promises).
+//   does not do for a dead actor's promises). Drivers and the keepalive take their
+//   monitor back as they end (actors/monitor.hpp): CAF 0.17 would keep it, and with it the
+//   dead actor's memory, in the session for the session's whole life.
 #pragma once
 
 #include <chrono>

@@ -2,6 +2,8 @@
 
 #include <caf/typed_event_based_actor.hpp>
 
+#include "actors/monitor.hpp"
+
 namespace vox {
 
 namespace {
@@ -18,7 +20,7 @@ keepalive_actor::behavior_type keepalive_behavior(keepalive_pointer self, keepal
                                                   keepalive_options options) {
   self->state.session = std::move(session);
   self->state.options = options;
-  self->monitor(self->state.session);
+  detail::monitor_while_alive(self, self->state.session);
   self->set_down_handler([self](caf::down_msg&) { self->quit(); });
   schedule_ping(self);
   return {

@@ -446,6 +446,36 @@ proxy_actor::behavior_type splice_behavior(splice_pointer self, log_sink log) {
 
 } // namespace
 
+namespace {
+
+constexpr size_t splice_guard_type = 0x766f78; // "vox": not one of CAF's own token types
+
+/// Ends the splice if its session ends before reading the splice_msg. The session takes
+/// it off as it reads that message (from then on the session itself ends the splice), so
+/// that it does not keep the splice for as long as the session lives.
+class splice_guard : public caf::attachable {
+public:
+  splice_guard(proxy_actor proxy, connection_id id) : proxy_(std::move(proxy)), id_(id) {}
+
+  void actor_exited(const caf::error&, caf::execution_unit*) override {
+    caf::anon_send(proxy_, connection_closed_msg{make_error(errc::session_shutdown, "session ended"), id_});
+  }
+
+  bool matches(const token& what) override {
+    return what.subtype == splice_guard_type && what.ptr == caf::actor_cast<caf::abstract_actor*>(proxy_);
+  }
+
+private:
+  proxy_actor proxy_;
+  connection_id id_;
+};
+
+} // namespace
+
+caf::attachable::token detail::splice_guard_token(const proxy_actor& proxy) {
+  return {splice_guard_type, caf::actor_cast<caf::abstract_actor*>(proxy)};
+}
+
 struct connection_splice::sides {
   std::mutex mtx;
   int count = 0;
@@ -476,12 +506,11 @@ caf::expected<void> connection_splice::claim(parity local) const {
 caf::expected<void> connection_splice::attach(const connection_handle& conn) const {
   if (auto ok = claim(conn.local_settings.parity); !ok)
     return ok;
+  // A session that is gone already never answers: the splice must still end. Attached
+  // before the splice_msg goes, so that the session can take it off as it reads that.
+  caf::actor_cast<caf::abstract_actor*>(conn.session)->attach(std::make_unique<splice_guard>(actor_, conn.id));
   // Sent from this thread, so that it is ahead of whatever the session reads next.
   caf::anon_send(conn.session, splice_msg{conn.id, actor_});
-  // A session that is gone already never answers: the splice must still end.
-  caf::actor_cast<caf::abstract_actor*>(conn.session)->attach_functor([proxy = actor_, id = conn.id] {
-    caf::anon_send(proxy, connection_closed_msg{make_error(errc::session_shutdown, "session ended"), id});
-  });
   return {};
 }
 

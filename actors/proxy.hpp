@@ -7,6 +7,7 @@
 #include <optional>
 
 #include <caf/actor_system.hpp>
+#include <caf/attachable.hpp>
 #include <caf/expected.hpp>
 
 #include "actors/handles.hpp"
@@ -93,5 +94,11 @@ private:
 /// or an error naming why they cannot be spliced (their parities).
 caf::expected<connection_splice> proxy_connections(caf::actor_system& sys, const connection_handle& a,
                                                    const connection_handle& b);
+
+namespace detail {
+/// Identifies what `connection_splice::attach` leaves on a session; the session detaches
+/// it once it has read the splice_msg.
+caf::attachable::token splice_guard_token(const proxy_actor& proxy);
+} // namespace detail
 
 } // namespace vox

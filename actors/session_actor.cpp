@@ -7,6 +7,7 @@
 
 #include "actors/driver_actor.hpp"
 #include "actors/keepalive_actor.hpp"
+#include "actors/proxy.hpp"
 #include "actors/session_input.hpp"
 #include "actors/session_ops.hpp"
 
@@ -462,6 +463,7 @@ session_actor::behavior_type session_behavior(session_pointer self, std::shared_
     [self](protocol_violation_msg& m) { fail_protocol(self, describe(m.reason)); },
     [self](stop_atom) { end_session(self, caf::error{}); },
     [self](splice_msg& m) {
+      self->detach(detail::splice_guard_token(m.proxy)); // from here on we end the splice
       auto& st = self->state;
       auto i = st.connections.find(m.id);
       if (st.ended || i == st.connections.end() || i->second.pending) {

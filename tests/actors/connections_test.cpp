@@ -230,6 +230,36 @@ TEST_CASE("a local close sends ConnectionClose and ends the connection's driver"
   CHECK_FALSE(r);
 }
 
+// A dead driver used to stay in its session as the session's monitor entry: a weak
+// reference that keeps the driver's whole allocation for as long as the session lives.
+TEST_CASE("a closed connection's drivers are freed while their sessions go on", "[actors][connections]") {
+  actor_fixture f;
+  auto server_opts = logless();
+  auto opened = std::make_shared<std::vector<connection_handle>>();
+  server_opts.acceptor = echo_acceptor(opened);
+  auto pair = make_session_pair(f, make_memory_link_pair(), logless(), server_opts);
+  std::vector<caf::actor_addr> drivers;
+  {
+    auto conn = f.open(pair.client.actor, {parity::odd, 64});
+    REQUIRE(conn);
+    REQUIRE(opened->size() == 1);
+    std::vector<driver_actor> strong{conn->driver, opened->front().driver};
+    opened->clear();
+    CHECK_FALSE(f.close(pair.client.actor, conn->id));
+    for (auto& d : strong) {
+      CHECK(f.wait_down(d));
+      drivers.push_back(d.address());
+    }
+  } // the test's strong references go here
+  for (auto& d : drivers) {
+    auto* block = caf::actor_cast<caf::actor_control_block*>(d);
+    // The allocation goes once no weak reference but ours is left.
+    CHECK(eventually([&] { return block->weak_refs.load() == 1; }));
+  }
+  CHECK(f.info(pair.client.actor).active_connections == 1); // both sessions are still up
+  CHECK(f.info(pair.server.actor).active_connections == 1);
+}
+
 TEST_CASE("a close request clears a pending outbound open", "[actors][connections]") {
   actor_fixture f;
   auto peer = make_raw_peer(f, session_role::initiator, logless());

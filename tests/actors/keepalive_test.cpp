@@ -76,6 +76,28 @@ TEST_CASE("the keepalive pings every interval and waits for the matching Pong", 
   f.sched.run();
 }
 
+// The monitor watches the session; a stopped one must not stay in the session's monitor
+// entries (a weak reference holding its whole allocation) for the session's lifetime.
+TEST_CASE("a stopped keepalive is freed while the session it watched goes on", "[actors][keepalive]") {
+  deterministic_fixture f;
+  auto rec = std::make_shared<recorded>();
+  auto session = f.sys.spawn(fake_session, rec);
+  caf::actor_addr stopped;
+  {
+    auto ka = f.sys.spawn(keepalive_behavior, session, keepalive_options{100ms, 300ms});
+    f.sched.run();
+    stopped = ka.address();
+    caf::anon_send_exit(ka, caf::exit_reason::user_shutdown);
+    f.sched.run();
+  }
+  f.advance(100ms); // the clock lets go of its pending tick
+  auto* block = caf::actor_cast<caf::actor_control_block*>(stopped);
+  CHECK(block->strong_refs.load() == 0);
+  CHECK(block->weak_refs.load() == 1); // ours
+  caf::anon_send_exit(session, caf::exit_reason::user_shutdown);
+  f.sched.run();
+}
+
 TEST_CASE("a missing Pong ends with a timeout exactly at the deadline", "[actors][keepalive]") {
   deterministic_fixture f;
   auto rec = std::make_shared<recorded>();

@@ -390,6 +390,35 @@ TEST_CASE("closing a spliced virtual connection on one side closes the other and
   }
 }
 
+// Sessions that outlive a splice of two of their virtual connections must not keep it.
+TEST_CASE("a splice of two virtual connections is freed when it ends while its sessions go on", "[proxy]") {
+  actor_fixture f;
+  auto server_opts = logless();
+  auto opened = std::make_shared<std::vector<connection_handle>>();
+  server_opts.acceptor = echo_acceptor(opened);
+  auto pair = make_session_pair(f, make_memory_link_pair(), logless(), server_opts);
+  caf::actor_addr gone;
+  {
+    auto one = f.open(pair.client.actor, {parity::odd, 64});
+    auto two = f.open(pair.client.actor, {parity::odd, 64});
+    REQUIRE(one);
+    REQUIRE(two);
+    REQUIRE(opened->size() == 2);
+    // Our side of the first with the server's side of the second (odd and even ids).
+    auto s = proxy_connections(f.sys, *one, opened->back());
+    REQUIRE(s);
+    opened->clear();
+    auto proxy = s->actor();
+    gone = proxy.address();
+    s->stop();
+    CHECK(f.wait_down(proxy));
+  } // the test's strong references go here
+  auto* block = caf::actor_cast<caf::actor_control_block*>(gone);
+  CHECK(eventually([&] { return block->strong_refs.load() == 0 && block->weak_refs.load() == 1; }));
+  CHECK(f.info(pair.client.actor).active_connections >= 1); // both sessions are still up
+  CHECK(f.info(pair.server.actor).active_connections >= 1);
+}
+
 // A link break crosses the splice (actors/proxy.hpp): the other link is cut, and once both
 // sessions resumed, a call in flight at the break is answered or sent again and every
 // method's schemas cross again, since each peer forgot what it had seen.
