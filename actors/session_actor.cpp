@@ -45,6 +45,8 @@ void splice_connection(session_pointer self, connection_id id, connection_slot& 
   st.routes->remove(id); // the splice tells its two sides apart by sender: through us
   if (slot.driver) {
     st.connection_of_driver.erase(slot.driver.id());
+    if (!slot.spliced)
+      self->demonitor(slot.driver.address()); // it ends on our word (as in retire)
     self->send(slot.driver, connection_closed_msg{make_error(errc::connection_closed, "the connection was spliced"), id});
   }
   slot.driver = caf::actor_cast<driver_actor>(proxy);
@@ -87,10 +89,16 @@ void activate(session_pointer self, connection_id id, connection_slot& slot, cal
 
 /// Tells a connection's driver (or its pending opener) that the connection is gone.
 void retire(session_pointer self, connection_id id, connection_slot& slot, const caf::error& reason) {
-  if (slot.pending)
+  if (slot.pending) {
     slot.open_promise.deliver(reason);
-  else // sent from this actor's execution unit: on an I/O thread the driver runs right there
-    self->send(slot.driver, connection_closed_msg{reason, id});
+    return;
+  }
+  // It ends on our word: its down message would tell us nothing, and make on_down search
+  // the table for it. A splice may still serve another connection of ours.
+  if (!slot.spliced)
+    self->demonitor(slot.driver.address());
+  // Sent from this actor's execution unit: on an I/O thread the driver runs right there.
+  self->send(slot.driver, connection_closed_msg{reason, id});
 }
 
 using detail::end_session;
