@@ -37,18 +37,30 @@ connection_handle handle_of(session_pointer self, connection_id id, const connec
                            s.peer_settings, s.callers, s.channels};
 }
 
+/// Tells a connection's driver (or its pending opener) that the connection is gone, and
+/// lets go of the driver.
+void retire(session_pointer self, connection_id id, connection_slot& slot, const caf::error& reason) {
+  if (slot.pending) {
+    slot.open_promise.deliver(reason);
+    return;
+  }
+  self->state.connection_of_driver.erase(slot.driver.id());
+  // It ends on our word: its down message would tell us nothing, and make on_down search
+  // the table for it. A splice may still serve another connection of ours.
+  if (!slot.spliced)
+    self->demonitor(slot.driver.address());
+  // Sent from this actor's execution unit: on an I/O thread the driver runs right there.
+  self->send(slot.driver, connection_closed_msg{reason, id});
+}
+
 /// Routes `id` to `proxy` from the next Message on (monitored: its exit closes the
 /// connection, behaviour 113). A driver that served the connection until now exits.
 // r[impl connection.close.semantics]
 void splice_connection(session_pointer self, connection_id id, connection_slot& slot, proxy_actor proxy) {
   auto& st = self->state;
   st.routes->remove(id); // the splice tells its two sides apart by sender: through us
-  if (slot.driver) {
-    st.connection_of_driver.erase(slot.driver.id());
-    if (!slot.spliced)
-      self->demonitor(slot.driver.address()); // it ends on our word (as in retire)
-    self->send(slot.driver, connection_closed_msg{make_error(errc::connection_closed, "the connection was spliced"), id});
-  }
+  if (slot.driver) // none yet when the connection opens into the splice
+    retire(self, id, slot, make_error(errc::connection_closed, "the connection was spliced"));
   slot.driver = caf::actor_cast<driver_actor>(proxy);
   slot.spliced = true;
   slot.pending = false;
@@ -85,20 +97,6 @@ void activate(session_pointer self, connection_id id, connection_slot& slot, cal
   slot.pending = false;
   if (!slot.callers)
     slot.callers = std::make_shared<detail::caller_registry>();
-}
-
-/// Tells a connection's driver (or its pending opener) that the connection is gone.
-void retire(session_pointer self, connection_id id, connection_slot& slot, const caf::error& reason) {
-  if (slot.pending) {
-    slot.open_promise.deliver(reason);
-    return;
-  }
-  // It ends on our word: its down message would tell us nothing, and make on_down search
-  // the table for it. A splice may still serve another connection of ours.
-  if (!slot.spliced)
-    self->demonitor(slot.driver.address());
-  // Sent from this actor's execution unit: on an I/O thread the driver runs right there.
-  self->send(slot.driver, connection_closed_msg{reason, id});
 }
 
 using detail::end_session;
@@ -155,8 +153,6 @@ void close_connection(session_pointer self, connection_id id, const caf::error& 
   auto slot = std::move(i->second);
   st.connections.erase(i);
   st.routes->remove(id);
-  if (!slot.pending)
-    st.connection_of_driver.erase(slot.driver.id());
   retire(self, id, slot, reason);
 }
 
