@@ -213,10 +213,8 @@ TEST_CASE("closing the root connection is refused and closing an unknown id erro
 // r[verify connection.close.semantics]
 TEST_CASE("a local close sends ConnectionClose and ends the connection's driver", "[actors][connections]") {
   actor_fixture f;
-  auto server_opts = logless();
   auto opened = std::make_shared<std::vector<connection_handle>>();
-  server_opts.acceptor = echo_acceptor(opened);
-  auto pair = make_session_pair(f, make_memory_link_pair(), logless(), server_opts);
+  auto pair = make_echo_pair(f, opened);
   auto conn = f.open(pair.client.actor, {parity::odd, 64});
   REQUIRE(conn);
   REQUIRE(opened->size() == 1);
@@ -234,10 +232,8 @@ TEST_CASE("a local close sends ConnectionClose and ends the connection's driver"
 // reference that keeps the driver's whole allocation for as long as the session lives.
 TEST_CASE("a closed connection's drivers are freed while their sessions go on", "[actors][connections]") {
   actor_fixture f;
-  auto server_opts = logless();
   auto opened = std::make_shared<std::vector<connection_handle>>();
-  server_opts.acceptor = echo_acceptor(opened);
-  auto pair = make_session_pair(f, make_memory_link_pair(), logless(), server_opts);
+  auto pair = make_echo_pair(f, opened);
   std::vector<caf::actor_addr> drivers;
   {
     auto conn = f.open(pair.client.actor, {parity::odd, 64});
@@ -251,11 +247,8 @@ TEST_CASE("a closed connection's drivers are freed while their sessions go on", 
       drivers.push_back(d.address());
     }
   } // the test's strong references go here
-  for (auto& d : drivers) {
-    auto* block = caf::actor_cast<caf::actor_control_block*>(d);
-    // The allocation goes once no weak reference but ours is left.
-    CHECK(eventually([&] { return block->weak_refs.load() == 1; }));
-  }
+  for (auto& d : drivers) // the allocation goes once no weak reference but ours is left
+    CHECK(eventually([&] { return only_this_reference_left(d); }));
   CHECK(f.info(pair.client.actor).active_connections == 1); // both sessions are still up
   CHECK(f.info(pair.server.actor).active_connections == 1);
 }

@@ -91,9 +91,7 @@ TEST_CASE("a stopped keepalive is freed while the session it watched goes on", "
     f.sched.run();
   }
   f.advance(100ms); // the clock lets go of its pending tick
-  auto* block = caf::actor_cast<caf::actor_control_block*>(stopped);
-  CHECK(block->strong_refs.load() == 0);
-  CHECK(block->weak_refs.load() == 1); // ours
+  CHECK(only_this_reference_left(stopped));
   caf::anon_send_exit(session, caf::exit_reason::user_shutdown);
   f.sched.run();
 }

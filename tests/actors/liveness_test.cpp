@@ -88,10 +88,8 @@ TEST_CASE("a pending outbound open counts as a virtual connection for root teard
 
 TEST_CASE("session end closes every connection and every driver exits", "[actors][liveness]") {
   actor_fixture f;
-  auto server_opts = logless();
   auto opened = std::make_shared<std::vector<connection_handle>>();
-  server_opts.acceptor = echo_acceptor(opened);
-  auto pair = make_session_pair(f, make_memory_link_pair(), logless(), server_opts);
+  auto pair = make_echo_pair(f, opened);
   std::vector<connection_handle> conns;
   for (int i = 0; i < 5; ++i) {
     auto c = f.open(pair.client.actor, {parity::odd, 64});

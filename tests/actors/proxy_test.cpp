@@ -393,10 +393,8 @@ TEST_CASE("closing a spliced virtual connection on one side closes the other and
 // Sessions that outlive a splice of two of their virtual connections must not keep it.
 TEST_CASE("a splice of two virtual connections is freed when it ends while its sessions go on", "[proxy]") {
   actor_fixture f;
-  auto server_opts = logless();
   auto opened = std::make_shared<std::vector<connection_handle>>();
-  server_opts.acceptor = echo_acceptor(opened);
-  auto pair = make_session_pair(f, make_memory_link_pair(), logless(), server_opts);
+  auto pair = make_echo_pair(f, opened);
   caf::actor_addr gone;
   {
     auto one = f.open(pair.client.actor, {parity::odd, 64});
@@ -413,8 +411,7 @@ TEST_CASE("a splice of two virtual connections is freed when it ends while its s
     s->stop();
     CHECK(f.wait_down(proxy));
   } // the test's strong references go here
-  auto* block = caf::actor_cast<caf::actor_control_block*>(gone);
-  CHECK(eventually([&] { return block->strong_refs.load() == 0 && block->weak_refs.load() == 1; }));
+  CHECK(eventually([&] { return only_this_reference_left(gone); }));
   CHECK(f.info(pair.client.actor).active_connections >= 1); // both sessions are still up
   CHECK(f.info(pair.server.actor).active_connections >= 1);
 }

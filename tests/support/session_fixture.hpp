@@ -282,6 +282,21 @@ inline session_pair make_session_pair(actor_fixture& f, std::pair<link_ptr, link
   return {f.track(std::move(*client)), f.track(std::move(*server))};
 }
 
+/// Two sessions over a memory link; the server accepts every virtual connection with
+/// `echo_acceptor(opened)`.
+inline session_pair make_echo_pair(actor_fixture& f, std::shared_ptr<std::vector<connection_handle>> opened) {
+  auto server_opts = logless();
+  server_opts.acceptor = echo_acceptor(std::move(opened));
+  return make_session_pair(f, make_memory_link_pair(), logless(), server_opts);
+}
+
+/// True once the actor behind `addr` is destroyed and its allocation is held by no weak
+/// reference but `addr` itself, which the caller keeps.
+inline bool only_this_reference_left(const caf::actor_addr& addr) {
+  auto* block = caf::actor_cast<caf::actor_control_block*>(addr);
+  return block->strong_refs.load() == 0 && block->weak_refs.load() == 1;
+}
+
 /// One session whose peer is the test itself, speaking Messages over a memory link.
 struct raw_peer {
   link_ptr link;
