@@ -82,13 +82,13 @@ caf::error channel_end::send_check() const {
   return {};
 }
 
-caf::error channel_end::write_item(payload item) {
+caf::error channel_end::write_item(payload item, caf::execution_unit* ctx) {
   std::vector<payload> one;
   one.push_back(std::move(item));
-  return write_items(std::move(one));
+  return write_items(std::move(one), ctx);
 }
 
-caf::error channel_end::write_items(std::vector<payload> items) {
+caf::error channel_end::write_items(std::vector<payload> items, caf::execution_unit* ctx) {
   if (binding_.context->closed.load(std::memory_order_acquire)) {
     abandon(make_error(errc::connection_closed, "the channel's connection is closed"));
     return failure_;
@@ -100,7 +100,7 @@ caf::error channel_end::write_items(std::vector<payload> items) {
     // r[impl rpc.channel.item]
     msgs[i].payload.emplace<channel_message>(channel_message{binding_.decl.id, channel_item{std::move(items[i])}});
   }
-  auto sent = binding_.context->conduit->send_many(msgs, binding_.generation);
+  auto sent = binding_.context->conduit->send_many(msgs, binding_.generation, ctx);
   if (!sent) {
     abandon(make_error(errc::io_error, "sending channel items failed: " + describe(sent.error())));
     return failure_;

@@ -116,10 +116,11 @@ public:
   uint32_t credit() const { return credit_; }
   std::deque<payload>& items() { return items_; }
 
-  /// Writes one item with one credit (there must be credit).
-  caf::error write_item(payload item);
+  /// Writes one item with one credit (there must be credit). An actor passes its
+  /// `context()` as `ctx` (see `link::send`).
+  caf::error write_item(payload item, caf::execution_unit* ctx = nullptr);
   /// Writes items with one credit each (there must be enough), in one link write.
-  caf::error write_items(std::vector<payload> items);
+  caf::error write_items(std::vector<payload> items, caf::execution_unit* ctx = nullptr);
   /// Why a sending end cannot send now (no error: it has credit or may ask for it).
   caf::error send_check() const;
   void close(vox::metadata md);
@@ -278,7 +279,7 @@ struct send_loop : std::enable_shared_from_this<send_loop<T, Self, Gen, Done>> {
         batch.emplace_back(encode(*value));
       }
       if (!batch.empty()) {
-        if (auto err = end->write_items(std::move(batch))) {
+        if (auto err = end->write_items(std::move(batch), self->context())) {
           done(std::move(err));
           return;
         }

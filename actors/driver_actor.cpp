@@ -88,7 +88,7 @@ void send_response(driver_pointer self, request_id id, vox::metadata md, payload
   if (first)
     cbor = st.schemas_out.prepare(*schemas);
   message msg{st.cfg.id, request_message{id, request_response{std::move(md), std::move(ret), std::move(cbor)}}};
-  if (!st.cfg.conduit->send(msg, st.generation)) {
+  if (!st.cfg.conduit->send(msg, st.generation, self->context())) {
     // The link broke or a resume is under way: the Response goes out after the resume
     // (with schemas prepared again for the new link), or never if the session ends.
     auto& resp = std::get<request_response>(std::get<request_message>(msg.payload).body);
@@ -323,7 +323,7 @@ void start_call(driver_pointer self, outgoing_call call, caf::typed_response_pro
     cbor = st.schemas_out.prepare(*call.args_schemas);
   message msg{st.cfg.id, request_message{id, request_call{call.method_id, std::move(call.metadata),
                                                           std::move(call.args), std::move(cbor)}}};
-  if (!st.cfg.conduit->send(msg, st.generation)) {
+  if (!st.cfg.conduit->send(msg, st.generation, self->context())) {
     // The link broke under us: the call waits, first in line, for a resume (its schemas
     // prepared again then), or fails with the rest when the session ends.
     st.pending.erase(id);
@@ -377,7 +377,7 @@ bool send_again(driver_pointer self, request_id id, const driver_state::sent_cal
     cbor = st.schemas_out.prepare(*sc.args_schemas);
   auto sent = st.cfg.conduit->send(
     message{st.cfg.id, request_message{id, request_call{sc.method, sc.metadata, sc.args, std::move(cbor)}}},
-    st.generation);
+    st.generation, self->context());
   if (!sent && first)
     st.args_schemas_sent.erase(sc.method);
   return static_cast<bool>(sent);
@@ -576,7 +576,7 @@ driver_actor::behavior_type driver_behavior(driver_pointer self, driver_config c
   self->state.generation = self->state.cfg.conduit->generation();
   if (self->state.cfg.operations)
     self->state.operations.emplace(*self->state.cfg.operations);
-  self->state.channels.emplace(self->state.cfg.id, self->state.cfg.local_settings.parity, self->state.cfg.conduit);
+  self->state.channels.emplace(self, self->state.cfg.id, self->state.cfg.local_settings.parity, self->state.cfg.conduit);
   detail::monitor_while_alive(self, self->state.cfg.session);
   self->set_down_handler([self](caf::down_msg&) {
     self->state.fail_pending(make_error(errc::session_shutdown, "the session ended"));
@@ -634,7 +634,8 @@ driver_actor::behavior_type driver_behavior(driver_pointer self, driver_config c
       st.pending.erase(p); // a Response that still arrives is dropped
       st.pending_with_channels.erase(id);
       st.resend.erase(id);
-      (void) st.cfg.conduit->send(message{st.cfg.id, request_message{id, request_cancel{}}}, st.generation);
+      (void) st.cfg.conduit->send(message{st.cfg.id, request_message{id, request_cancel{}}}, st.generation,
+                                  self->context());
       send_queued(self);
     },
     [self](reply_atom, reply_msg& r) { on_reply(self, r); },

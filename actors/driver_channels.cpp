@@ -317,7 +317,7 @@ bool driver_channels::receives(channel_id id) const {
 
 void driver_channels::write(channel_id id, channel_body body) {
   // A failed write means the link broke; the session hears it from the link itself.
-  (void) conduit_->send(message{conn_, channel_message{id, std::move(body)}}, generation_);
+  (void) conduit_->send(message{conn_, channel_message{id, std::move(body)}}, generation_, owner_->context());
 }
 
 } // namespace vox::detail

@@ -8,6 +8,7 @@
 #include <optional>
 #include <unordered_map>
 
+#include <caf/local_actor.hpp>
 #include <caf/typed_response_promise.hpp>
 
 #include "actors/interfaces.hpp"
@@ -17,8 +18,10 @@ namespace vox::detail {
 
 class driver_channels {
 public:
-  driver_channels(connection_id conn, parity local, std::shared_ptr<bare_conduit> conduit)
-    : conn_(conn), local_(local), conduit_(std::move(conduit)), generation_(conduit_->generation()) {}
+  /// `owner` is the driver: what the table writes goes out on its execution unit.
+  driver_channels(const caf::local_actor* owner, connection_id conn, parity local,
+                  std::shared_ptr<bare_conduit> conduit)
+    : owner_(owner), conn_(conn), local_(local), conduit_(std::move(conduit)), generation_(conduit_->generation()) {}
 
   /// A channel of a call: the handler's (`active` at once) or the caller's (active once its
   /// Call is on the wire, so that no item overtakes it). False: the id is 0 or in use.
@@ -102,6 +105,7 @@ private:
   /// The id on the wire of the channel an end was bound to as `end_id`.
   channel_id wire(channel_id end_id) const;
 
+  const caf::local_actor* owner_;
   connection_id conn_;
   parity local_;
   std::shared_ptr<bare_conduit> conduit_;

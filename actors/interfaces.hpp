@@ -22,7 +22,8 @@
 //   (io_inline::reply_handlers, one message of that application actor); a watchdog per blocking connect_session/accept_session/resume_session;
 //   a detached reconnector per resumable initiator while it reconnects. Nothing
 //   else: a call of a method with channels runs in an event-based actor, and peer input
-//   never starts a thread.
+//   never starts a thread. Over a memory link the peer's session and drivers run on the
+//   sending actor's worker: every send to a conduit passes the sender's `context()`.
 // - Shared between threads: a session's conduit (its link is swapped by a resume, under a
 //   mutex), a session's inbound routes (the session writes, its link's input reads; mutex
 //   and an atomic handled count, session_input.hpp), a session_registry (mutex), a started link (any thread sends under its mutex; input is

@@ -118,7 +118,7 @@ bool write_out(splice_pointer self, splice_side& s) {
     auto& schemas = b->is_response ? std::get<request_response>(body).schemas : std::get<request_call>(body).schemas;
     attach_schemas(from, s, b->is_response, b->method, schemas);
   }
-  if (s.conduit->send_many(s.out, s.generation)) {
+  if (s.conduit->send_many(s.out, s.generation, self->context())) {
     s.out.clear();
     s.out_bindings.clear();
     return true;

@@ -29,7 +29,7 @@ session_state::~session_state() {
 namespace {
 
 bool send(session_pointer self, connection_id id, message_payload p) {
-  return static_cast<bool>(self->state.conduit->send(message{id, std::move(p)}));
+  return static_cast<bool>(self->state.conduit->send(message{id, std::move(p)}, self->context()));
 }
 
 connection_handle handle_of(session_pointer self, connection_id id, const connection_slot& s) {

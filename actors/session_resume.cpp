@@ -172,7 +172,7 @@ caf::result<caf::ok_atom> resume(session_pointer self, resume_msg& m) {
   }
   for (auto id : unanswered) {
     st.connections.erase(id);
-    (void) st.conduit->send(message{id, connection_close{}});
+    (void) st.conduit->send(message{id, connection_close{}}, self->context());
   }
   if (st.options.keepalive && st.options.keepalive->ping_interval.count() > 0
       && st.options.keepalive->pong_timeout.count() > 0)

@@ -6,7 +6,7 @@ namespace {
 
 caf::error disconnected() { return make_error(errc::link_closed, "the session is disconnected"); }
 
-caf::expected<void> send_on(const link_ptr& lnk, const message& msg) {
+caf::expected<void> send_on(const link_ptr& lnk, const message& msg, caf::execution_unit* ctx) {
   if (!lnk)
     return disconnected();
   // Each sending thread reuses its own buffer: encoding allocates only when a message is
@@ -14,7 +14,7 @@ caf::expected<void> send_on(const link_ptr& lnk, const message& msg) {
   thread_local byte_buffer scratch;
   scratch.clear();
   encode_message_into(scratch, msg);
-  return lnk->send(scratch);
+  return lnk->send(scratch, ctx);
 }
 
 } // namespace
@@ -24,13 +24,16 @@ link_ptr bare_conduit::link_for(uint64_t generation) const {
   return generation == generation_ ? link_ : nullptr;
 }
 
-caf::expected<void> bare_conduit::send(const message& msg) { return send_on(current(), msg); }
-
-caf::expected<void> bare_conduit::send(const message& msg, uint64_t generation) {
-  return send_on(link_for(generation), msg);
+caf::expected<void> bare_conduit::send(const message& msg, caf::execution_unit* ctx) {
+  return send_on(current(), msg, ctx);
 }
 
-caf::expected<void> bare_conduit::send_many(std::span<const message> msgs, uint64_t generation) {
+caf::expected<void> bare_conduit::send(const message& msg, uint64_t generation, caf::execution_unit* ctx) {
+  return send_on(link_for(generation), msg, ctx);
+}
+
+caf::expected<void> bare_conduit::send_many(std::span<const message> msgs, uint64_t generation,
+                                             caf::execution_unit* ctx) {
   auto lnk = link_for(generation);
   if (!lnk)
     return disconnected();
@@ -44,7 +47,7 @@ caf::expected<void> bare_conduit::send_many(std::span<const message> msgs, uint6
     encode_message_into(scratch[i], msgs[i]);
     spans.emplace_back(scratch[i]);
   }
-  auto sent = lnk->send_many(spans);
+  auto sent = lnk->send_many(spans, ctx);
   for (auto& buf : scratch)
     if (buf.capacity() > 64 * 1024)
       byte_buffer{}.swap(buf); // a burst of large Messages is not kept per thread

@@ -29,13 +29,15 @@ public:
   explicit bare_conduit(link_ptr link) : link_(std::move(link)) {}
 
   /// Encodes `msg` and sends it on the current link, whatever its generation (connection
-  /// control, Ping/Pong). Fails with `errc::link_closed` while detached.
-  caf::expected<void> send(const message& msg);
+  /// control, Ping/Pong). Fails with `errc::link_closed` while detached. An actor passes
+  /// its `context()` as `ctx` (see `link::send`).
+  caf::expected<void> send(const message& msg, caf::execution_unit* ctx = nullptr);
   /// Sends only if `generation` is still the current one; `errc::link_closed` otherwise.
-  caf::expected<void> send(const message& msg, uint64_t generation);
+  caf::expected<void> send(const message& msg, uint64_t generation, caf::execution_unit* ctx = nullptr);
   /// Encodes and sends several Messages, in order, in as few writes as the link allows,
   /// if `generation` is still the current one.
-  caf::expected<void> send_many(std::span<const message> msgs, uint64_t generation);
+  caf::expected<void> send_many(std::span<const message> msgs, uint64_t generation,
+                                caf::execution_unit* ctx = nullptr);
 
   /// The next message; `std::nullopt` at a clean end of stream. A payload that does not
   /// decode fails with the decoder's error (a protocol violation by the peer, which

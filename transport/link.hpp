@@ -92,15 +92,17 @@ public:
   /// with everything queued meanwhile. Fails with `errc::closed` after `close`/`abort`,
   /// with `errc::io_error`/`errc::link_closed` when the transport broke, and with
   /// `errc::backpressure` once the peer stopped draining its queue (which ends the link).
-  virtual caf::expected<void> send(byte_span payload) = 0;
+  ///
+  /// `ctx` is the execution unit of the sending thread when an actor sends (its
+  /// `context()`), else nullptr. A link that delivers on the sender's thread (memory)
+  /// hands it to the receiver, so that the actor the payload wakes is scheduled on the
+  /// sender's worker rather than on another one that must be woken first.
+  caf::expected<void> send(byte_span payload, caf::execution_unit* ctx = nullptr) { return do_send(payload, ctx); }
 
   /// Sends several payloads, in order, as `send` would one by one; a started socket link
   /// queues them all before it writes, so they share one write. Stops at the first error.
-  virtual caf::expected<void> send_many(std::span<const byte_span> payloads) {
-    for (auto p : payloads)
-      if (auto sent = send(p); !sent)
-        return sent;
-    return {};
+  caf::expected<void> send_many(std::span<const byte_span> payloads, caf::execution_unit* ctx = nullptr) {
+    return do_send_many(payloads, ctx);
   }
 
   /// True while more than `link_options::high_water_bytes` wait to be written (until the
@@ -156,6 +158,17 @@ public:
   /// `start`, or from the receiver's `on_frame` (the loop then hands it the rest of its
   /// buffer as bytes). False, and nothing changes, for a link that is not a byte stream.
   virtual bool enter_stream_mode() { return false; }
+
+protected:
+  /// What `send` does (same contract).
+  virtual caf::expected<void> do_send(byte_span payload, caf::execution_unit* ctx) = 0;
+  /// What `send_many` does; by default `do_send` for each payload.
+  virtual caf::expected<void> do_send_many(std::span<const byte_span> payloads, caf::execution_unit* ctx) {
+    for (auto p : payloads)
+      if (auto sent = do_send(p, ctx); !sent)
+        return sent;
+    return {};
+  }
 };
 
 using link_ptr = std::shared_ptr<link>;

@@ -21,7 +21,7 @@ std::string peer_address_of(int fd) {
 }
 
 // r[impl transport.stream]
-caf::expected<void> socket_link::send(byte_span payload) {
+caf::expected<void> socket_link::do_send(byte_span payload, caf::execution_unit*) {
   if (payload.size() > UINT32_MAX)
     return make_error(errc::frame_too_large, "payload of " + std::to_string(payload.size())
                                                + " bytes does not fit a u32 length");
@@ -35,11 +35,11 @@ caf::expected<void> socket_link::send(byte_span payload) {
   return send_blocking(payload);
 }
 
-caf::expected<void> socket_link::send_many(std::span<const byte_span> payloads) {
+caf::expected<void> socket_link::do_send_many(std::span<const byte_span> payloads, caf::execution_unit* ctx) {
   std::unique_lock<std::mutex> guard{send_mtx_};
   if (!loop_) {
     guard.unlock();
-    return link::send_many(payloads);
+    return link::do_send_many(payloads, ctx);
   }
   if (send_closed_ || aborted_.load())
     return make_error(errc::closed, name_ + ": send after close or abort");

@@ -52,11 +52,11 @@ public:
   // new socket reuse the number under that thread's feet.
   ~socket_link() override = default;
 
-  caf::expected<void> send(byte_span payload) override;
-
-  caf::expected<void> send_many(std::span<const byte_span> payloads) override;
-
 private:
+  caf::expected<void> do_send(byte_span payload, caf::execution_unit* ctx) override;
+
+  caf::expected<void> do_send_many(std::span<const byte_span> payloads, caf::execution_unit* ctx) override;
+
   /// Before `start`: the caller's thread writes the frame itself (under send_mtx_).
   caf::expected<void> send_blocking(byte_span payload);
 

@@ -74,7 +74,7 @@ byte_buffer stable_link::encode_next(byte_span payload) {
 }
 
 // r[impl stable.seq.monotonic]
-caf::expected<void> stable_link::send(byte_span payload) {
+caf::expected<void> stable_link::do_send(byte_span payload, caf::execution_unit* ctx) {
   call_scope scope;
   std::lock_guard<std::mutex> turn{send_mtx_};
   link_ptr raw;
@@ -94,7 +94,7 @@ caf::expected<void> stable_link::send(byte_span payload) {
   }
   caf::expected<void> sent = caf::unit;
   if (raw)
-    sent = raw->send(frame);
+    sent = raw->send(frame, ctx);
   // An ack of this frame may have come in meanwhile: the entry then waits for the next
   // ack, and a replay of it is dropped by the peer as a duplicate.
   std::lock_guard<std::mutex> guard{mtx_};
@@ -106,7 +106,7 @@ caf::expected<void> stable_link::send(byte_span payload) {
   return caf::unit;
 }
 
-caf::expected<void> stable_link::send_many(std::span<const byte_span> payloads) {
+caf::expected<void> stable_link::do_send_many(std::span<const byte_span> payloads, caf::execution_unit* ctx) {
   call_scope scope;
   std::lock_guard<std::mutex> turn{send_mtx_};
   link_ptr raw;
@@ -130,7 +130,7 @@ caf::expected<void> stable_link::send_many(std::span<const byte_span> payloads) 
   caf::expected<void> sent = caf::unit;
   if (raw) {
     std::vector<byte_span> spans(frames.begin(), frames.end());
-    sent = raw->send_many(spans);
+    sent = raw->send_many(spans, ctx);
   }
   std::lock_guard<std::mutex> guard{mtx_};
   for (size_t i = 0; i < frames.size(); ++i)

@@ -41,8 +41,6 @@ class stable_link final : public link, public std::enable_shared_from_this<stabl
 public:
   static std::shared_ptr<stable_link> make(link_ptr raw, stable::key key, stable_options opts = {});
 
-  caf::expected<void> send(byte_span payload) override;
-  caf::expected<void> send_many(std::span<const byte_span> payloads) override;
   bool congested() const override;
   void when_drained(std::function<void()> fn) override;
   caf::expected<std::optional<byte_buffer>> recv() override;
@@ -82,6 +80,8 @@ public:
   size_t replay_frames() const;
 
 private:
+  caf::expected<void> do_send(byte_span payload, caf::execution_unit* ctx) override;
+  caf::expected<void> do_send_many(std::span<const byte_span> payloads, caf::execution_unit* ctx) override;
   class raw_input;
   class call_scope;
 

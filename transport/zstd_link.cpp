@@ -306,17 +306,17 @@ zstd_link::zstd_link(std::unique_ptr<impl> state) : impl_(std::move(state)) {}
 
 zstd_link::~zstd_link() = default;
 
-caf::expected<void> zstd_link::send(byte_span payload) {
+caf::expected<void> zstd_link::do_send(byte_span payload, caf::execution_unit* ctx) {
   std::lock_guard<std::mutex> guard{impl_->send_mtx};
   impl_->out.clear();
   if (auto err = impl_->deflate(payload))
     return err;
-  auto sent = impl_->inner->send(impl_->out);
+  auto sent = impl_->inner->send(impl_->out, ctx);
   trim(impl_->out);
   return sent;
 }
 
-caf::expected<void> zstd_link::send_many(std::span<const byte_span> payloads) {
+caf::expected<void> zstd_link::do_send_many(std::span<const byte_span> payloads, caf::execution_unit* ctx) {
   std::lock_guard<std::mutex> guard{impl_->send_mtx};
   auto& st = *impl_;
   st.out.clear();
@@ -332,7 +332,7 @@ caf::expected<void> zstd_link::send_many(std::span<const byte_span> payloads) {
     st.chunks.emplace_back(st.out.data() + begin, end - begin);
     begin = end;
   }
-  auto sent = st.inner->send_many(st.chunks);
+  auto sent = st.inner->send_many(st.chunks, ctx);
   trim(st.out);
   return sent;
 }

@@ -84,8 +84,6 @@ public:
 
   ~zstd_link() override;
 
-  caf::expected<void> send(byte_span payload) override;
-  caf::expected<void> send_many(std::span<const byte_span> payloads) override;
   bool congested() const override;
   void when_drained(std::function<void()> fn) override;
   caf::expected<std::optional<byte_buffer>> recv() override;
@@ -107,6 +105,8 @@ public:
   struct impl;
 
 private:
+  caf::expected<void> do_send(byte_span payload, caf::execution_unit* ctx) override;
+  caf::expected<void> do_send_many(std::span<const byte_span> payloads, caf::execution_unit* ctx) override;
   explicit zstd_link(std::unique_ptr<impl> state);
   std::unique_ptr<impl> impl_;
 };

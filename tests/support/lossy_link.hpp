@@ -25,7 +25,8 @@ public:
     return cv_.wait_for(guard, bound, [&] { return swallowed_ >= n; });
   }
 
-  caf::expected<void> send(byte_span payload) override {
+protected:
+  caf::expected<void> do_send(byte_span payload, caf::execution_unit* ctx) override {
     if (swallowing_) {
       {
         std::lock_guard<std::mutex> guard{mtx_};
@@ -34,14 +35,10 @@ public:
       cv_.notify_all();
       return {};
     }
-    return inner_->send(payload);
+    return inner_->send(payload, ctx);
   }
-  caf::expected<void> send_many(std::span<const byte_span> payloads) override {
-    for (auto p : payloads)
-      if (auto sent = send(p); !sent)
-        return sent;
-    return {};
-  }
+
+public:
   bool congested() const override { return inner_->congested(); }
   void when_drained(std::function<void()> fn) override { inner_->when_drained(std::move(fn)); }
   caf::expected<std::optional<byte_buffer>> recv() override { return inner_->recv(); }
